@@ -1,0 +1,185 @@
+"""The ``tabops`` command: init, validate, train, serve, predict and the models group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tabops.batch import score_file
+from tabops.cli import models
+from tabops.cli.output import console, error_console, fail, format_metric, open_registry, reported_errors
+from tabops.config import get_settings
+from tabops.dataset import read_table
+from tabops.predictor import Predictor
+from tabops.project import PROJECT_FILE, load_project, save_project
+from tabops.registry.versions import parse_model_ref
+from tabops.scaffold import build_project
+from tabops.training.register import resolve_data_path, train_project
+from tabops.training.train import count_training_steps
+from tabops.validation import validate_frame
+
+app = typer.Typer(
+    name="tabops",
+    help="Train, register, serve and monitor tabular binary classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+
+ProjectOption = Annotated[
+    Path, typer.Option("--project", "-p", help="Project file or its folder.")
+]
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or SQLite table with a target.")],
+    target: Annotated[str, typer.Option(help="Name of the binary target column.")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: from the file).")] = None,
+    positive: Annotated[str | None, typer.Option(help="Target value of the positive class.")] = None,
+    class_names: Annotated[
+        str | None, typer.Option(help="'negative,positive' names, e.g. 'survived,dead'.")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path(
+        PROJECT_FILE
+    ),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
+) -> None:
+    """Infer the feature spec of DATA and write a project file."""
+    if output.exists() and not force:
+        fail(f"{output} exists; pass --force to overwrite it")
+    with reported_errors():
+        frame = read_table(data)
+        names = tuple(class_names.split(",", 1)) if class_names else None
+        if names is not None and len(names) != 2:
+            fail("--class-names takes two names separated by a comma")
+        project, warnings = build_project(frame, data, output, target, name, positive, names)
+        save_project(project, output)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    features = project.schema_.features
+    console.print(
+        f"[green]wrote {output}[/]: model [bold]{project.name}[/], {len(features)} features, "
+        f"target {project.target!r} (positive class {project.positive_class!r})"
+    )
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Argument(help="Table to check against the project's spec.")],
+    project_path: ProjectOption = Path(PROJECT_FILE),
+) -> None:
+    """Check a table against the project's feature spec; exit 1 when it fails."""
+    with reported_errors():
+        project, _folder = load_project(project_path)
+        report = validate_frame(read_table(data, project.read_options), project.schema_)
+    for column in report.unknown_columns:
+        console.print(f"[yellow]note:[/] column {column!r} is not in the spec and is ignored")
+    if report.is_valid:
+        console.print(f"[green]valid[/]: {report.rows} rows match the spec of {project.name}")
+        return
+    table = Table(title=f"{data.name}: {len(report.failures)} failed checks")
+    for heading in ("column", "check", "failed rows", "examples"):
+        table.add_column(heading)
+    for failure in report.failures:
+        examples = ", ".join(repr(value) for value in failure.examples)
+        table.add_row(failure.column or "-", failure.check, str(failure.failed_rows), examples)
+    error_console.print(table)
+    raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    project_path: ProjectOption = Path(PROJECT_FILE),
+    data: Annotated[Path | None, typer.Option(help="Train on this table instead.")] = None,
+) -> None:
+    """Train the project's candidates, check the gates and register the best model."""
+    with reported_errors():
+        project, folder = load_project(project_path)
+        source = resolve_data_path(project, folder, data)
+        console.print(f"training [bold]{project.name}[/] on {source}")
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("training", total=count_training_steps(project))
+
+            def advance(step: str) -> None:
+                progress.update(task, advance=1, description=step)
+
+            outcome = train_project(project, folder, open_registry(), data, advance)
+    result = outcome.result
+    leaderboard = Table(title="candidates (stratified CV on training rows)")
+    for heading in ("candidate", "PR AUC", "ROC AUC"):
+        leaderboard.add_column(heading)
+    for score in result.leaderboard:
+        leaderboard.add_row(
+            score.name,
+            f"{score.pr_auc_mean:.3f} ± {score.pr_auc_std:.3f}",
+            f"{score.roc_auc_mean:.3f} ± {score.roc_auc_std:.3f}",
+        )
+    console.print(leaderboard)
+    metrics = Table(title=f"held-out test rows ({result.rows['test']}), threshold {result.threshold:.3f}")
+    for metric in result.test.metrics:
+        metrics.add_column(metric)
+    metrics.add_row(*(format_metric(value) for value in result.test.metrics.values()))
+    console.print(metrics)
+    for gate in result.gates:
+        console.print(f"[green]gate passed[/]: {gate.gate} (got {gate.observed:.4f})")
+    registry = open_registry()
+    aliases = [a for a, v in registry.aliases(project.name).items() if v == outcome.version.version]
+    suffix = f" ({', '.join(aliases)})" if aliases else ""
+    console.print(f"[green]registered[/] {outcome.version.ref}{suffix}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve every registered model over HTTP (API docs at /docs)."""
+    import uvicorn
+
+    from tabops.server.app import create_app
+
+    settings = get_settings()
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    console.print(f"tabops serving on http://{bind_host}:{bind_port} (docs: /docs)")
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=log_level)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option("--model", "-m", help="NAME, NAME@alias or NAME:version.")],
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet to score.")],
+    output_path: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
+) -> None:
+    """Score a file with a registered model; the output adds probability, label, class_name."""
+    name, ref = parse_model_ref(model)
+    with reported_errors():
+        predictor = Predictor.load(open_registry(), name, ref)
+        with console.status(f"scoring {input_path.name} with {predictor.version.ref}"):
+            result = score_file(predictor, input_path, output_path)
+    console.print(
+        f"[green]scored {result.rows} rows[/] with {predictor.version.ref} "
+        f"({result.positives} {predictor.positive[1]}) -> {result.output}"
+    )
+
+
+def main() -> None:
+    """Entry point that never shows a traceback for a caller's mistake."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        error_console.print("interrupted")
+        raise SystemExit(130) from None

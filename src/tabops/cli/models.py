@@ -1,0 +1,91 @@
+"""``tabops models``: list, show, promote and roll back registered versions."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tabops.cli.output import console, format_metric, open_registry, reported_errors
+from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
+
+app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every version of every model, with its metrics and aliases."""
+    registry = open_registry()
+    table = Table(title="models")
+    for heading in ("model", "version", "aliases", "created", "candidate", "ROC AUC", "PR AUC", "F1"):
+        table.add_column(heading)
+    with reported_errors():
+        for name in registry.list_models():
+            aliases = registry.aliases(name)
+            for number in registry.list_versions(name):
+                manifest = registry.get_version(name, number).manifest
+                metrics = manifest.get("metrics", {})
+                table.add_row(
+                    name,
+                    str(number),
+                    ", ".join(sorted(a for a, v in aliases.items() if v == number)),
+                    str(manifest.get("created", ""))[:19],
+                    str(manifest.get("candidate", "")),
+                    format_metric(metrics.get("roc_auc")),
+                    format_metric(metrics.get("pr_auc")),
+                    format_metric(metrics.get("f1")),
+                )
+    if not table.row_count:
+        console.print("no models registered yet; train one with 'tabops train'")
+        return
+    console.print(table)
+
+
+@app.command()
+def show(
+    model: Annotated[str, typer.Argument(help="NAME, NAME@alias or NAME:version.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest.")] = False,
+) -> None:
+    """A version's manifest: metrics, threshold, features, data and library versions."""
+    name, ref = parse_model_ref(model)
+    with reported_errors():
+        version = open_registry().get_version(name, ref)
+    manifest = version.manifest
+    if as_json:
+        console.print_json(json.dumps(manifest))
+        return
+    console.print(f"[bold]{version.ref}[/] created {manifest.get('created')}")
+    console.print(f"candidate: {manifest.get('candidate')}, threshold {manifest.get('threshold'):.4f}")
+    metrics = manifest.get("metrics", {})
+    console.print("test metrics: " + ", ".join(f"{k} {format_metric(v)}" for k, v in metrics.items()))
+    features = [c["name"] for c in manifest["feature_spec"]["columns"] if c["role"] == "feature"]
+    console.print(f"features ({len(features)}): {', '.join(features)}")
+    data = manifest.get("data", {})
+    console.print(f"data: {data.get('path')} sha256 {str(data.get('sha256'))[:16]}…, rows {data.get('rows')}")
+    console.print(f"trained in {manifest.get('training_seconds')} s; libraries {manifest.get('library_versions')}")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    alias: Annotated[str, typer.Option(help="Alias to point at the version.")] = DEFAULT_ALIAS,
+) -> None:
+    """Point an alias (production by default) at a version."""
+    with reported_errors():
+        previous = open_registry().set_alias(name, alias, version)
+    was = f" (was {previous})" if previous is not None else ""
+    console.print(f"[green]{name}@{alias}[/] -> version {version}{was}")
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = DEFAULT_ALIAS,
+) -> None:
+    """Point an alias back at the version it pointed to before."""
+    with reported_errors():
+        current, target = open_registry().rollback(name, alias)
+    console.print(f"[green]{name}@{alias}[/] rolled back from version {current} to {target}")

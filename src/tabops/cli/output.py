@@ -1,0 +1,51 @@
+"""Shared console, error printing and registry access for the commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from tabops.config import get_settings
+from tabops.errors import GateFailedError, TabopsError
+from tabops.registry.local import LocalArtifactStore
+from tabops.registry.versions import ModelRegistry
+
+console = Console()
+error_console = Console(stderr=True)
+
+EXIT_ERROR = 1
+EXIT_GATE_FAILED = 3
+
+
+def open_registry() -> ModelRegistry:
+    """The registry under ``TABOPS_HOME``."""
+    return ModelRegistry(LocalArtifactStore(get_settings().registry_path))
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print an error and leave with a non-zero exit code."""
+    error_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a ``TabopsError`` into a readable message and an exit code, never a traceback."""
+    try:
+        yield
+    except TabopsError as exc:
+        for problem in exc.problems:
+            error_console.print(f"  [red]•[/] {problem.field}: {problem.problem}")
+        fail(exc.message, EXIT_GATE_FAILED if isinstance(exc, GateFailedError) else EXIT_ERROR)
+
+
+def format_metric(value: object) -> str:
+    """A metric for a table cell."""
+    return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
+Printer = Callable[[str], None]

@@ -1,0 +1,37 @@
+"""Settings of a tabops process, read from ``TABOPS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed settings; build one explicitly in tests, use ``get_settings()`` elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix="TABOPS_", env_nested_delimiter="__")
+
+    home: Path = Field(default=Path(".tabops"), description="Where registry and state live.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_model: str | None = Field(
+        default=None, description="Model served at POST /predict; the only model when unset."
+    )
+    alias_cache_seconds: float = Field(
+        default=2.0, ge=0, description="How long a resolved alias is trusted before re-reading."
+    )
+    max_batch_rows: int = Field(default=10_000, ge=1)
+
+    @property
+    def registry_path(self) -> Path:
+        """Directory of the local model registry."""
+        return self.home / "registry"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the process environment, read once."""
+    return Settings()

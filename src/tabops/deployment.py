@@ -1,0 +1,125 @@
+"""Which model versions a server answers with: aliases resolved, predictors loaded and cached."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tabops.errors import ArtifactIntegrityError, ModelNotFoundError, TabopsError
+from tabops.predictor import Predictor
+from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Status of a model's production version in this process."""
+
+    name: str
+    version: int | None
+    status: str
+    detail: str | None = None
+
+
+class Deployment:
+    """Loads each requested version once (verified) and keeps it; re-reads aliases now and then.
+
+    Thread-safe: FastAPI runs handlers on a thread pool.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        default_model: str | None = None,
+        alias_cache_seconds: float = 2.0,
+    ) -> None:
+        self.registry = registry
+        self.configured_default = default_model
+        self.alias_cache_seconds = alias_cache_seconds
+        self.started_at = datetime.now(UTC)
+        self._predictors: dict[tuple[str, int], Predictor] = {}
+        self._refused: dict[tuple[str, int], ArtifactIntegrityError] = {}
+        self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def default_model(self) -> str:
+        """The model answering ``POST /predict``.
+
+        Raises:
+            ModelNotFoundError: none configured and not exactly one model registered.
+        """
+        if self.configured_default:
+            return self.configured_default
+        models = self.registry.list_models()
+        if len(models) == 1:
+            return models[0]
+        if not models:
+            raise ModelNotFoundError("no model is registered yet; train one with 'tabops train'")
+        raise ModelNotFoundError(
+            f"several models are registered ({', '.join(models)}); set TABOPS_DEFAULT_MODEL "
+            "or call /v1/models/{name}/predict"
+        )
+
+    def resolve(self, name: str, ref: str | int | None = None) -> int:
+        """The version a reference points to, caching alias look-ups briefly."""
+        if isinstance(ref, int) or (ref is not None and ref.isdigit()):
+            return self.registry.resolve(name, ref)
+        alias = ref or DEFAULT_ALIAS
+        cached = self._aliases.get((name, alias))
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < self.alias_cache_seconds:
+            return cached[0]
+        version = self.registry.resolve(name, alias)
+        self._aliases[(name, alias)] = (version, now)
+        return version
+
+    def get(self, name: str, ref: str | int | None = None) -> Predictor:
+        """The predictor for a model reference, loading and verifying it on first use."""
+        key = (name, self.resolve(name, ref))
+        predictor = self._predictors.get(key)
+        if predictor is not None:
+            return predictor
+        with self._lock:
+            if key in self._predictors:
+                return self._predictors[key]
+            if key in self._refused:
+                raise self._refused[key]
+            try:
+                predictor = Predictor.load(self.registry, name, key[1])
+            except ArtifactIntegrityError as exc:
+                self._refused[key] = exc
+                raise
+            self._predictors[key] = predictor
+            return predictor
+
+    def warm(self) -> list[ServedModel]:
+        """Load the production version of every model now, so the first request is fast."""
+        return [self._status(name, load=True) for name in self.registry.list_models()]
+
+    def served(self) -> list[ServedModel]:
+        """The status of every model's production version, without loading anything."""
+        return [self._status(name, load=False) for name in self.registry.list_models()]
+
+    def loaded(self) -> list[Predictor]:
+        """Predictors loaded so far."""
+        return list(self._predictors.values())
+
+    def _status(self, name: str, *, load: bool) -> ServedModel:
+        try:
+            version = self.resolve(name)
+            if load:
+                self.get(name)
+        except ArtifactIntegrityError as exc:
+            return ServedModel(name, None, "refused", exc.message)
+        except TabopsError as exc:
+            return ServedModel(name, None, "unavailable", exc.message)
+        if (name, version) in self._refused:
+            return ServedModel(name, version, "refused", self._refused[(name, version)].message)
+        status = "loaded" if (name, version) in self._predictors else "not loaded"
+        return ServedModel(name, version, status)
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for health endpoints."""
+        return {"models": [vars(model) for model in self.served()]}

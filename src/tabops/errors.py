@@ -1,0 +1,70 @@
+"""The one exception tree of tabops; transports map it to HTTP statuses or exit codes.
+
+    TabopsError
+    ├── ProjectError              the project file is missing or invalid
+    ├── DataError                 a data file cannot be read or does not fit the task
+    ├── InvalidInputError         records offered for prediction break the feature spec
+    ├── GateFailedError           a trained model missed a metric gate
+    ├── RegistryError             the model registry cannot do what was asked
+    │   ├── ModelNotFoundError    no such model
+    │   ├── VersionNotFoundError  no such version or alias of a model
+    │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
+    └── TrainingError             training could not produce a model
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a field path) and what."""
+
+    field: str
+    problem: str
+
+
+class TabopsError(Exception):
+    """Base of every error tabops raises on purpose."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class ProjectError(TabopsError):
+    """The project file is missing or invalid."""
+
+
+class DataError(TabopsError):
+    """A data file cannot be read or does not fit the task."""
+
+
+class InvalidInputError(TabopsError):
+    """Records offered for prediction break the feature spec."""
+
+
+class GateFailedError(TabopsError):
+    """A trained model missed one or more metric gates."""
+
+
+class TrainingError(TabopsError):
+    """Training could not produce a model."""
+
+
+class RegistryError(TabopsError):
+    """The model registry cannot do what was asked."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No model of that name exists."""
+
+
+class VersionNotFoundError(RegistryError):
+    """No such version or alias exists for a model."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """A stored version fails its hash or golden-row check and must not be served."""

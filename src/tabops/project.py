@@ -1,0 +1,136 @@
+"""The project file ``tabops.yaml``: data, target, classes, feature spec, training and gates."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tabops.errors import Problem, ProjectError
+from tabops.schema import FeatureSpec
+
+PROJECT_FILE = "tabops.yaml"
+CandidateName = Literal["logistic_regression", "hist_gradient_boosting"]
+_GATE = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+METRIC_NAMES = ("roc_auc", "pr_auc", "f1", "precision", "recall", "mcc", "brier", "accuracy")
+
+
+class TrainSettings(BaseModel):
+    """How a project trains: splits, cross-validation and the candidates compared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 42
+    test_size: float = Field(default=0.2, gt=0, lt=0.5)
+    validation_size: float = Field(default=0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    candidates: list[CandidateName] = Field(
+        default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"], min_length=1
+    )
+    golden_rows: int = Field(default=200, ge=1, le=10_000)
+
+
+class Gate(BaseModel):
+    """One metric gate, such as ``roc_auc >= 0.75``, checked on held-out test rows."""
+
+    metric: str
+    operator: Literal[">=", "<=", ">", "<"]
+    value: float
+
+    def passes(self, observed: float) -> bool:
+        """Whether an observed metric value satisfies the gate."""
+        return {
+            ">=": observed >= self.value,
+            "<=": observed <= self.value,
+            ">": observed > self.value,
+            "<": observed < self.value,
+        }[self.operator]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.operator} {self.value:g}"
+
+
+class Project(BaseModel):
+    """A tabops project: one dataset, one binary target, one model name."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    data: str = Field(description="Path of the training table, relative to the project file.")
+    read_options: dict[str, Any] = Field(default_factory=dict)
+    target: str
+    positive_class: str | int | bool
+    class_names: dict[str, str] = Field(description="Target value -> human-readable class name.")
+    schema_: FeatureSpec = Field(alias="schema")
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    gates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("class_names", mode="before")
+    @classmethod
+    def _stringify_class_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(key): name for key, name in value.items()}
+        return value
+
+    @field_validator("gates")
+    @classmethod
+    def _check_gates(cls, value: dict[str, str]) -> dict[str, str]:
+        for metric, rule in value.items():
+            if metric not in METRIC_NAMES:
+                raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
+            if not _GATE.match(str(rule)):
+                raise ValueError(f"gate {metric}: {rule!r} is not like '>=0.75'")
+        return value
+
+    def parsed_gates(self) -> list[Gate]:
+        """The gates as objects, in file order."""
+        gates = []
+        for metric, rule in self.gates.items():
+            match = _GATE.match(str(rule))
+            assert match is not None  # checked by the validator
+            operator: Any = match.group(1)
+            gates.append(Gate(metric=metric, operator=operator, value=float(match.group(2))))
+        return gates
+
+
+def load_project(path: Path) -> tuple[Project, Path]:
+    """Read and check a project file; returns the project and the folder paths are relative to.
+
+    Raises:
+        ProjectError: the file is missing, is not YAML, or breaks the project model.
+    """
+    if path.is_dir():
+        path = path / PROJECT_FILE
+    if not path.is_file():
+        raise ProjectError(f"no project file at {path}; create one with 'tabops init DATA'")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{path} must hold a mapping of settings")
+    try:
+        project = Project.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            Problem(".".join(str(part) for part in error["loc"]), error["msg"])
+            for error in exc.errors()
+        ]
+        raise ProjectError(f"{path} is not a valid project file", problems) from exc
+    return project, path.parent
+
+
+def save_project(project: Project, path: Path) -> None:
+    """Write a project file atomically (temp file, then rename)."""
+    document = project.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temp_name, path)

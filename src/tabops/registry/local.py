@@ -1,0 +1,85 @@
+"""Artifact store on a local directory: temp files and renames make every write atomic."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+_STAGING = ".staging"
+
+
+class LocalArtifactStore:
+    """An ``ArtifactStore`` rooted at a directory, created on first write."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        parts = [part for part in key.split("/") if part]
+        if not parts or any(part in (".", "..") or part.startswith(".") for part in parts):
+            raise ValueError(f"invalid artifact key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def read_bytes(self, key: str) -> bytes:
+        """The bytes stored under ``key``."""
+        return self._path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write to a temp file beside the target, flush it to disk, then rename over it."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        """Whether a file or directory exists under ``key``."""
+        return self._path(key).exists()
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Visible entries directly under ``prefix`` (dot-names are in-progress work)."""
+        path = self._path(prefix) if prefix else self.root
+        if not path.is_dir():
+            return []
+        return sorted(entry.name for entry in path.iterdir() if not entry.name.startswith("."))
+
+    def publish(self, prefix: str, files: Mapping[str, bytes]) -> bool:
+        """Build the files in a hidden staging directory, then rename it into place."""
+        target = self._path(prefix)
+        if target.exists():
+            return False
+        staging_root = self.root / _STAGING
+        staging_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=staging_root))
+        try:
+            for name, data in files.items():
+                path = staging.joinpath(*name.split("/"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("wb") as stream:
+                    stream.write(data)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # rename(2) of a directory fails when the target is a non-empty directory,
+                # so two writers racing for one version number cannot both win.
+                os.rename(staging, target)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return False
+                raise
+            return True
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""Model versions (immutable, numbered) and aliases (movable, with history for rollback)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
+from tabops.registry.store import ArtifactStore
+
+MANIFEST = "manifest.json"
+DEFAULT_ALIAS = "production"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_MAX_PUBLISH_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model and its manifest."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        """``name:version``, the form the CLI accepts."""
+        return f"{self.name}:{self.version}"
+
+
+def parse_model_ref(text: str) -> tuple[str, str | None]:
+    """Split ``name``, ``name@alias`` or ``name:version`` into the name and the reference."""
+    for separator in ("@", ":"):
+        if separator in text:
+            name, ref = text.split(separator, 1)
+            return name, ref
+    return text, None
+
+
+def _json(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=False, default=str).encode() + b"\n"
+
+
+class ModelRegistry:
+    """Versions and aliases of every model, kept in an ``ArtifactStore``.
+
+    Layout: ``<name>/versions/<n>/<files>`` and ``<name>/aliases/<alias>.json``. A version
+    is published all at once, so a reader never sees a half-written one.
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def list_models(self) -> list[str]:
+        """Names of the models that have at least one version."""
+        return [name for name in self.store.list_children("") if self.list_versions(name)]
+
+    def list_versions(self, name: str) -> list[int]:
+        """Version numbers of a model, ascending; [] for an unknown model."""
+        if not _NAME.match(name):
+            return []
+        children = self.store.list_children(f"{name}/versions")
+        return sorted(int(child) for child in children if child.isdigit())
+
+    def register(
+        self, name: str, files: Mapping[str, bytes], manifest: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Publish a new version: the next free number, with file hashes in its manifest.
+
+        The first version of a model also becomes its ``production`` version.
+        """
+        if not _NAME.match(name):
+            raise RegistryError(f"invalid model name {name!r}: use a-z, 0-9, '-' and '_'")
+        hashes = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
+        for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
+            existing = self.list_versions(name)
+            version = (existing[-1] if existing else 0) + 1
+            document = {
+                **manifest,
+                "name": name,
+                "version": version,
+                "created": datetime.now(UTC).isoformat(),
+                "files": hashes,
+            }
+            content = {**files, MANIFEST: _json(document)}
+            if self.store.publish(f"{name}/versions/{version}", content):
+                if DEFAULT_ALIAS not in self.aliases(name):
+                    self.set_alias(name, DEFAULT_ALIAS, version)
+                return ModelVersion(name=name, version=version, manifest=document)
+        raise RegistryError(f"could not allocate a version number for {name!r}; retry")
+
+    def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
+        """A version by number, by alias, or (``ref`` None) the production one."""
+        version = self.resolve(name, ref)
+        raw = self.store.read_bytes(f"{name}/versions/{version}/{MANIFEST}")
+        return ModelVersion(name=name, version=version, manifest=json.loads(raw))
+
+    def read_file(self, name: str, version: int, file: str) -> bytes:
+        """The bytes of one file of a version."""
+        return self.store.read_bytes(f"{name}/versions/{version}/{file}")
+
+    def resolve(self, name: str, ref: str | int | None = None) -> int:
+        """The version number a reference points to.
+
+        Raises:
+            ModelNotFoundError: no model of that name.
+            VersionNotFoundError: no such version or alias.
+        """
+        versions = self.list_versions(name)
+        if not versions:
+            raise ModelNotFoundError(f"model {name!r} not found")
+        if ref is None:
+            ref = DEFAULT_ALIAS
+        if isinstance(ref, int) or ref.isdigit():
+            if int(ref) not in versions:
+                raise VersionNotFoundError(
+                    f"model {name!r} has no version {ref}; versions are {versions}"
+                )
+            return int(ref)
+        aliases = self.aliases(name)
+        if ref not in aliases:
+            raise VersionNotFoundError(
+                f"model {name!r} has no alias {ref!r}; aliases are {sorted(aliases)}"
+            )
+        return aliases[ref]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Every alias of a model and the version it points to."""
+        if not _NAME.match(name):
+            return {}
+        result = {}
+        for child in self.store.list_children(f"{name}/aliases"):
+            if child.endswith(".json"):
+                result[child.removesuffix(".json")] = self._read_alias(name, child)["version"]
+        return result
+
+    def _read_alias(self, name: str, file: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.store.read_bytes(f"{name}/aliases/{file}"))
+        return document
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point an alias at a version, remembering the old target; returns the old target."""
+        if not _ALIAS.match(alias):
+            raise RegistryError(f"invalid alias {alias!r}: use a-z, 0-9, '-' and '_'")
+        if version not in self.list_versions(name):
+            self.resolve(name, version)  # raises the right not-found error
+        key = f"{name}/aliases/{alias}.json"
+        history: list[int] = []
+        previous = None
+        if self.store.exists(key):
+            document = self._read_alias(name, f"{alias}.json")
+            previous = int(document["version"])
+            history = [*document.get("history", []), previous]
+        if previous == version:
+            return previous
+        record = {
+            "alias": alias,
+            "version": version,
+            "history": history,
+            "updated": datetime.now(UTC).isoformat(),
+        }
+        self.store.write_bytes(key, _json(record))
+        return previous
+
+    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> tuple[int, int]:
+        """Point an alias back at the version it pointed to before; returns (from, to).
+
+        Raises:
+            RegistryError: the alias has no earlier version to go back to.
+        """
+        self.resolve(name, alias)
+        document = self._read_alias(name, f"{alias}.json")
+        history = [int(v) for v in document.get("history", [])]
+        if not history:
+            raise RegistryError(f"{name}@{alias} has no earlier version to roll back to")
+        current, target = int(document["version"]), history[-1]
+        record = {
+            "alias": alias,
+            "version": target,
+            "history": history[:-1],
+            "updated": datetime.now(UTC).isoformat(),
+        }
+        self.store.write_bytes(f"{name}/aliases/{alias}.json", _json(record))
+        return current, target

@@ -1,0 +1,59 @@
+"""The FastAPI application, built from settings by ``create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from tabops import __version__
+from tabops.config import Settings
+from tabops.deployment import Deployment
+from tabops.registry.local import LocalArtifactStore
+from tabops.registry.versions import ModelRegistry
+from tabops.server.errors import install_error_handlers
+from tabops.server.openapi import build_openapi
+from tabops.server.routers import health, models, predict
+
+logger = logging.getLogger("tabops.server")
+
+
+def create_app(settings: Settings, deployment: Deployment | None = None) -> FastAPI:
+    """An app serving the registry under ``settings.home`` (or the deployment given)."""
+    if deployment is None:
+        registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
+        deployment = Deployment(registry, settings.default_model, settings.alias_cache_seconds)
+    served = deployment
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for model in await run_in_threadpool(served.warm):
+            if model.status == "refused":
+                logger.error("not serving %s: %s", model.name, model.detail)
+            else:
+                logger.info("serving %s version %s (%s)", model.name, model.version, model.status)
+        yield
+
+    app = FastAPI(
+        title="tabops",
+        version=__version__,
+        description="Predictions from versioned tabular binary classifiers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.deployment = deployment
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(predict.router)
+    app.include_router(models.router)
+
+    def openapi() -> dict[str, Any]:
+        # Rebuilt on every call: models load lazily, so the document follows what is served.
+        return build_openapi(app, served)
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook
+    return app

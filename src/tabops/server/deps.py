@@ -1,0 +1,33 @@
+"""Dependencies of the routes, as named ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tabops.config import Settings
+from tabops.deployment import Deployment
+from tabops.registry.versions import ModelRegistry
+
+
+def get_settings_dependency(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_deployment(request: Request) -> Deployment:
+    """The deployment the app was created with."""
+    deployment: Deployment = request.app.state.deployment
+    return deployment
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    """The registry behind the deployment."""
+    return get_deployment(request).registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
+DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]

@@ -1,0 +1,116 @@
+"""The one place where errors become HTTP responses, all in one JSON shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tabops.errors import (
+    ArtifactIntegrityError,
+    DataError,
+    GateFailedError,
+    InvalidInputError,
+    ModelNotFoundError,
+    Problem,
+    ProjectError,
+    RegistryError,
+    TabopsError,
+    VersionNotFoundError,
+)
+
+logger = logging.getLogger("tabops.server")
+
+_STATUS: list[tuple[type[TabopsError], int, str]] = [
+    (ModelNotFoundError, 404, "model_not_found"),
+    (VersionNotFoundError, 404, "version_not_found"),
+    (ArtifactIntegrityError, 503, "model_refused"),
+    (RegistryError, 409, "registry_conflict"),
+    (InvalidInputError, 422, "invalid_input"),
+    (DataError, 422, "invalid_data"),
+    (ProjectError, 422, "invalid_project"),
+    (GateFailedError, 422, "gate_failed"),
+]
+
+
+class RequestBodyError(Exception):
+    """A request body that is not what an endpoint takes (raised by routers)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, problems: Sequence[Problem] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = list(problems)
+
+
+def error_response(
+    status: int, code: str, message: str, problems: Sequence[Problem] = ()
+) -> JSONResponse:
+    """A JSON error in the API's one shape."""
+    details = [{"field": p.field, "problem": p.problem} for p in problems]
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details}},
+    )
+
+
+def problems_from_pydantic(errors: Sequence[Any], prefix: str = "") -> list[Problem]:
+    """One problem per pydantic error, naming the field by its dotted path."""
+    problems = []
+    for error in errors:
+        parts = [str(part) for part in error.get("loc", ()) if part != "body"]
+        field = ".".join(parts)
+        if prefix:
+            field = f"{prefix}.{field}" if field else prefix
+        message = str(error.get("msg", "is invalid"))
+        kind = error.get("type")
+        if kind == "missing":
+            message = "field required"
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(field or "body", message))
+    return problems
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that map every error to the one JSON shape."""
+
+    @app.exception_handler(TabopsError)
+    async def handle_tabops_error(_request: Request, exc: TabopsError) -> JSONResponse:
+        for error_type, status, code in _STATUS:
+            if isinstance(exc, error_type):
+                return error_response(status, code, exc.message, exc.problems)
+        logger.error("unmapped error: %s", exc.message)
+        return error_response(500, "internal_error", exc.message)
+
+    @app.exception_handler(RequestBodyError)
+    async def handle_body_error(_request: Request, exc: RequestBodyError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def handle_validation_error(
+        _request: Request, exc: RequestValidationError
+    ) -> JSONResponse:
+        errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
+        problems = problems_from_pydantic(errors)
+        return error_response(422, "invalid_request", "the request is invalid", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def handle_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "an internal error occurred; see server log")

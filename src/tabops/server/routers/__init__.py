@@ -1,0 +1,1 @@
+"""One router per URL prefix; each only translates HTTP to service calls."""

@@ -1,0 +1,77 @@
+"""Model endpoints: what is registered, a version's manifest, a real example record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from tabops.errors import ModelNotFoundError, Problem
+from tabops.server.deps import DeploymentDep, RegistryDep
+from tabops.server.errors import RequestBodyError
+from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+_HEADLINE = ("created", "candidate", "threshold", "metrics", "training_seconds")
+
+
+def _summary(registry: Any, name: str) -> dict[str, Any]:
+    versions = registry.list_versions(name)
+    if not versions:
+        raise ModelNotFoundError(f"model {name!r} not found")
+    aliases = registry.aliases(name)
+    production = None
+    if "production" in aliases:
+        manifest = registry.get_version(name, "production").manifest
+        production = {"version": aliases["production"]} | {k: manifest.get(k) for k in _HEADLINE}
+    return {"name": name, "versions": versions, "aliases": aliases, "production": production}
+
+
+@router.get("", response_model=list[ModelSummaryResponse])
+def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
+    """Every registered model with its versions and aliases."""
+    return [_summary(registry, name) for name in registry.list_models()]
+
+
+@router.get("/{name}", response_model=ModelSummaryResponse, responses=_NOT_FOUND)
+def get_model(name: str, registry: RegistryDep) -> dict[str, Any]:
+    """One model: versions, aliases and its production version's headline facts."""
+    return _summary(registry, name)
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersionResponse, responses=_NOT_FOUND)
+def get_model_version(name: str, version: str, registry: RegistryDep) -> dict[str, Any]:
+    """A version's full manifest (``version`` is a number or an alias)."""
+    found = registry.get_version(name, version)
+    aliases = [alias for alias, v in registry.aliases(name).items() if v == found.version]
+    return {
+        "name": name,
+        "version": found.version,
+        "aliases": sorted(aliases),
+        "manifest": found.manifest,
+    }
+
+
+@router.get("/{name}/example", responses=_NOT_FOUND)
+async def get_model_example(
+    name: str,
+    deployment: DeploymentDep,
+    version: str | None = None,
+    index: int = Query(default=0, ge=0, description="Which reference row to return."),
+) -> dict[str, Any]:
+    """A real record from the version's reference data, ready to send to ``/predict``."""
+    predictor = await run_in_threadpool(deployment.get, name, version)
+    if index >= len(predictor.examples):
+        raise RequestBodyError(
+            422,
+            "invalid_request",
+            f"there are {len(predictor.examples)} example rows",
+            [Problem("index", f"must be below {len(predictor.examples)}")],
+        )
+    return {
+        "model": predictor.name,
+        "version": predictor.version.version,
+        "record": predictor.example(index),
+    }

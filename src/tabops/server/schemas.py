@@ -1,0 +1,162 @@
+"""Wire models: request models generated from a feature spec, and response models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from tabops.schema import ColumnSpec, FeatureSpec, Kind
+
+
+def _no_text_or_bool(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a number")
+    return value
+
+
+def _bool_as_int(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        raise ValueError("Input should be 0, 1, true or false")
+    return value
+
+
+def _field_type(column: ColumnSpec) -> Any:
+    description = _describe(column)
+    if column.kind is Kind.NUMERIC:
+        return Annotated[
+            float, Field(strict=True, allow_inf_nan=False, description=description)
+        ]
+    if column.kind is Kind.INTEGER:
+        return Annotated[int, BeforeValidator(_no_text_or_bool), Field(description=description)]
+    if column.kind is Kind.BOOLEAN:
+        return Annotated[
+            int, BeforeValidator(_bool_as_int), Field(ge=0, le=1, description=description)
+        ]
+    return Annotated[str, Field(strict=True, description=description)]
+
+
+def _describe(column: ColumnSpec) -> str:
+    text = f"{column.kind.value}"
+    if column.minimum is not None and column.maximum is not None:
+        text += f"; seen in training from {column.minimum:g} to {column.maximum:g}"
+    if column.categories:
+        text += f"; categories: {', '.join(column.categories)}"
+    if column.nullable:
+        text += "; may be null or left out"
+    return text
+
+
+def build_record_model(
+    model_name: str, spec: FeatureSpec, example: dict[str, Any] | None = None
+) -> type[BaseModel]:
+    """A pydantic model accepting exactly one record of the spec's features.
+
+    Unknown fields, wrong types and NaN or infinite numbers are rejected; nullable features
+    may be null or absent.
+    """
+    fields: dict[str, Any] = {}
+    for column in spec.features:
+        field_type = _field_type(column)
+        fields[column.name] = (field_type | None, None) if column.nullable else (field_type, ...)
+    title = "".join(part.capitalize() for part in model_name.replace("_", "-").split("-"))
+    config = ConfigDict(
+        extra="forbid",
+        title=f"{title}Record",
+        json_schema_extra={"examples": [example]} if example else None,
+    )
+    model: type[BaseModel] = create_model(f"{title}Record", __config__=config, **fields)
+    return model
+
+
+class PredictionResponse(BaseModel):
+    """One prediction, as every predict endpoint answers it."""
+
+    prediction_id: str
+    model: str
+    version: int
+    label: Any = Field(description="The predicted target value.")
+    class_name: str
+    probability: float = Field(description="Probability of the positive class.")
+    threshold: float
+    timestamp: str
+
+
+class BatchPredictionItem(BaseModel):
+    """One row of a batch answer."""
+
+    prediction_id: str
+    label: Any
+    class_name: str
+    probability: float
+
+
+class BatchPredictionResponse(BaseModel):
+    """Predictions for a batch, in the order of the records sent."""
+
+    model: str
+    version: int
+    threshold: float
+    timestamp: str
+    predictions: list[BatchPredictionItem]
+
+
+class ErrorDetail(BaseModel):
+    """Where and what."""
+
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of the API."""
+
+    error: ErrorBody
+
+
+class ServedModelResponse(BaseModel):
+    """A model and the version this server answers with."""
+
+    name: str
+    version: int | None
+    status: str
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    """Process and model status."""
+
+    status: str
+    tabops_version: str
+    uptime_seconds: float
+    memory_rss_bytes: int
+    default_model: str | None
+    models: list[ServedModelResponse]
+
+
+class ModelSummaryResponse(BaseModel):
+    """A registered model: versions, aliases and its production version's headline facts."""
+
+    name: str
+    versions: list[int]
+    aliases: dict[str, int]
+    production: dict[str, Any] | None
+
+
+class ModelVersionResponse(BaseModel):
+    """A version's manifest, as registered."""
+
+    name: str
+    version: int
+    aliases: list[str]
+    manifest: dict[str, Any]

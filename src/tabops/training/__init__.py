@@ -1,0 +1,1 @@
+"""Training: candidates under cross-validation, threshold choice, held-out metrics and gates."""
