@@ -18,8 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	@$(BIN)/python -c "import sys; from tabops.registry import LocalArtifactStore, ModelRegistry; from tabops.config import get_settings; r = ModelRegistry(LocalArtifactStore(get_settings().registry_path)); sys.exit(0 if 'production' in r.aliases('heart-failure') else 1)" \
-		|| $(BIN)/tabops train -p $(EXAMPLE)/tabops.yaml
+	$(BIN)/tabops train -p $(EXAMPLE)/tabops.yaml --if-absent
 	@echo "API docs: http://127.0.0.1:$(TABOPS_PORT)/docs"
 	$(BIN)/tabops serve --host 127.0.0.1 --port $(TABOPS_PORT)
 

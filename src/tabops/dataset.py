@@ -50,6 +50,7 @@ def read_table(path: Path, options: dict[str, Any] | None = None) -> pd.DataFram
         raise DataError(f"no data file at {path}")
     kind = table_format(path)
     try:
+        frame: pd.DataFrame
         if kind == "csv":
             frame = pd.read_csv(path, **options)
         elif kind == "parquet":
@@ -83,7 +84,8 @@ def _read_sqlite(path: Path, table: str | None) -> pd.DataFrame:
         if table not in tables:
             raise DataError(f"{path.name} has no table {table!r}; it has {tables}")
         quoted = table.replace('"', '""')
-        return pd.read_sql_query(f'SELECT * FROM "{quoted}"', connection)
+        frame: pd.DataFrame = pd.read_sql_query(f'SELECT * FROM "{quoted}"', connection)
+        return frame
 
 
 def fingerprint_file(path: Path) -> str:

@@ -1,15 +1,15 @@
 """The one exception tree of tabops; transports map it to HTTP statuses or exit codes.
 
-    TabopsError
-    ├── ProjectError              the project file is missing or invalid
-    ├── DataError                 a data file cannot be read or does not fit the task
-    ├── InvalidInputError         records offered for prediction break the feature spec
-    ├── GateFailedError           a trained model missed a metric gate
-    ├── RegistryError             the model registry cannot do what was asked
-    │   ├── ModelNotFoundError    no such model
-    │   ├── VersionNotFoundError  no such version or alias of a model
-    │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
-    └── TrainingError             training could not produce a model
+TabopsError
+├── ProjectError              the project file is missing or invalid
+├── DataError                 a data file cannot be read or does not fit the task
+├── InvalidInputError         records offered for prediction break the feature spec
+├── GateFailedError           a trained model missed a metric gate
+├── RegistryError             the model registry cannot do what was asked
+│   ├── ModelNotFoundError    no such model
+│   ├── VersionNotFoundError  no such version or alias of a model
+│   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
+└── TrainingError             training could not produce a model
 """
 
 from __future__ import annotations

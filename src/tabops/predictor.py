@@ -103,7 +103,9 @@ class Predictor:
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Positive-class probabilities of the rows of a frame holding the feature columns."""
-        probabilities: np.ndarray = self.pipeline.predict_proba(coerce_frame(frame, self.spec))[:, 1]
+        probabilities: np.ndarray = self.pipeline.predict_proba(coerce_frame(frame, self.spec))[
+            :, 1
+        ]
         return probabilities
 
     def decide(self, probability: float) -> Prediction:
@@ -157,7 +159,9 @@ class Predictor:
                 for row in np.flatnonzero(bad.to_numpy())[:_MAX_PROBLEMS]:
                     value = series.iloc[row]
                     problems.append(
-                        Problem(f"row {row + first_row}.{column.name}", f"{value!r} is not a number")
+                        Problem(
+                            f"row {row + first_row}.{column.name}", f"{value!r} is not a number"
+                        )
                     )
         if problems:
             raise InvalidInputError(

@@ -16,6 +16,7 @@ from tabops.schema import FeatureSpec
 
 PROJECT_FILE = "tabops.yaml"
 CandidateName = Literal["logistic_regression", "hist_gradient_boosting"]
+DEFAULT_CANDIDATES: tuple[CandidateName, ...] = ("logistic_regression", "hist_gradient_boosting")
 _GATE = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 METRIC_NAMES = ("roc_auc", "pr_auc", "f1", "precision", "recall", "mcc", "brier", "accuracy")
 
@@ -30,7 +31,7 @@ class TrainSettings(BaseModel):
     validation_size: float = Field(default=0.2, gt=0, lt=0.5)
     cv_folds: int = Field(default=5, ge=2, le=20)
     candidates: list[CandidateName] = Field(
-        default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"], min_length=1
+        default_factory=lambda: list(DEFAULT_CANDIDATES), min_length=1
     )
     golden_rows: int = Field(default=200, ge=1, le=10_000)
 
@@ -82,7 +83,9 @@ class Project(BaseModel):
     def _check_gates(cls, value: dict[str, str]) -> dict[str, str]:
         for metric, rule in value.items():
             if metric not in METRIC_NAMES:
-                raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
+                raise ValueError(
+                    f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}"
+                )
             if not _GATE.match(str(rule)):
                 raise ValueError(f"gate {metric}: {rule!r} is not like '>=0.75'")
         return value

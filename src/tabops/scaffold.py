@@ -31,7 +31,9 @@ def choose_positive_class(target: pd.Series, requested: str | None) -> object:
         for value in classes:
             if str(value) == requested:
                 return value
-        raise DataError(f"--positive {requested!r} is not a class of the target; classes: {classes}")
+        raise DataError(
+            f"--positive {requested!r} is not a class of the target; classes: {classes}"
+        )
     for value in classes:
         if str(value) in ("1", "True", "true"):
             return value
@@ -63,8 +65,8 @@ def build_project(
         name=name or default_model_name(data),
         data=relative,
         target=target,
-        positive_class=positive_value,  # type: ignore[arg-type]  # checked: a plain scalar
+        positive_class=positive_value,
         class_names={str(negative_value): negative_name, str(positive_value): positive_name},
-        schema=inference.spec,
+        schema_=inference.spec,
     )
     return project, inference.warnings

@@ -220,8 +220,10 @@ def coerce_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     for column in spec.features:
         series = frame[column.name]
         if column.kind is Kind.CATEGORICAL:
-            data[column.name] = series.astype(object).where(series.notna(), None).map(
-                lambda value: None if value is None else str(value)
+            data[column.name] = (
+                series.astype(object)
+                .where(series.notna(), None)
+                .map(lambda value: None if value is None else str(value))
             )
         else:
             data[column.name] = pd.to_numeric(series, errors="coerce").astype("float64")

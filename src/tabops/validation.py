@@ -92,12 +92,14 @@ def validate_frame(
 def _summarise(cases: pd.DataFrame) -> list[ValidationFailure]:
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        name = None if pd.isna(column) else str(column)
+        name = str(column) if isinstance(column, str) else None
         check_name = str(check)
         if check_name == "column_in_dataframe":
             name = str(group["failure_case"].iloc[0])
             check_name = "column is missing"
-        examples = [python_value(value) for value in group["failure_case"].head(_EXAMPLES_PER_CHECK)]
+        examples = [
+            python_value(value) for value in group["failure_case"].head(_EXAMPLES_PER_CHECK)
+        ]
         failures.append(
             ValidationFailure(
                 column=name,

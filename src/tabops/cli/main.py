@@ -11,12 +11,19 @@ from rich.table import Table
 
 from tabops.batch import score_file
 from tabops.cli import models
-from tabops.cli.output import console, error_console, fail, format_metric, open_registry, reported_errors
+from tabops.cli.output import (
+    console,
+    error_console,
+    fail,
+    format_metric,
+    open_registry,
+    reported_errors,
+)
 from tabops.config import get_settings
 from tabops.dataset import read_table
 from tabops.predictor import Predictor
 from tabops.project import PROJECT_FILE, load_project, save_project
-from tabops.registry.versions import parse_model_ref
+from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 from tabops.scaffold import build_project
 from tabops.training.register import resolve_data_path, train_project
 from tabops.training.train import count_training_steps
@@ -30,9 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 
-ProjectOption = Annotated[
-    Path, typer.Option("--project", "-p", help="Project file or its folder.")
-]
+ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file or its folder.")]
 
 
 @app.command()
@@ -40,7 +45,9 @@ def init(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or SQLite table with a target.")],
     target: Annotated[str, typer.Option(help="Name of the binary target column.")],
     name: Annotated[str | None, typer.Option(help="Model name (default: from the file).")] = None,
-    positive: Annotated[str | None, typer.Option(help="Target value of the positive class.")] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="Target value of the positive class.")
+    ] = None,
     class_names: Annotated[
         str | None, typer.Option(help="'negative,positive' names, e.g. 'survived,dead'.")
     ] = None,
@@ -96,10 +103,16 @@ def validate(
 def train(
     project_path: ProjectOption = Path(PROJECT_FILE),
     data: Annotated[Path | None, typer.Option(help="Train on this table instead.")] = None,
+    if_absent: Annotated[
+        bool, typer.Option(help="Do nothing when the model already has a production version.")
+    ] = False,
 ) -> None:
     """Train the project's candidates, check the gates and register the best model."""
     with reported_errors():
         project, folder = load_project(project_path)
+        if if_absent and DEFAULT_ALIAS in open_registry().aliases(project.name):
+            console.print(f"{project.name} already has a production version; not training")
+            return
         source = resolve_data_path(project, folder, data)
         console.print(f"training [bold]{project.name}[/] on {source}")
         columns = (
@@ -127,7 +140,9 @@ def train(
             f"{score.roc_auc_mean:.3f} ± {score.roc_auc_std:.3f}",
         )
     console.print(leaderboard)
-    metrics = Table(title=f"held-out test rows ({result.rows['test']}), threshold {result.threshold:.3f}")
+    metrics = Table(
+        title=f"held-out test rows ({result.rows['test']}), threshold {result.threshold:.3f}"
+    )
     for metric in result.test.metrics:
         metrics.add_column(metric)
     metrics.add_row(*(format_metric(value) for value in result.test.metrics.values()))

@@ -11,6 +11,7 @@ from rich.table import Table
 from tabops.cli.output import console, format_metric, open_registry, reported_errors
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
+_COLUMNS = ("model", "version", "aliases", "created", "candidate", "ROC AUC", "PR AUC", "F1")
 app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=True)
 
 
@@ -19,7 +20,16 @@ def list_models() -> None:
     """Every version of every model, with its metrics and aliases."""
     registry = open_registry()
     table = Table(title="models")
-    for heading in ("model", "version", "aliases", "created", "candidate", "ROC AUC", "PR AUC", "F1"):
+    for heading in (
+        "model",
+        "version",
+        "aliases",
+        "created",
+        "candidate",
+        "ROC AUC",
+        "PR AUC",
+        "F1",
+    ):
         table.add_column(heading)
     with reported_errors():
         for name in registry.list_models():
@@ -56,15 +66,16 @@ def show(
     if as_json:
         console.print_json(json.dumps(manifest))
         return
-    console.print(f"[bold]{version.ref}[/] created {manifest.get('created')}")
-    console.print(f"candidate: {manifest.get('candidate')}, threshold {manifest.get('threshold'):.4f}")
-    metrics = manifest.get("metrics", {})
-    console.print("test metrics: " + ", ".join(f"{k} {format_metric(v)}" for k, v in metrics.items()))
+    console.print(f"[bold]{version.ref}[/] created {manifest['created']}")
+    console.print(f"candidate: {manifest['candidate']}, threshold {manifest['threshold']:.4f}")
+    metrics = ", ".join(f"{k} {format_metric(v)}" for k, v in manifest["metrics"].items())
+    console.print(f"test metrics: {metrics}")
     features = [c["name"] for c in manifest["feature_spec"]["columns"] if c["role"] == "feature"]
     console.print(f"features ({len(features)}): {', '.join(features)}")
-    data = manifest.get("data", {})
-    console.print(f"data: {data.get('path')} sha256 {str(data.get('sha256'))[:16]}…, rows {data.get('rows')}")
-    console.print(f"trained in {manifest.get('training_seconds')} s; libraries {manifest.get('library_versions')}")
+    data = manifest["data"]
+    console.print(f"data: {data['path']} sha256 {data['sha256'][:16]}…, rows {data['rows']}")
+    console.print(f"trained in {manifest['training_seconds']} s")
+    console.print(f"libraries: {manifest['library_versions']}")
 
 
 @app.command()

@@ -7,4 +7,10 @@ from tabops.registry.local import LocalArtifactStore
 from tabops.registry.store import ArtifactStore
 from tabops.registry.versions import ModelRegistry, ModelVersion, parse_model_ref
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "ModelRegistry", "ModelVersion", "parse_model_ref"]
+__all__ = [
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "ModelRegistry",
+    "ModelVersion",
+    "parse_model_ref",
+]

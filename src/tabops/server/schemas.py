@@ -26,9 +26,7 @@ def _bool_as_int(value: Any) -> Any:
 def _field_type(column: ColumnSpec) -> Any:
     description = _describe(column)
     if column.kind is Kind.NUMERIC:
-        return Annotated[
-            float, Field(strict=True, allow_inf_nan=False, description=description)
-        ]
+        return Annotated[float, Field(strict=True, allow_inf_nan=False, description=description)]
     if column.kind is Kind.INTEGER:
         return Annotated[int, BeforeValidator(_no_text_or_bool), Field(description=description)]
     if column.kind is Kind.BOOLEAN:

@@ -39,7 +39,9 @@ class GateResult(BaseModel):
     passed: bool
 
 
-def evaluate_model(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> EvaluationReport:
+def evaluate_model(
+    y_true: np.ndarray, probability: np.ndarray, threshold: float
+) -> EvaluationReport:
     """Threshold-free and thresholded metrics of positive-class probabilities."""
     y_true = np.asarray(y_true, dtype=int)
     predicted = (probability >= threshold).astype(int)

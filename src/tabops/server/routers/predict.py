@@ -82,7 +82,7 @@ async def _predict_one(predictor: Predictor, request: Request) -> dict[str, Any]
     summary="Predict one record with the default model",
 )
 async def predict_default(request: Request, deployment: DeploymentDep) -> dict[str, Any]:
-    """Score one record (flat, or under ``features``) with the default model's production version."""
+    """Score one record (flat, or under ``features``) with the default model in production."""
     predictor = await run_in_threadpool(deployment.get, deployment.default_model())
     return await _predict_one(predictor, request)
 
