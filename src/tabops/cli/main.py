@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -166,6 +167,8 @@ def serve(
 
     from tabops.server.app import create_app
 
+    level = getattr(logging, log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
     settings = get_settings()
     bind_host = host or settings.host
     bind_port = port or settings.port
