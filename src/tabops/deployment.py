@@ -10,7 +10,7 @@ from typing import Any
 
 from tabops.errors import ArtifactIntegrityError, ModelNotFoundError, TabopsError
 from tabops.predictor import Predictor
-from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry
+from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry, is_version_number
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Deployment:
 
     def resolve(self, name: str, ref: str | int | None = None) -> int:
         """The version a reference points to, caching alias look-ups briefly."""
-        if isinstance(ref, int) or (ref is not None and ref.isdigit()):
+        if isinstance(ref, int) or (ref is not None and is_version_number(ref)):
             return self.registry.resolve(name, ref)
         alias = ref or DEFAULT_ALIAS
         cached = self._aliases.get((name, alias))

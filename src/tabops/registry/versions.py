@@ -17,6 +17,7 @@ MANIFEST = "manifest.json"
 DEFAULT_ALIAS = "production"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_NUMBER = re.compile(r"^[0-9]{1,9}$")
 _MAX_PUBLISH_ATTEMPTS = 20
 
 
@@ -32,6 +33,11 @@ class ModelVersion:
     def ref(self) -> str:
         """``name:version``, the form the CLI accepts."""
         return f"{self.name}:{self.version}"
+
+
+def is_version_number(ref: str | int) -> bool:
+    """Whether a reference is a version number (ASCII digits) rather than an alias."""
+    return isinstance(ref, int) or bool(_NUMBER.match(ref))
 
 
 def parse_model_ref(text: str) -> tuple[str, str | None]:
@@ -66,7 +72,7 @@ class ModelRegistry:
         if not _NAME.match(name):
             return []
         children = self.store.list_children(f"{name}/versions")
-        return sorted(int(child) for child in children if child.isdigit())
+        return sorted(int(child) for child in children if _NUMBER.match(child))
 
     def register(
         self, name: str, files: Mapping[str, bytes], manifest: Mapping[str, Any]
@@ -117,7 +123,7 @@ class ModelRegistry:
             raise ModelNotFoundError(f"model {name!r} not found")
         if ref is None:
             ref = DEFAULT_ALIAS
-        if isinstance(ref, int) or ref.isdigit():
+        if is_version_number(ref):
             if int(ref) not in versions:
                 raise VersionNotFoundError(
                     f"model {name!r} has no version {ref}; versions are {versions}"

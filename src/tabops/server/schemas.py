@@ -28,10 +28,11 @@ def _field_type(column: ColumnSpec) -> Any:
     if column.kind is Kind.NUMERIC:
         return Annotated[float, Field(strict=True, allow_inf_nan=False, description=description)]
     if column.kind is Kind.INTEGER:
-        return Annotated[int, BeforeValidator(_no_text_or_bool), Field(description=description)]
+        return Annotated[int, Field(description=description), BeforeValidator(_no_text_or_bool)]
     if column.kind is Kind.BOOLEAN:
+        # Field before the validator, so the bounds reach JSON Schema as minimum/maximum.
         return Annotated[
-            int, BeforeValidator(_bool_as_int), Field(ge=0, le=1, description=description)
+            int, Field(ge=0, le=1, description=description), BeforeValidator(_bool_as_int)
         ]
     return Annotated[str, Field(strict=True, description=description)]
 

@@ -1,0 +1,217 @@
+"""GET /v1/models..., the example record and the OpenAPI document, through the real app."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tabops.config import Settings
+from tabops.server.app import create_app
+
+MODEL = "heart-failure"
+FEATURES = [
+    "age",
+    "anaemia",
+    "creatinine_phosphokinase",
+    "diabetes",
+    "ejection_fraction",
+    "high_blood_pressure",
+    "platelets",
+    "serum_creatinine",
+    "serum_sodium",
+    "sex",
+    "smoking",
+    "time",
+]
+BOOLEANS = ["anaemia", "diabetes", "high_blood_pressure", "sex", "smoking"]
+
+
+def error_fields(response, status: int) -> list[str]:
+    """Assert the one error shape with ``status``; return the fields its details name."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"]
+    assert body["error"]["message"]
+    for detail in body["error"]["details"]:
+        assert set(detail) == {"field", "problem"}
+    return [detail["field"] for detail in body["error"]["details"]]
+
+
+# --- listing and describing models ---------------------------------------------------------
+
+
+def test_models_lists_the_registered_model_with_versions_and_aliases(client):
+    response = client.get("/v1/models")
+
+    assert response.status_code == 200, response.text
+    [model] = response.json()
+    assert model["name"] == MODEL
+    assert model["versions"] == [1]
+    assert model["aliases"] == {"production": 1}
+    assert model["production"]["version"] == 1
+    assert 0.0 < model["production"]["threshold"] < 1.0
+    assert "roc_auc" in model["production"]["metrics"]
+
+
+def test_models_lists_nothing_when_registry_is_empty(tmp_path):
+    with TestClient(create_app(Settings(home=tmp_path))) as client:
+        response = client.get("/v1/models")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == []
+
+
+def test_model_describes_versions_aliases_and_production_headline(client):
+    response = client.get(f"/v1/models/{MODEL}")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == MODEL
+    assert body["versions"] == [1]
+    assert body["aliases"] == {"production": 1}
+    assert body["production"]["version"] == 1
+    assert body["production"]["candidate"]
+
+
+@pytest.mark.parametrize("version", ["1", "production"])
+def test_model_version_returns_manifest_by_number_or_alias(client, version):
+    response = client.get(f"/v1/models/{MODEL}/versions/{version}")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == MODEL
+    assert body["version"] == 1
+    assert body["aliases"] == ["production"]
+    manifest = body["manifest"]
+    assert manifest["target"] == "DEATH_EVENT"
+    assert {entry["name"] for entry in manifest["classes"].values()} == {"survived", "dead"}
+    assert 0.0 < manifest["threshold"] < 1.0
+
+
+def test_model_version_lists_alias_set_after_app_started(client, registry):
+    registry.set_alias(MODEL, "staging", 1)
+
+    response = client.get(f"/v1/models/{MODEL}/versions/staging")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["aliases"] == ["production", "staging"]
+
+
+# --- the example record ------------------------------------------------------------------------
+
+
+def test_model_example_is_a_real_record_of_the_training_data(client, heart_frame):
+    response = client.get(f"/v1/models/{MODEL}/example")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == MODEL
+    assert body["version"] == 1
+    record = body["record"]
+    assert list(record) == FEATURES
+    assert any(
+        all(math.isclose(row[name], record[name]) for name in FEATURES)
+        for row in heart_frame.to_dict("records")
+    )
+
+
+def test_model_example_differs_by_index(client):
+    first = client.get(f"/v1/models/{MODEL}/example", params={"index": 0}).json()["record"]
+    second = client.get(f"/v1/models/{MODEL}/example", params={"index": 1}).json()["record"]
+
+    assert first != second
+
+
+@pytest.mark.parametrize("path", ["/predict", f"/v1/models/{MODEL}/predict"])
+def test_model_example_posted_back_to_predict_is_scored(client, path):
+    record = client.get(f"/v1/models/{MODEL}/example").json()["record"]
+
+    response = client.post(path, json=record)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["class_name"] in {"survived", "dead"}
+    assert 0.0 <= response.json()["probability"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        pytest.param({"index": "999999"}, "index", id="index-past-the-end"),
+        pytest.param({"index": "-1"}, "query.index", id="negative-index"),
+        pytest.param({"index": "first"}, "query.index", id="text-index"),
+    ],
+)
+def test_model_example_returns_422_naming_index_when_index_is_invalid(client, params, field):
+    response = client.get(f"/v1/models/{MODEL}/example", params=params)
+
+    assert error_fields(response, 422) == [field]
+
+
+# --- not found -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/v1/models/no-such-model", id="unknown-model"),
+        pytest.param("/v1/models/no-such-model/versions/1", id="unknown-model-version"),
+        pytest.param("/v1/models/no-such-model/example", id="unknown-model-example"),
+        pytest.param(f"/v1/models/{MODEL}/versions/9", id="unknown-version"),
+        pytest.param(f"/v1/models/{MODEL}/versions/0", id="version-zero"),
+        pytest.param(f"/v1/models/{MODEL}/versions/canary", id="unknown-alias"),
+        pytest.param(f"/v1/models/{MODEL}/versions/%C2%B2", id="unicode-digit-version"),
+        pytest.param(f"/v1/models/{MODEL}/example?version=9", id="unknown-example-version"),
+        pytest.param(f"/v1/models/{MODEL}/example?version=canary", id="unknown-example-alias"),
+        pytest.param(f"/v1/models/{MODEL}/versions", id="unknown-route"),
+        pytest.param("/v1/nothing/here", id="unknown-prefix"),
+    ],
+)
+def test_models_returns_404_in_error_shape_for_unknown_target(client, path):
+    response = client.get(path)
+
+    assert error_fields(response, 404) == []
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+
+def test_openapi_documents_record_schema_with_the_real_feature_names(client):
+    response = client.get("/openapi.json")
+
+    assert response.status_code == 200, response.text
+    schema = response.json()["components"]["schemas"]["HeartFailureRecord"]
+    assert sorted(schema["properties"]) == sorted(FEATURES)
+    assert sorted(schema["required"]) == sorted(FEATURES)
+    assert schema["additionalProperties"] is False
+
+
+def test_openapi_documents_a_predict_path_per_model_using_its_record_schema(client):
+    document = client.get("/openapi.json").json()
+
+    operation = document["paths"][f"/v1/models/{MODEL}/predict"]["post"]
+    body_schema = str(operation["requestBody"]["content"]["application/json"]["schema"])
+    assert "#/components/schemas/HeartFailureRecord" in body_schema
+    default_body = document["paths"]["/predict"]["post"]["requestBody"]
+    assert "#/components/schemas/HeartFailureRecord" in str(default_body)
+
+
+def test_openapi_declares_boolean_columns_as_integers_from_0_to_1(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["HeartFailureRecord"]
+
+    for name in BOOLEANS:
+        column = schema["properties"][name]
+        assert column["type"] == "integer"
+        assert (column.get("minimum"), column.get("maximum")) == (0, 1), column
+
+
+def test_openapi_is_served_without_record_schemas_when_registry_is_empty(tmp_path):
+    with TestClient(create_app(Settings(home=tmp_path))) as client:
+        response = client.get("/openapi.json")
+
+    assert response.status_code == 200, response.text
+    assert "HeartFailureRecord" not in response.json()["components"]["schemas"]
+    assert "/v1/models/{name}/predict" in response.json()["paths"]
