@@ -15,6 +15,11 @@ from tabops.server.records import record_model_for
 _COMPONENTS = "#/components/schemas/{model}"
 
 
+def json_request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI ``requestBody`` object for a required JSON body of the given schema."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
     """The app's OpenAPI document, with one predict path per loaded model and its fields.
 
@@ -36,23 +41,18 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
         reference = {"$ref": _COMPONENTS.format(model=model.__name__)}
-        body = {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            reference,
-                            {
-                                "type": "object",
-                                "properties": {"features": reference},
-                                "required": ["features"],
-                            },
-                        ]
-                    }
-                }
-            },
-        }
+        body = json_request_body(
+            {
+                "anyOf": [
+                    reference,
+                    {
+                        "type": "object",
+                        "properties": {"features": reference},
+                        "required": ["features"],
+                    },
+                ]
+            }
+        )
         if generic is not None:
             operation = copy.deepcopy(generic)
             operation["parameters"] = [

@@ -13,6 +13,7 @@ from tabops.errors import Problem
 from tabops.predictor import Predictor
 from tabops.server.deps import DeploymentDep, SettingsDep
 from tabops.server.errors import RequestBodyError
+from tabops.server.openapi import json_request_body
 from tabops.server.records import parse_json_object, unwrap_features, validate_record
 from tabops.server.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
 
@@ -23,32 +24,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown model or version"},
     422: {"model": ErrorResponse, "description": "A field is missing, unknown or invalid"},
 }
-RECORD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "One record of the model's features, flat or under 'features'.",
-                }
-            }
-        },
-    }
+RECORD_BODY = {
+    "requestBody": json_request_body(
+        {"type": "object", "description": "One record of the features, flat or under 'features'."}
+    )
 }
-BATCH_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["records"],
-                    "properties": {"records": {"type": "array", "items": {"type": "object"}}},
-                }
-            }
-        },
-    }
+BATCH_BODY = {
+    "requestBody": json_request_body(
+        {
+            "type": "object",
+            "required": ["records"],
+            "properties": {"records": {"type": "array", "items": {"type": "object"}}},
+        }
+    )
 }
 
 
