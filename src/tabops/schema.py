@@ -12,7 +12,11 @@ from pydantic import BaseModel, Field
 
 from tabops.errors import DataError
 
-_ID_NAME = re.compile(r"^(id|.*[_\s]id|.*Id|uuid|guid|key|index|unnamed:\s*\d+)$", re.IGNORECASE)
+_ID_NAME = re.compile(r"^(id|.*[_\s]id|uuid|guid|key|index|unnamed:\s*\d+)$", re.IGNORECASE)
+_CAMEL_ID_NAME = re.compile(r"^.*[a-z0-9](Id|ID)$")
+# A date or a time of day: 2015-01-01, 1/1/15, 01.02.2020, 12:30. Ordinals such as "1st"
+# parse as dates in pandas' mixed mode, so the shape is required as well as parsing.
+_DATE_SHAPE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}:\d{2}")
 MAX_CATEGORIES = 50
 _DATETIME_PARSE_SHARE = 0.95
 
@@ -177,7 +181,7 @@ def _infer_kind(series: pd.Series) -> Kind:
 
 def _parses_as_datetime(strings: pd.Series) -> bool:
     sample = strings.sample(n=min(len(strings), 500), random_state=0)
-    if not sample.str.contains(r"\d", regex=True).all():
+    if float(sample.str.contains(_DATE_SHAPE).mean()) < _DATETIME_PARSE_SHARE:
         return False
     # Dates far in the future (year 3021) overflow pandas' nanosecond range and become NaT:
     # they still count as dates, so a column of them is not mistaken for text.
@@ -191,7 +195,7 @@ def _is_id_like(name: str, series: pd.Series, kind: Kind, unique: int, rows: int
     if rows == 0:
         return False
     share_unique = unique / rows
-    if _ID_NAME.match(name) and share_unique > 0.5:
+    if (_ID_NAME.match(name) or _CAMEL_ID_NAME.match(name)) and share_unique > 0.5:
         return True
     if kind is Kind.INTEGER and unique == rows:
         values = np.sort(series.dropna().to_numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -53,17 +54,13 @@ def build_pandera_schema(spec: FeatureSpec, *, require_target: bool = False) -> 
 def _checks_for(column: ColumnSpec) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if column.kind in (Kind.NUMERIC, Kind.INTEGER, Kind.BOOLEAN):
-        checks.append(
-            pa.Check(
-                lambda s: bool(is_numeric_dtype(s) or is_bool_dtype(s) or s.isna().all()),
-                name="is_numeric",
-                error="column must hold numbers",
-            )
-        )
+        checks.append(pa.Check(_is_number_or_null, name="is_numeric", error="must be a number"))
     if column.kind is Kind.BOOLEAN:
         checks.append(pa.Check.isin([0, 1, True, False], name="is_boolean"))
     if column.minimum is not None and column.maximum is not None:
-        checks.append(pa.Check.in_range(column.minimum, column.maximum))
+        low, high = column.minimum, column.maximum
+        # Non-numbers pass here: is_numeric reports them, with their value.
+        checks.append(pa.Check(_within(low, high), name=f"in_range({low:g}, {high:g})"))
     if column.categories is not None:
         checks.append(
             pa.Check(
@@ -72,6 +69,20 @@ def _checks_for(column: ColumnSpec) -> list[pa.Check]:
             )
         )
     return checks
+
+
+def _is_number_or_null(series: pd.Series) -> pd.Series:
+    if is_numeric_dtype(series) or is_bool_dtype(series):
+        return pd.Series(True, index=series.index)
+    return series.isna() | pd.to_numeric(series, errors="coerce").notna()
+
+
+def _within(low: float, high: float) -> Callable[[pd.Series], pd.Series]:
+    def check(series: pd.Series) -> pd.Series:
+        numbers = pd.Series(pd.to_numeric(series, errors="coerce"), index=series.index)
+        return numbers.isna() | numbers.between(low, high)
+
+    return check
 
 
 def validate_frame(

@@ -6,12 +6,13 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from tabops.cli.output import console, format_metric, open_registry, reported_errors
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
-_COLUMNS = ("model", "version", "aliases", "created", "candidate", "ROC AUC", "PR AUC", "F1")
+_METRICS = ("roc_auc", "pr_auc", "f1")
 app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=True)
 
 
@@ -19,18 +20,13 @@ app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=
 def list_models() -> None:
     """Every version of every model, with its metrics and aliases."""
     registry = open_registry()
-    table = Table(title="models")
-    for heading in (
-        "model",
-        "version",
-        "aliases",
-        "created",
-        "candidate",
-        "ROC AUC",
-        "PR AUC",
-        "F1",
-    ):
-        table.add_column(heading)
+    table = Table(title="models", box=box.SIMPLE_HEAD)
+    # Names and aliases are never cut ("heart-f…" is no use); 'models show' has the rest.
+    for heading in ("model", "version", "aliases"):
+        table.add_column(heading, no_wrap=True, overflow="ignore")
+    table.add_column("created", no_wrap=True)
+    for metric in _METRICS:
+        table.add_column(metric.replace("_", " ").upper(), no_wrap=True)
     with reported_errors():
         for name in registry.list_models():
             aliases = registry.aliases(name)
@@ -41,11 +37,8 @@ def list_models() -> None:
                     name,
                     str(number),
                     ", ".join(sorted(a for a, v in aliases.items() if v == number)),
-                    str(manifest.get("created", ""))[:19],
-                    str(manifest.get("candidate", "")),
-                    format_metric(metrics.get("roc_auc")),
-                    format_metric(metrics.get("pr_auc")),
-                    format_metric(metrics.get("f1")),
+                    str(manifest.get("created", ""))[:10],
+                    *(format_metric(metrics.get(metric)) for metric in _METRICS),
                 )
     if not table.row_count:
         console.print("no models registered yet; train one with 'tabops train'")

@@ -12,6 +12,14 @@ from pathlib import Path
 _STAGING = ".staging"
 
 
+def _key_parts(key: str) -> list[str]:
+    """The path parts of a key; refuses keys that could leave the root or hide a file."""
+    parts = [part for part in key.split("/") if part]
+    if not parts or any(part in (".", "..") or part.startswith(".") for part in parts):
+        raise ValueError(f"invalid artifact key {key!r}")
+    return parts
+
+
 class LocalArtifactStore:
     """An ``ArtifactStore`` rooted at a directory, created on first write."""
 
@@ -19,10 +27,7 @@ class LocalArtifactStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        parts = [part for part in key.split("/") if part]
-        if not parts or any(part in (".", "..") or part.startswith(".") for part in parts):
-            raise ValueError(f"invalid artifact key {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*_key_parts(key))
 
     def read_bytes(self, key: str) -> bytes:
         """The bytes stored under ``key``."""
@@ -57,6 +62,8 @@ class LocalArtifactStore:
     def publish(self, prefix: str, files: Mapping[str, bytes]) -> bool:
         """Build the files in a hidden staging directory, then rename it into place."""
         target = self._path(prefix)
+        for name in files:
+            _key_parts(name)
         if target.exists():
             return False
         staging_root = self.root / _STAGING
@@ -64,7 +71,7 @@ class LocalArtifactStore:
         staging = Path(tempfile.mkdtemp(dir=staging_root))
         try:
             for name, data in files.items():
-                path = staging.joinpath(*name.split("/"))
+                path = staging.joinpath(*_key_parts(name))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("wb") as stream:
                     stream.write(data)

@@ -10,7 +10,6 @@ from sklearn.metrics import (
     brier_score_loss,
     confusion_matrix,
     f1_score,
-    matthews_corrcoef,
     precision_recall_curve,
     precision_score,
     recall_score,
@@ -53,7 +52,7 @@ def evaluate_model(
         "f1": float(f1_score(y_true, predicted, zero_division=0)),
         "precision": float(precision_score(y_true, predicted, zero_division=0)),
         "recall": float(recall_score(y_true, predicted, zero_division=0)),
-        "mcc": float(matthews_corrcoef(y_true, predicted)),
+        "mcc": _matthews(tn, fp, fn, tp),
         "brier": float(brier_score_loss(y_true, probability)),
         "accuracy": float(accuracy_score(y_true, predicted)),
     }
@@ -64,6 +63,14 @@ def evaluate_model(
         metrics=metrics,
         confusion={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     )
+
+
+def _matthews(tn: int, fp: int, fn: int, tp: int) -> float:
+    """Matthews correlation from the confusion matrix; 0 when undefined, as scikit-learn."""
+    denominator = float(tp + fp) * float(tp + fn) * float(tn + fp) * float(tn + fn)
+    if denominator == 0:
+        return 0.0
+    return float((tp * tn - fp * fn) / np.sqrt(denominator))
 
 
 def choose_threshold(y_true: np.ndarray, probability: np.ndarray) -> float:

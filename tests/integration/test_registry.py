@@ -1,0 +1,271 @@
+"""The model registry over a real ``LocalArtifactStore``: versions, aliases, atomic publish."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
+from tabops.registry import LocalArtifactStore, ModelRegistry, parse_model_ref
+
+FILES = {"model.bin": b"weights", "notes/readme.txt": b"hello"}
+
+
+class InterruptedFiles(Mapping[str, bytes]):
+    """Files whose iteration fails after the first one, like a crash mid-write."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = dict(files)
+
+    def __getitem__(self, key: str) -> bytes:
+        return self._files[key]
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __iter__(self) -> Iterator[str]:
+        for index, key in enumerate(self._files):
+            if index == 1:
+                raise OSError("disk unplugged")
+            yield key
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "registry"
+
+
+@pytest.fixture
+def store(root: Path) -> LocalArtifactStore:
+    return LocalArtifactStore(root)
+
+
+@pytest.fixture
+def demo(store: LocalArtifactStore) -> ModelRegistry:
+    """A registry holding three versions of ``demo``."""
+    registry = ModelRegistry(store)
+    for number in range(1, 4):
+        registry.register("demo", {"model.bin": f"v{number}".encode()}, {"n": number})
+    return registry
+
+
+def staging_leftovers(root: Path) -> list[Path]:
+    staging = root / ".staging"
+    return list(staging.iterdir()) if staging.exists() else []
+
+
+def test_register_numbers_versions_from_one_upwards(store):
+    registry = ModelRegistry(store)
+
+    numbers = [registry.register("demo", FILES, {}).version for _ in range(3)]
+
+    assert numbers == [1, 2, 3]
+    assert registry.list_versions("demo") == [1, 2, 3]
+    assert registry.list_models() == ["demo"]
+
+
+def test_register_first_version_becomes_production_and_later_ones_do_not(demo):
+    assert demo.aliases("demo") == {"production": 1}
+    assert demo.resolve("demo") == 1
+
+
+def test_register_writes_files_and_a_manifest_with_their_hashes(store, root):
+    registry = ModelRegistry(store)
+
+    version = registry.register("demo", FILES, {"metrics": {"roc_auc": 0.9}})
+
+    folder = root / "demo" / "versions" / "1"
+    assert (folder / "notes" / "readme.txt").read_bytes() == b"hello"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest == version.manifest
+    assert manifest["metrics"] == {"roc_auc": 0.9}
+    assert manifest["name"] == "demo"
+    assert manifest["version"] == 1
+    assert set(manifest["files"]) == set(FILES)
+    assert version.ref == "demo:1"
+    assert registry.get_version("demo", 1) == version
+    assert registry.read_file("demo", 1, "model.bin") == b"weights"
+
+
+def test_versions_sort_numerically_past_nine(store):
+    registry = ModelRegistry(store)
+    for _ in range(11):
+        registry.register("demo", FILES, {})
+
+    assert registry.list_versions("demo") == list(range(1, 12))
+    assert registry.register("demo", FILES, {}).version == 12
+
+
+def test_interrupted_publish_leaves_no_version_and_no_staging_dir(store, root):
+    with pytest.raises(OSError, match="disk unplugged"):
+        store.publish("demo/versions/1", InterruptedFiles(FILES))
+
+    assert not store.exists("demo/versions/1")
+    assert ModelRegistry(store).list_versions("demo") == []
+    assert staging_leftovers(root) == []
+
+
+def test_interrupted_registration_leaves_no_visible_version(store, root):
+    registry = ModelRegistry(store)
+
+    with pytest.raises(OSError, match="disk unplugged"):
+        registry.register("demo", InterruptedFiles(FILES), {})
+
+    assert registry.list_versions("demo") == []
+    assert registry.list_models() == []
+    assert staging_leftovers(root) == []
+    assert registry.register("demo", FILES, {}).version == 1
+
+
+def test_publish_to_an_existing_version_returns_false_and_changes_nothing(demo, store, root):
+    assert store.publish("demo/versions/2", {"model.bin": b"intruder"}) is False
+
+    assert demo.read_file("demo", 2, "model.bin") == b"v2"
+    assert staging_leftovers(root) == []
+
+
+def test_publish_refuses_file_names_escaping_the_version_directory(store, tmp_path):
+    with pytest.raises(ValueError, match="invalid"):
+        store.publish("demo/versions/1", {"../../../escaped.txt": b"x"})
+
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_leftover_hidden_staging_directories_are_never_listed(demo, root):
+    hidden_version = root / "demo" / "versions" / ".tmp-4"
+    hidden_version.mkdir()
+    (hidden_version / "manifest.json").write_text("{}")
+    orphan = root / ".staging" / "tmpabc"
+    orphan.mkdir(parents=True)
+    (orphan / "manifest.json").write_text("{}")
+    (root / "demo" / "versions" / "draft").mkdir()
+
+    assert demo.list_versions("demo") == [1, 2, 3]
+    assert demo.list_models() == ["demo"]
+    assert demo.register("demo", FILES, {}).version == 4
+
+
+def test_set_alias_points_alias_and_returns_previous_target(demo):
+    assert demo.set_alias("demo", "staging", 2) is None
+    assert demo.set_alias("demo", "production", 3) == 1
+
+    assert demo.aliases("demo") == {"production": 3, "staging": 2}
+    assert demo.resolve("demo", "staging") == 2
+    assert demo.get_version("demo", "production").manifest["n"] == 3
+    assert demo.get_version("demo").version == 3
+
+
+def test_rollback_walks_back_through_alias_history(demo):
+    demo.set_alias("demo", "production", 2)
+    demo.set_alias("demo", "production", 3)
+
+    assert demo.rollback("demo") == (3, 2)
+    assert demo.resolve("demo") == 2
+    assert demo.rollback("demo") == (2, 1)
+    assert demo.resolve("demo") == 1
+    with pytest.raises(RegistryError, match="no earlier version"):
+        demo.rollback("demo")
+    assert demo.resolve("demo") == 1
+
+
+def test_set_alias_to_current_target_adds_no_history(demo):
+    assert demo.set_alias("demo", "production", 1) == 1
+
+    with pytest.raises(RegistryError, match="no earlier version"):
+        demo.rollback("demo")
+
+
+def test_rollback_without_history_raises_registry_error(demo):
+    with pytest.raises(RegistryError, match="demo@production"):
+        demo.rollback("demo")
+
+
+def test_rollback_of_unknown_alias_raises_version_not_found(demo):
+    with pytest.raises(VersionNotFoundError, match="staging"):
+        demo.rollback("demo", "staging")
+
+
+def test_set_alias_to_missing_version_raises_version_not_found(demo):
+    with pytest.raises(VersionNotFoundError, match="no version 9"):
+        demo.set_alias("demo", "production", 9)
+    assert demo.aliases("demo") == {"production": 1}
+
+
+@pytest.mark.parametrize("alias", ["Prod", "1st", "../production", "a b", ""])
+def test_set_alias_with_invalid_alias_raises_registry_error(demo, alias):
+    with pytest.raises(RegistryError, match="invalid alias"):
+        demo.set_alias("demo", alias, 1)
+
+
+def test_resolve_unknown_model_raises_model_not_found(demo):
+    with pytest.raises(ModelNotFoundError, match="'nope'"):
+        demo.resolve("nope")
+    with pytest.raises(ModelNotFoundError):
+        demo.get_version("nope", 1)
+
+
+@pytest.mark.parametrize("ref", [9, "9", "0", "staging"])
+def test_resolve_unknown_version_or_alias_raises_version_not_found(demo, ref):
+    with pytest.raises(VersionNotFoundError):
+        demo.resolve("demo", ref)
+
+
+def test_resolve_accepts_number_string_and_alias(demo):
+    assert demo.resolve("demo", 2) == 2
+    assert demo.resolve("demo", "3") == 3
+    assert demo.resolve("demo", "production") == 1
+
+
+def test_resolve_unicode_digit_reference_raises_version_not_found(demo):
+    with pytest.raises(VersionNotFoundError):
+        demo.resolve("demo", "²")
+
+
+@pytest.mark.parametrize("name", ["../outside", "..", "demo/../demo", "Demo", "", ".staging"])
+def test_invalid_model_names_are_not_found_and_touch_nothing_outside_root(demo, root, name):
+    outside = root.parent / "outside" / "versions" / "1"
+    outside.mkdir(parents=True)
+    (outside / "manifest.json").write_text('{"name": "outside"}')
+
+    assert demo.list_versions(name) == []
+    assert demo.aliases(name) == {}
+    with pytest.raises(ModelNotFoundError):
+        demo.resolve(name)
+    with pytest.raises(ModelNotFoundError):
+        demo.get_version(name, 1)
+    with pytest.raises(ModelNotFoundError):
+        demo.set_alias(name, "production", 1)
+    with pytest.raises(RegistryError, match="invalid model name"):
+        demo.register(name, FILES, {})
+    assert sorted(p.name for p in root.parent.iterdir()) == ["outside", "registry"]
+
+
+def test_store_keys_with_dot_parts_are_refused(store):
+    for key in ("../x", "a/./b", "a/.hidden", ""):
+        with pytest.raises(ValueError, match="invalid artifact key"):
+            store.read_bytes(key)
+
+
+def test_list_models_is_empty_for_a_fresh_root(store):
+    registry = ModelRegistry(store)
+
+    assert registry.list_models() == []
+    assert registry.list_versions("demo") == []
+    assert registry.aliases("demo") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("heart-failure", ("heart-failure", None)),
+        ("heart-failure@production", ("heart-failure", "production")),
+        ("heart-failure:3", ("heart-failure", "3")),
+        ("heart-failure@", ("heart-failure", "")),
+    ],
+)
+def test_parse_model_ref_splits_name_and_reference(text, expected):
+    assert parse_model_ref(text) == expected
