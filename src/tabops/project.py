@@ -9,30 +9,109 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tabops.errors import Problem, ProjectError
 from tabops.schema import FeatureSpec
 
 PROJECT_FILE = "tabops.yaml"
-CandidateName = Literal["logistic_regression", "hist_gradient_boosting"]
-DEFAULT_CANDIDATES: tuple[CandidateName, ...] = ("logistic_regression", "hist_gradient_boosting")
+CandidateName = Literal[
+    "logistic_regression", "random_forest", "extra_trees", "hist_gradient_boosting", "voting"
+]
+DEFAULT_CANDIDATES: tuple[CandidateName, ...] = (
+    "logistic_regression",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "voting",
+)
 _GATE = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
-METRIC_NAMES = ("roc_auc", "pr_auc", "f1", "precision", "recall", "mcc", "brier", "accuracy")
+METRIC_NAMES = (
+    "roc_auc",
+    "pr_auc",
+    "f1",
+    "precision",
+    "recall",
+    "mcc",
+    "brier",
+    "log_loss",
+    "accuracy",
+)
+
+
+class MinRecall(BaseModel):
+    """The highest threshold whose validation recall reaches a floor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_recall: float = Field(gt=0, le=1)
+
+
+class MinPrecision(BaseModel):
+    """The lowest threshold whose validation precision reaches a floor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_precision: float = Field(gt=0, le=1)
+
+
+class Costs(BaseModel):
+    """What each kind of mistake costs, in any one unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    false_positive: float = Field(ge=0)
+    false_negative: float = Field(ge=0)
+
+
+class MinCost(BaseModel):
+    """The threshold with the lowest total cost on validation rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cost: Costs
+
+
+ThresholdPolicy = Literal["max_f1"] | MinRecall | MinPrecision | MinCost
 
 
 class TrainSettings(BaseModel):
-    """How a project trains: splits, cross-validation and the candidates compared."""
+    """How a project trains: splits, imbalance, candidates, threshold and calibration."""
 
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 42
     test_size: float = Field(default=0.2, gt=0, lt=0.5)
     validation_size: float = Field(default=0.2, gt=0, lt=0.5)
+    split: Literal["stratified", "time", "group"] = Field(
+        default="stratified",
+        description="time needs the project's timestamp column, group its entity column.",
+    )
+    test_start: str | None = Field(
+        default=None,
+        description="Time split: rows at or after this date are test rows "
+        "(default: the latest test_size share).",
+    )
+    dedupe: Literal["none", "keep_last"] = Field(
+        default="none", description="keep_last: only each entity's latest row (pseudo-replicates)."
+    )
+    drop_duplicate_rows: bool = False
+    imbalance: Literal["class_weight", "undersample", "smote", "none"] = "class_weight"
     cv_folds: int = Field(default=5, ge=2, le=20)
     candidates: list[CandidateName] = Field(
         default_factory=lambda: list(DEFAULT_CANDIDATES), min_length=1
     )
+    time_budget_s: float = Field(default=120.0, gt=0)
+    threshold: ThresholdPolicy = "max_f1"
+    calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
+    bootstrap_resamples: int = Field(default=1000, ge=0, le=10_000)
     golden_rows: int = Field(default=200, ge=1, le=10_000)
 
 
@@ -64,7 +143,12 @@ class Project(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     data: str = Field(description="Path of the training table, relative to the project file.")
     read_options: dict[str, Any] = Field(default_factory=dict)
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="Columns renamed right after reading: old -> new."
+    )
     target: str
+    entity: str | None = Field(default=None, description="Column naming the entity of a row.")
+    timestamp: str | None = Field(default=None, description="Column with the time of a row.")
     positive_class: str | int | bool
     class_names: dict[str, str] = Field(description="Target value -> human-readable class name.")
     schema_: FeatureSpec = Field(alias="schema")
@@ -89,6 +173,27 @@ class Project(BaseModel):
             if not _GATE.match(str(rule)):
                 raise ValueError(f"gate {metric}: {rule!r} is not like '>=0.75'")
         return value
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> Project:
+        names = {column.name for column in self.schema_.columns}
+        for role in ("target", "entity", "timestamp"):
+            column = getattr(self, role)
+            if column is not None and column not in names:
+                raise ValueError(f"{role} column {column!r} is not in the schema")
+        for role in ("entity", "timestamp"):
+            column = getattr(self, role)
+            if column is not None and column in self.schema_.feature_names:
+                raise ValueError(f"{role} column {column!r} must not be a feature")
+        if self.target in self.schema_.feature_names:
+            raise ValueError(f"target column {self.target!r} must not be a feature")
+        if self.train.split == "time" and self.timestamp is None:
+            raise ValueError("train.split 'time' needs a timestamp column")
+        if self.train.split == "group" and self.entity is None:
+            raise ValueError("train.split 'group' needs an entity column")
+        if self.train.dedupe == "keep_last" and self.entity is None:
+            raise ValueError("train.dedupe 'keep_last' needs an entity column")
+        return self
 
     def parsed_gates(self) -> list[Gate]:
         """The gates as objects, in file order."""
