@@ -47,7 +47,13 @@ class InvalidInputError(TabopsError):
 
 
 class GateFailedError(TabopsError):
-    """A trained model missed one or more metric gates."""
+    """A trained model missed one or more metric gates; ``result`` holds what was trained."""
+
+    def __init__(
+        self, message: str, problems: list[Problem] | None = None, result: object = None
+    ) -> None:
+        super().__init__(message, problems)
+        self.result = result
 
 
 class TrainingError(TabopsError):

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from tabops.artifact import (
     GOLDEN_FILE,
@@ -41,7 +40,7 @@ class Predictor:
     """One model version, checked against its hashes and golden rows, ready to predict."""
 
     def __init__(
-        self, version: ModelVersion, pipeline: Pipeline, examples: pd.DataFrame | None = None
+        self, version: ModelVersion, pipeline: Any, examples: pd.DataFrame | None = None
     ) -> None:
         self.version = version
         self.pipeline = pipeline

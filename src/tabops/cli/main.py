@@ -16,18 +16,19 @@ from tabops.cli.output import (
     console,
     error_console,
     fail,
-    format_metric,
     open_registry,
     reported_errors,
 )
+from tabops.cli.training_report import print_training_report
 from tabops.config import get_settings
 from tabops.dataset import read_table
+from tabops.errors import GateFailedError
 from tabops.predictor import Predictor
 from tabops.project import PROJECT_FILE, load_project, save_project
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 from tabops.scaffold import build_project
-from tabops.training.register import resolve_data_path, train_project
-from tabops.training.train import count_training_steps
+from tabops.training.register import read_project_table, resolve_data_path, train_project
+from tabops.training.train import TrainingResult, count_training_steps
 from tabops.validation import validate_frame
 
 app = typer.Typer(
@@ -84,7 +85,7 @@ def validate(
     """Check a table against the project's feature spec; exit 1 when it fails."""
     with reported_errors():
         project, _folder = load_project(project_path)
-        report = validate_frame(read_table(data, project.read_options), project.schema_)
+        report = validate_frame(read_project_table(project, data), project.schema_)
     for column in report.unknown_columns:
         console.print(f"[yellow]note:[/] column {column!r} is not in the spec and is ignored")
     if report.is_valid:
@@ -126,30 +127,17 @@ def train(
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("training", total=count_training_steps(project))
 
-            def advance(step: str) -> None:
-                progress.update(task, advance=1, description=step)
+            def advance(step: str, done: float) -> None:
+                progress.update(task, advance=done, description=step)
 
-            outcome = train_project(project, folder, open_registry(), data, advance)
-    result = outcome.result
-    leaderboard = Table(title="candidates (stratified CV on training rows)")
-    for heading in ("candidate", "PR AUC", "ROC AUC"):
-        leaderboard.add_column(heading)
-    for score in result.leaderboard:
-        leaderboard.add_row(
-            score.name,
-            f"{score.pr_auc_mean:.3f} ± {score.pr_auc_std:.3f}",
-            f"{score.roc_auc_mean:.3f} ± {score.roc_auc_std:.3f}",
-        )
-    console.print(leaderboard)
-    metrics = Table(
-        title=f"held-out test rows ({result.rows['test']}), threshold {result.threshold:.3f}"
-    )
-    for metric in result.test.metrics:
-        metrics.add_column(metric)
-    metrics.add_row(*(format_metric(value) for value in result.test.metrics.values()))
-    console.print(metrics)
-    for gate in result.gates:
-        console.print(f"[green]gate passed[/]: {gate.gate} (got {gate.observed:.4f})")
+            try:
+                outcome = train_project(project, folder, open_registry(), data, advance)
+            except GateFailedError as exc:
+                if isinstance(exc.result, TrainingResult):
+                    progress.stop()
+                    print_training_report(exc.result)
+                raise
+    print_training_report(outcome.result)
     registry = open_registry()
     aliases = [a for a, v in registry.aliases(project.name).items() if v == outcome.version.version]
     suffix = f" ({', '.join(aliases)})" if aliases else ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from tabops.artifact import package_version_files
 from tabops.dataset import fingerprint_file, read_table
 from tabops.errors import DataError, GateFailedError, Problem
@@ -30,6 +32,19 @@ def resolve_data_path(project: Project, project_dir: Path, override: Path | None
     return path if path.is_absolute() else project_dir / path
 
 
+def read_project_table(project: Project, path: Path) -> pd.DataFrame:
+    """A table read with the project's read options and column renames.
+
+    Raises:
+        DataError: the table is unreadable or lacks a column the project renames.
+    """
+    frame = read_table(path, project.read_options)
+    missing = [name for name in project.rename if name not in frame.columns]
+    if missing:
+        raise DataError(f"{path.name} has no column(s) {missing} to rename")
+    return frame.rename(columns=project.rename)
+
+
 def train_project(
     project: Project,
     project_dir: Path,
@@ -44,7 +59,7 @@ def train_project(
         GateFailedError: a gate failed; nothing was registered.
     """
     path = resolve_data_path(project, project_dir, data_path)
-    frame = read_table(path, project.read_options)
+    frame = read_project_table(project, path)
     report = validate_frame(frame, project.schema_, require_target=True)
     if not report.is_valid:
         problems = [
@@ -57,7 +72,9 @@ def train_project(
     if failed:
         problems = [Problem(g.metric, f"{g.observed:.4f} fails {g.gate}") for g in failed]
         names = ", ".join(f"{g.gate} (got {g.observed:.4f})" for g in failed)
-        raise GateFailedError(f"gate failed: {names}; nothing was registered", problems)
-    files, manifest = package_version_files(project, result, path, fingerprint_file(path))
+        raise GateFailedError(
+            f"gate failed: {names}; nothing was registered", problems, result=result
+        )
+    files, manifest = package_version_files(project, result, frame, path, fingerprint_file(path))
     version = registry.register(project.name, files, manifest)
     return TrainOutcome(result=result, version=version)

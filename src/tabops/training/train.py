@@ -1,67 +1,83 @@
-"""Fitting candidates under stratified cross-validation and picking the best by PR AUC."""
+"""Training a project: honest split, candidate search under CV, calibration, threshold, metrics."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from tabops.errors import TrainingError
 from tabops.project import Project
-from tabops.schema import FeatureSpec, Kind, coerce_frame
-from tabops.training.evaluate import (
-    EvaluationReport,
-    GateResult,
-    check_gates,
-    choose_threshold,
-    evaluate_model,
+from tabops.schema import coerce_frame
+from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
+from tabops.training.candidates import (
+    BASE_CANDIDATES,
+    SEARCH_SPACES,
+    VOTING_MEMBERS,
+    build_candidate,
+    imputation_strategies,
+    strip_resampling,
 )
+from tabops.training.evaluate import EvaluationReport, GateResult, check_gates, evaluate_model
+from tabops.training.guards import GuardFinding, check_data_quality
+from tabops.training.splits import RowSplit, cv_splitter, prepare_rows, split_rows
+from tabops.training.threshold import ThresholdChoice, choose_threshold
 
-ProgressCallback = Callable[[str], None]
-"""Called once per unit of work with a short description of the step just done."""
+ProgressCallback = Callable[[str, float], None]
+"""Called with a description of the current step and how many steps it completes (0 or 1)."""
 
 _REFERENCE_ROWS = 1_000
+_IMPORTANCE_ROWS = 5_000
+_IMPORTANCE_REPEATS = 5
+_SEARCH_SHARE = 0.8  # of the time budget; the rest is for fitting, calibrating, evaluating
 
 
 @dataclass
 class CandidateScore:
-    """Cross-validated scores of one candidate on the training rows."""
+    """Cross-validated scores of one candidate's best setting on the training rows."""
 
     name: str
+    params: dict[str, Any]
     pr_auc_mean: float
     pr_auc_std: float
     roc_auc_mean: float
     roc_auc_std: float
     fit_seconds: float
+    settings_tried: int
+    oof_probability: np.ndarray = field(repr=False)
 
 
 @dataclass
 class TrainingResult:
-    """Everything training produced: the fitted pipeline and the evidence for it."""
+    """Everything training produced: the fitted model and the evidence for it."""
 
-    pipeline: Pipeline
-    candidate: str
+    model: Any
+    candidate: CandidateScore
     leaderboard: list[CandidateScore]
-    threshold: float
+    split: RowSplit
+    notes: list[str]
+    guards: list[GuardFinding]
+    calibration: dict[str, Any]
+    threshold: ThresholdChoice
     validation: EvaluationReport
     test: EvaluationReport
     gates: list[GateResult]
+    importance: list[tuple[str, float, float]]
+    imputation: dict[str, str]
     rows: dict[str, int]
+    positives: dict[str, int]
     training_seconds: float
     negative_class: object
     positive_class: object
+    y_test: np.ndarray = field(repr=False)
+    p_test: np.ndarray = field(repr=False)
     golden: pd.DataFrame = field(repr=False)
     reference: pd.DataFrame = field(repr=False)
 
@@ -72,40 +88,8 @@ class TrainingResult:
 
 
 def count_training_steps(project: Project) -> int:
-    """How many progress callbacks ``train_model`` makes, for a progress bar's total."""
-    return len(project.train.candidates) * project.train.cv_folds + 3
-
-
-def build_preprocessor(spec: FeatureSpec, *, scale: bool) -> ColumnTransformer:
-    """Imputation (learned on training rows), optional scaling and one-hot encoding."""
-    numeric = [c.name for c in spec.features if c.kind is not Kind.CATEGORICAL]
-    categorical = [c.name for c in spec.features if c.kind is Kind.CATEGORICAL]
-    numeric_steps: list[tuple[str, object]] = [("impute", SimpleImputer(strategy="median"))]
-    if scale:
-        numeric_steps.append(("scale", StandardScaler()))
-    transformers: list[tuple[str, object, list[str]]] = []
-    if numeric:
-        transformers.append(("numeric", Pipeline(numeric_steps), numeric))
-    if categorical:
-        categorical_steps = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="most_frequent")),
-                ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-            ]
-        )
-        transformers.append(("categorical", categorical_steps, categorical))
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-
-
-def build_candidate(name: str, spec: FeatureSpec, seed: int) -> Pipeline:
-    """A fresh, unfitted pipeline for a named candidate; classes weighted for balance."""
-    if name == "logistic_regression":
-        model: object = LogisticRegression(max_iter=5_000, class_weight="balanced")
-        return Pipeline([("prepare", build_preprocessor(spec, scale=True)), ("model", model)])
-    if name == "hist_gradient_boosting":
-        model = HistGradientBoostingClassifier(class_weight="balanced", random_state=seed)
-        return Pipeline([("prepare", build_preprocessor(spec, scale=False)), ("model", model)])
-    raise TrainingError(f"unknown candidate {name!r}")
+    """How many steps ``train_model`` reports as done, for a progress bar's total."""
+    return len(project.train.candidates) + 4
 
 
 def encode_target(frame: pd.DataFrame, project: Project) -> tuple[np.ndarray, object, object]:
@@ -134,107 +118,261 @@ def _plain(value: object) -> object:
 def train_model(
     project: Project, frame: pd.DataFrame, progress: ProgressCallback | None = None
 ) -> TrainingResult:
-    """Split, compare candidates by cross-validated PR AUC, tune the threshold, evaluate.
+    """Train, select, calibrate and evaluate a classifier for the project.
 
-    Rows are split (stratified) into train, validation and test. Candidates are compared
-    by stratified k-fold CV on the train rows; the best is fit on the train rows, its
-    threshold chosen on the validation rows (max F1), and its metrics measured on the test
-    rows, which nothing else has seen.
+    Rows are split (stratified, by time or by entity) into train, validation and test.
+    Candidates are searched by k-fold CV on the train rows (resampling, if any, inside the
+    folds only) and ranked by PR AUC; the best is fit on the train rows, calibrated on its
+    out-of-fold predictions when that lowers the validation Brier score, given a threshold
+    chosen on the validation rows, and measured once on the test rows.
 
     Raises:
-        TrainingError: too few rows or positives to split and cross-validate.
+        TrainingError: the data cannot support the split, CV or a guard found an error.
     """
-    report = progress or (lambda _step: None)
+    report = progress or (lambda _step, _done: None)
     started = time.perf_counter()
-    spec = project.schema_
-    frame = frame[frame[project.target].notna()].reset_index(drop=True)
-    y, negative, positive = encode_target(frame, project)
     settings = project.train
-    minority = int(min(y.sum(), len(y) - y.sum()))
-    if minority < settings.cv_folds * 2 + 2:
-        raise TrainingError(
-            f"only {minority} rows of the rarer class: too few to split and run "
-            f"{settings.cv_folds}-fold cross-validation"
-        )
+    spec = project.schema_
+    frame, notes = prepare_rows(frame, project)
+    y, negative, positive = encode_target(frame, project)
+    split = split_rows(frame, y, project)
+    guards = check_data_quality(
+        frame.iloc[split.train], spec, project.target, y[split.train], project.entity
+    )
+    errors = [finding.message for finding in guards if finding.severity == "error"]
+    if errors:
+        raise TrainingError("; ".join(errors))
     features = coerce_frame(frame, spec)
-    indices = np.arange(len(frame))
-    rest, test_index = train_test_split(
-        indices, test_size=settings.test_size, stratify=y, random_state=settings.seed
-    )
-    validation_share = settings.validation_size / (1 - settings.test_size)
-    train_index, validation_index = train_test_split(
-        rest, test_size=validation_share, stratify=y[rest], random_state=settings.seed
-    )
-    x_train, y_train = features.iloc[train_index], y[train_index]
+    x_train, y_train = features.iloc[split.train], y[split.train]
+    groups = frame[project.entity].to_numpy()[split.train] if project.entity else None
+    search = _Search(project, x_train, y_train, groups, report)
 
+    budget = settings.time_budget_s * _SEARCH_SHARE / len(settings.candidates)
     leaderboard = [
-        _cross_validate(name, spec, x_train, y_train, settings.cv_folds, settings.seed, report)
+        search.run(name, SEARCH_SPACES[name], budget)
         for name in settings.candidates
+        if name != "voting"
     ]
+    if "voting" in settings.candidates:
+        ranked = sorted(leaderboard, key=lambda score: score.pr_auc_mean, reverse=True)
+        members = [(s.name, s.params) for s in ranked if s.name in BASE_CANDIDATES]
+        if len(members) >= 2:
+            leaderboard.append(search.run("voting", [{}], budget, members[:VOTING_MEMBERS]))
     leaderboard.sort(key=lambda score: score.pr_auc_mean, reverse=True)
-    best = leaderboard[0].name
+    best = leaderboard[0]
 
-    pipeline = build_candidate(best, spec, settings.seed).fit(x_train, y_train)
-    report(f"fitted {best} on {len(train_index)} rows")
-    validation_probability = pipeline.predict_proba(features.iloc[validation_index])[:, 1]
-    threshold = choose_threshold(y[validation_index], validation_probability)
-    validation = evaluate_model(y[validation_index], validation_probability, threshold)
-    report(f"threshold {threshold:.3f} chosen on {len(validation_index)} validation rows")
-    test_probability = pipeline.predict_proba(features.iloc[test_index])[:, 1]
-    test = evaluate_model(y[test_index], test_probability, threshold)
-    gates = check_gates(project.parsed_gates(), test.metrics)
-    report(f"evaluated on {len(test_index)} held-out rows")
+    fitted = search.build(best).fit(x_train, y_train)
+    pipeline = strip_resampling(fitted)
+    report(f"fitted {best.name} on {len(split.train)} rows", 1)
 
-    golden_index = np.concatenate([test_index, validation_index])[: settings.golden_rows]
-    golden = frame.iloc[golden_index][spec.feature_names].reset_index(drop=True)
-    golden["__probability__"] = pipeline.predict_proba(features.iloc[golden_index])[:, 1]
-    reference_index = train_index[:_REFERENCE_ROWS]
-    reference = frame.iloc[reference_index][[*spec.feature_names, project.target]]
+    x_validation, y_validation = features.iloc[split.validation], y[split.validation]
+    model, calibration = _calibrate(pipeline, best, y_train, x_validation, y_validation, project)
+    report(f"calibration: {calibration['method'] if calibration['kept'] else 'none kept'}", 1)
+
+    validation_probability = model.predict_proba(x_validation)[:, 1]
+    threshold = choose_threshold(y_validation, validation_probability, settings.threshold)
+    validation = evaluate_model(y_validation, validation_probability, threshold.threshold)
+    x_test, y_test = features.iloc[split.test], y[split.test]
+    test_probability = model.predict_proba(x_test)[:, 1]
+    test = evaluate_model(
+        y_test,
+        test_probability,
+        threshold.threshold,
+        resamples=settings.bootstrap_resamples,
+        seed=settings.seed,
+    )
+    report(f"evaluated on {len(split.test)} held-out rows", 1)
+    importance = _importance(model, x_test, y_test, settings.seed)
+    report("permutation importance", 1)
+
+    golden_rows = np.concatenate([split.test, split.validation])[: settings.golden_rows]
+    golden = frame.iloc[golden_rows][spec.feature_names].reset_index(drop=True)
+    golden["__probability__"] = model.predict_proba(features.iloc[golden_rows])[:, 1]
+    reference = frame.iloc[split.train[:_REFERENCE_ROWS]][[*spec.feature_names, project.target]]
+    sets = {"train": split.train, "validation": split.validation, "test": split.test}
     return TrainingResult(
-        pipeline=pipeline,
+        model=model,
         candidate=best,
         leaderboard=leaderboard,
+        split=split,
+        notes=notes,
+        guards=guards,
+        calibration=calibration,
         threshold=threshold,
         validation=validation,
         test=test,
-        gates=gates,
-        rows={
-            "total": len(frame),
-            "train": len(train_index),
-            "validation": len(validation_index),
-            "test": len(test_index),
-        },
+        gates=check_gates(project.parsed_gates(), test.metrics),
+        importance=importance,
+        imputation=imputation_strategies(spec),
+        rows={"total": len(frame)} | {name: len(rows) for name, rows in sets.items()},
+        positives={name: int(y[rows].sum()) for name, rows in sets.items()},
         training_seconds=time.perf_counter() - started,
         negative_class=negative,
         positive_class=positive,
+        y_test=y_test,
+        p_test=test_probability,
         golden=golden,
         reference=reference.reset_index(drop=True),
     )
 
 
-def _cross_validate(
-    name: str,
-    spec: FeatureSpec,
-    x: pd.DataFrame,
-    y: np.ndarray,
-    folds: int,
-    seed: int,
-    report: ProgressCallback,
-) -> CandidateScore:
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    pr_auc, roc_auc = [], []
-    started = time.perf_counter()
-    for fold, (fit_rows, score_rows) in enumerate(splitter.split(x, y), start=1):
-        model = clone(build_candidate(name, spec, seed)).fit(x.iloc[fit_rows], y[fit_rows])
-        probability = model.predict_proba(x.iloc[score_rows])[:, 1]
-        pr_auc.append(average_precision_score(y[score_rows], probability))
-        roc_auc.append(roc_auc_score(y[score_rows], probability))
-        report(f"{name}: fold {fold}/{folds}")
-    return CandidateScore(
-        name=name,
-        pr_auc_mean=float(np.mean(pr_auc)),
-        pr_auc_std=float(np.std(pr_auc)),
-        roc_auc_mean=float(np.mean(roc_auc)),
-        roc_auc_std=float(np.std(roc_auc)),
-        fit_seconds=(time.perf_counter() - started) / folds,
+class _Search:
+    """Cross-validated search over each candidate's settings, within a time budget."""
+
+    def __init__(
+        self,
+        project: Project,
+        x: pd.DataFrame,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        report: ProgressCallback,
+    ) -> None:
+        self.project = project
+        self.x = x
+        self.y = y
+        self.groups = groups
+        self.report = report
+        self.folds = list(cv_splitter(project, y).split(x, y, groups))
+        self.members: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+    def build(self, score: CandidateScore) -> Any:
+        """An unfitted pipeline for a scored candidate and its best setting."""
+        return self._pipeline(score.name, score.params, self.members.get(score.name))
+
+    def _pipeline(
+        self, name: str, params: dict[str, Any], members: list[tuple[str, dict[str, Any]]] | None
+    ) -> Any:
+        settings = self.project.train
+        minority = int(min(self.y.sum(), len(self.y) - self.y.sum()))
+        return build_candidate(
+            name,
+            params,
+            self.project.schema_,
+            imbalance=settings.imbalance,
+            seed=settings.seed,
+            # Each CV fold fits on (k-1)/k of the rows: SMOTE's neighbours must fit in that.
+            minority_rows=minority * (settings.cv_folds - 1) // settings.cv_folds,
+            members=members,
+        )
+
+    def run(
+        self,
+        name: str,
+        space: list[dict[str, Any]],
+        budget_seconds: float,
+        members: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> CandidateScore:
+        """The best setting of one candidate; always tries the first, then while time allows."""
+        if members is not None:
+            self.members[name] = members
+        started = time.perf_counter()
+        best: CandidateScore | None = None
+        for tried, params in enumerate(space, start=1):
+            score = self._cross_validate(name, params, members, tried, len(space))
+            if best is None or score.pr_auc_mean > best.pr_auc_mean:
+                best = score
+            elapsed = time.perf_counter() - started
+            if elapsed + elapsed / tried > budget_seconds:
+                break
+        assert best is not None
+        best.settings_tried = tried
+        self.report(
+            f"{name}: PR AUC {best.pr_auc_mean:.3f} ({tried} setting{'s' * (tried > 1)})", 1
+        )
+        return best
+
+    def _cross_validate(
+        self,
+        name: str,
+        params: dict[str, Any],
+        members: list[tuple[str, dict[str, Any]]] | None,
+        setting: int,
+        settings: int,
+    ) -> CandidateScore:
+        oof = np.zeros(len(self.y))
+        pr_auc, roc_auc = [], []
+        started = time.perf_counter()
+        template = self._pipeline(name, params, members)
+        for fold, (fit_rows, score_rows) in enumerate(self.folds, start=1):
+            self.report(f"{name} setting {setting}/{settings}, fold {fold}/{len(self.folds)}", 0)
+            model = clone(template).fit(self.x.iloc[fit_rows], self.y[fit_rows])
+            probability = model.predict_proba(self.x.iloc[score_rows])[:, 1]
+            oof[score_rows] = probability
+            pr_auc.append(average_precision_score(self.y[score_rows], probability))
+            roc_auc.append(roc_auc_score(self.y[score_rows], probability))
+        return CandidateScore(
+            name=name,
+            params=params,
+            pr_auc_mean=float(np.mean(pr_auc)),
+            pr_auc_std=float(np.std(pr_auc)),
+            roc_auc_mean=float(np.mean(roc_auc)),
+            roc_auc_std=float(np.std(roc_auc)),
+            fit_seconds=(time.perf_counter() - started) / len(self.folds),
+            settings_tried=1,
+            oof_probability=oof,
+        )
+
+
+def _calibrate(
+    pipeline: Any,
+    best: CandidateScore,
+    y_train: np.ndarray,
+    x_validation: pd.DataFrame,
+    y_validation: np.ndarray,
+    project: Project,
+) -> tuple[Any, dict[str, Any]]:
+    """Calibrate on out-of-fold training predictions; keep only a lower validation Brier."""
+    raw = pipeline.predict_proba(x_validation)[:, 1]
+    brier_before = float(brier_score_loss(y_validation, raw))
+    outcome: dict[str, Any] = {
+        "method": "none",
+        "kept": False,
+        "brier_before": brier_before,
+        "brier_after": None,
+    }
+    choice = project.train.calibration
+    if choice == "none":
+        return pipeline, outcome
+    methods: list[Literal["sigmoid", "isotonic"]] = (
+        ["sigmoid", "isotonic"] if choice == "auto" else [choice]
     )
+    best_model, best_brier = pipeline, brier_before
+    for method in methods:
+        calibrator = ProbabilityCalibrator(method).fit(best.oof_probability, y_train)
+        calibrated = CalibratedPipeline(pipeline, calibrator)
+        brier = float(brier_score_loss(y_validation, calibrated.predict_proba(x_validation)[:, 1]))
+        if outcome["brier_after"] is None or brier < outcome["brier_after"]:
+            outcome.update(method=method, brier_after=brier)
+        if brier < best_brier:
+            best_model, best_brier = calibrated, brier
+    outcome["kept"] = best_model is not pipeline
+    return best_model, outcome
+
+
+def _importance(
+    model: Any, x_test: pd.DataFrame, y_test: np.ndarray, seed: int
+) -> list[tuple[str, float, float]]:
+    """Permutation importance (drop in PR AUC) on held-out rows, all positives kept."""
+    if len(np.unique(y_test)) < 2:
+        return []
+    rows = np.arange(len(y_test))
+    if len(rows) > _IMPORTANCE_ROWS:
+        positives = rows[y_test == 1]
+        negatives = np.random.default_rng(seed).choice(
+            rows[y_test == 0], size=max(_IMPORTANCE_ROWS - len(positives), 1), replace=False
+        )
+        rows = np.sort(np.concatenate([positives, negatives]))
+    result = permutation_importance(
+        model,
+        x_test.iloc[rows],
+        y_test[rows],
+        scoring="average_precision",
+        n_repeats=_IMPORTANCE_REPEATS,
+        random_state=seed,
+    )
+    return [
+        (str(name), float(mean), float(std))
+        for name, mean, std in zip(
+            x_test.columns, result.importances_mean, result.importances_std, strict=True
+        )
+    ]
