@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from tabops.config import Settings
-from tabops.project import Project, load_project
+from tabops.project import PROJECT_FILE, Project, load_project
 from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.server.app import create_app
 from tabops.training.register import TrainOutcome, train_project
@@ -30,6 +32,25 @@ SEED_REQUEST = (
 )
 
 
+# Training settings that keep each test's training run to a few seconds.
+FAST_TRAIN: dict[str, Any] = {
+    "cv_folds": 3,
+    "candidates": ["logistic_regression", "hist_gradient_boosting"],
+    "time_budget_s": 3,
+    "bootstrap_resamples": 200,
+}
+
+
+def copy_fast_example(target: Path) -> Path:
+    """A copy of the heart-failure example whose training takes seconds, not a minute."""
+    shutil.copytree(EXAMPLE, target)
+    path = target / PROJECT_FILE
+    document = yaml.safe_load(path.read_text())
+    document["train"].update(FAST_TRAIN)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
 @pytest.fixture
 def heart_frame() -> pd.DataFrame:
     return pd.read_csv(HEART_CSV)
@@ -38,9 +59,7 @@ def heart_frame() -> pd.DataFrame:
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A private copy of the heart-failure example project."""
-    target = tmp_path / "project"
-    shutil.copytree(EXAMPLE, target)
-    return target
+    return copy_fast_example(tmp_path / "project")
 
 
 @pytest.fixture
@@ -57,7 +76,7 @@ def make_registry(home: Path) -> ModelRegistry:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TABOPS_HOME holding one trained heart-failure version (trained once per session)."""
     home = tmp_path_factory.mktemp("home")
-    project, folder = load_project(EXAMPLE)
+    project, folder = load_project(copy_fast_example(tmp_path_factory.mktemp("project") / "p"))
     train_project(project, folder, make_registry(home))
     return home
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tabops.errors import DataError
 from tabops.project import Project
-from tabops.schema import infer_schema, python_value
+from tabops.schema import Role, infer_schema, python_value
 
 
 def default_model_name(data: Path) -> str:
@@ -49,9 +49,27 @@ def build_project(
     name: str | None,
     positive: str | None,
     class_names: tuple[str, ...] | None,
+    *,
+    entity: str | None = None,
+    timestamp: str | None = None,
 ) -> tuple[Project, list[str]]:
-    """A project for ``frame`` whose data path is relative to the project file's folder."""
+    """A project for ``frame`` whose data path is relative to the project file's folder.
+
+    Raises:
+        DataError: the target, entity or timestamp column is missing or unusable.
+    """
     inference = infer_schema(frame, target)
+    for role, column_name in (("entity key", entity), ("timestamp", timestamp)):
+        if column_name is None:
+            continue
+        try:
+            column = inference.spec.column(column_name)
+        except KeyError:
+            raise DataError(f"{role} column {column_name!r} is not in the data") from None
+        if column.role is Role.FEATURE:
+            column.role = Role.EXCLUDED
+            inference.warnings.append(f"column {column_name!r} excluded: the {role}")
+        column.reason = f"the {role} of each row"
     positive_value = choose_positive_class(frame[target], positive)
     negative_value = next(
         python_value(value)
@@ -68,5 +86,7 @@ def build_project(
         positive_class=positive_value,
         class_names={str(negative_value): negative_name, str(positive_value): positive_name},
         schema_=inference.spec,
+        entity=entity,
+        timestamp=timestamp,
     )
     return project, inference.warnings

@@ -13,7 +13,7 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from conftest import HEART_CSV
+from conftest import FAST_TRAIN, HEART_CSV
 from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.project import PROJECT_FILE, load_project
@@ -80,7 +80,7 @@ def assert_clean_failure(result: Result, code: int) -> None:
 def edit_project(folder: Path, **changes: Any) -> None:
     path = folder / PROJECT_FILE
     document = yaml.safe_load(path.read_text())
-    document["train"]["cv_folds"] = 3
+    document["train"].update(FAST_TRAIN)
     document.update(changes)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 

@@ -115,12 +115,14 @@ def test_predictor_load_with_a_file_removed_raises_integrity_error(registry, ver
 
 
 def test_predict_records_labels_follow_the_threshold(predictor, heart_frame):
-    records = heart_frame.drop(columns=["DEATH_EVENT"]).head(40).to_dict(orient="records")
+    # The file is ordered by follow-up time: early rows are mostly deaths, late ones survivals.
+    rows = pd.concat([heart_frame.head(20), heart_frame.tail(20)])
+    records = rows.drop(columns=["DEATH_EVENT"]).to_dict(orient="records")
 
     predictions = predictor.predict_records(records)
 
     assert len(predictions) == 40
-    expected = predictor.score_frame(heart_frame.head(40))
+    expected = predictor.score_frame(rows)
     np.testing.assert_allclose([p.probability for p in predictions], expected)
     for prediction in predictions:
         assert 0.0 <= prediction.probability <= 1.0

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import EXAMPLE, HEART_CSV, make_registry
+from conftest import EXAMPLE, FAST_TRAIN, HEART_CSV, make_registry
 from tabops.dataset import fingerprint_file
 from tabops.errors import DataError, GateFailedError
 from tabops.project import PROJECT_FILE, Project, load_project
@@ -28,7 +28,7 @@ def copy_project(target: Path, edit: Callable[[dict[str, Any]], None] | None = N
     shutil.copytree(EXAMPLE, target)
     path = target / PROJECT_FILE
     document = yaml.safe_load(path.read_text())
-    document["train"]["cv_folds"] = 3
+    document["train"].update(FAST_TRAIN)
     if edit is not None:
         edit(document)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -77,7 +77,7 @@ def test_train_project_manifest_holds_test_metrics_and_threshold(trained):
     assert -1.0 <= metrics["mcc"] <= 1.0
     assert metrics == trained.outcome.result.test.metrics
     assert 0.0 < trained.manifest["threshold"] < 1.0
-    assert trained.manifest["threshold"] == trained.outcome.result.threshold
+    assert trained.manifest["threshold"] == trained.outcome.result.threshold.threshold
 
 
 def test_train_project_manifest_records_the_data_and_split_rows(trained):
@@ -102,7 +102,7 @@ def test_train_project_manifest_records_time_libraries_and_classes(trained):
         "negative": {"value": 0, "name": "survived"},
         "positive": {"value": 1, "name": "dead"},
     }
-    assert manifest["candidate"] in ("logistic_regression", "hist_gradient_boosting")
+    assert manifest["candidate"] in FAST_TRAIN["candidates"]
     assert {score["name"] for score in manifest["leaderboard"]} == {
         "logistic_regression",
         "hist_gradient_boosting",
@@ -116,7 +116,7 @@ def test_train_project_manifest_holds_the_feature_spec(trained):
 def test_train_project_manifest_file_hashes_match_the_stored_files(trained):
     files = trained.manifest["files"]
 
-    assert set(files) == {"model.skops", "golden.parquet", "reference.parquet"}
+    assert set(files) == {"model.skops", "golden.parquet", "reference.parquet", "card.html"}
     for name, digest in files.items():
         data = trained.registry.read_file(MODEL, 1, name)
         assert hashlib.sha256(data).hexdigest() == digest, name

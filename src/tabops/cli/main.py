@@ -56,6 +56,8 @@ def init(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path(
         PROJECT_FILE
     ),
+    entity: Annotated[str | None, typer.Option(help="Column naming each row's entity.")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="Column with each row's time.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
 ) -> None:
     """Infer the feature spec of DATA and write a project file."""
@@ -66,7 +68,9 @@ def init(
         names = tuple(class_names.split(",", 1)) if class_names else None
         if names is not None and len(names) != 2:
             fail("--class-names takes two names separated by a comma")
-        project, warnings = build_project(frame, data, output, target, name, positive, names)
+        project, warnings = build_project(
+            frame, data, output, target, name, positive, names, entity=entity, timestamp=timestamp
+        )
         save_project(project, output)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")

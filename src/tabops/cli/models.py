@@ -1,16 +1,21 @@
-"""``tabops models``: list, show, promote and roll back registered versions."""
+"""``tabops models``: list, show, promote and roll back registered versions; fetch model cards."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import webbrowser
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from tabops.cli.output import console, format_metric, open_registry, reported_errors
+from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
+from tabops.training.card import CARD_FILE
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
 app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=True)
@@ -69,6 +74,57 @@ def show(
     console.print(f"data: {data['path']} sha256 {data['sha256'][:16]}…, rows {data['rows']}")
     console.print(f"trained in {manifest['training_seconds']} s")
     console.print(f"libraries: {manifest['library_versions']}")
+
+
+@app.command()
+def card(
+    model: Annotated[str, typer.Argument(help="NAME, NAME@alias or NAME:version.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write [default: ./NAME-VERSION-card.html].",
+            dir_okay=False,
+        ),
+    ] = None,
+    open_card: Annotated[
+        bool, typer.Option("--open", help="Open the written card in a web browser.")
+    ] = False,
+) -> None:
+    """Write a version's model card (one self-contained HTML page) to a file."""
+    name, ref = parse_model_ref(model)
+    registry = open_registry()
+    with reported_errors():
+        version = registry.get_version(name, ref)
+    try:
+        page = registry.read_file(name, version.version, CARD_FILE)
+    except FileNotFoundError:
+        fail(f"{version.ref} has no model card (versions trained before cards have none)")
+    path = output or Path(f"{name}-{version.version}-card.html")
+    try:
+        _write_atomically(path, page)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    console.print(str(path), markup=False, highlight=False, soft_wrap=True)
+    if open_card:
+        webbrowser.open(path.resolve().as_uri())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename over it: never a half-written card."""
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        # mkstemp makes the file private (0600); a card is an ordinary document.
+        os.fchmod(handle, 0o666 & ~umask)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
 
 
 @app.command()

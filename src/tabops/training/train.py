@@ -36,6 +36,9 @@ ProgressCallback = Callable[[str, float], None]
 _REFERENCE_ROWS = 1_000
 _IMPORTANCE_ROWS = 5_000
 _IMPORTANCE_REPEATS = 5
+# Isotonic regression is a step function: fit on few positives it overfits and its ties
+# erase the ranking (seen on the device-failure data), so auto mode needs this many.
+_ISOTONIC_MINORITY = 200
 _SEARCH_SHARE = 0.8  # of the time budget; the rest is for fitting, calibrating, evaluating
 
 
@@ -232,7 +235,10 @@ class _Search:
         self.y = y
         self.groups = groups
         self.report = report
-        self.folds = list(cv_splitter(project, y).split(x, y, groups))
+        splitter = cv_splitter(project, y)
+        self.folds = list(
+            splitter.split(x, y, groups) if project.train.split == "group" else splitter.split(x, y)
+        )
         self.members: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
     def build(self, score: CandidateScore) -> Any:
@@ -243,7 +249,7 @@ class _Search:
         self, name: str, params: dict[str, Any], members: list[tuple[str, dict[str, Any]]] | None
     ) -> Any:
         settings = self.project.train
-        minority = int(min(self.y.sum(), len(self.y) - self.y.sum()))
+        minority = _minority(self.y)
         return build_candidate(
             name,
             params,
@@ -333,9 +339,11 @@ def _calibrate(
     choice = project.train.calibration
     if choice == "none":
         return pipeline, outcome
-    methods: list[Literal["sigmoid", "isotonic"]] = (
-        ["sigmoid", "isotonic"] if choice == "auto" else [choice]
-    )
+    methods: list[Literal["sigmoid", "isotonic"]] = ["sigmoid"]
+    if choice == "isotonic" or (choice == "auto" and _minority(y_train) >= _ISOTONIC_MINORITY):
+        methods.append("isotonic")
+    if choice == "isotonic":
+        methods = ["isotonic"]
     best_model, best_brier = pipeline, brier_before
     for method in methods:
         calibrator = ProbabilityCalibrator(method).fit(best.oof_probability, y_train)
@@ -347,6 +355,10 @@ def _calibrate(
             best_model, best_brier = calibrated, brier
     outcome["kept"] = best_model is not pipeline
     return best_model, outcome
+
+
+def _minority(y: np.ndarray) -> int:
+    return int(min(y.sum(), len(y) - y.sum()))
 
 
 def _importance(
