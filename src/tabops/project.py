@@ -111,6 +111,11 @@ class TrainSettings(BaseModel):
     time_budget_s: float = Field(default=120.0, gt=0)
     threshold: ThresholdPolicy = "max_f1"
     calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
+    refit: bool = Field(
+        default=True,
+        description="Refit the chosen setting on train + validation rows once the threshold "
+        "is chosen (the test rows stay unseen).",
+    )
     bootstrap_resamples: int = Field(default=1000, ge=0, le=10_000)
     golden_rows: int = Field(default=200, ge=1, le=10_000)
 
