@@ -215,3 +215,20 @@ def test_openapi_is_served_without_record_schemas_when_registry_is_empty(tmp_pat
     assert response.status_code == 200, response.text
     assert "HeartFailureRecord" not in response.json()["components"]["schemas"]
     assert "/v1/models/{name}/predict" in response.json()["paths"]
+
+
+def test_model_card_is_served_as_html_for_a_version_or_alias(client):
+    for version in ("1", "production"):
+        response = client.get(f"/v1/models/heart-failure/versions/{version}/card")
+
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "<html" in response.text
+        assert "heart-failure" in response.text
+
+
+def test_model_card_returns_404_in_error_shape_for_unknown_version(client):
+    response = client.get("/v1/models/heart-failure/versions/9/card")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "version_not_found"

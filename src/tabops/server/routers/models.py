@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 
 from tabops.errors import ModelNotFoundError, Problem
 from tabops.server.deps import DeploymentDep, RegistryDep
 from tabops.server.errors import RequestBodyError
 from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
+from tabops.training.card import CARD_FILE
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
@@ -52,6 +54,22 @@ def get_model_version(name: str, version: str, registry: RegistryDep) -> dict[st
         "aliases": sorted(aliases),
         "manifest": found.manifest,
     }
+
+
+@router.get(
+    "/{name}/versions/{version}/card",
+    response_class=HTMLResponse,
+    responses=_NOT_FOUND,
+    summary="The model card of a version",
+)
+def get_model_card(name: str, version: str, registry: RegistryDep) -> HTMLResponse:
+    """The version's model card, a self-contained HTML page (``version``: number or alias)."""
+    found = registry.get_version(name, version)
+    try:
+        page = registry.read_file(name, found.version, CARD_FILE)
+    except FileNotFoundError:
+        raise RequestBodyError(404, "card_not_found", f"{found.ref} has no model card") from None
+    return HTMLResponse(page.decode())
 
 
 @router.get("/{name}/example", responses=_NOT_FOUND)
