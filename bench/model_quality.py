@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--only", nargs="*", default=list(NAMES))
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     table = Table(title="held-out metrics per example")
     for heading in (
         "example",
