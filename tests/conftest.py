@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_limits
 
 from tabops.config import Settings
 from tabops.project import PROJECT_FILE, Project, load_project
@@ -103,3 +104,11 @@ def client(home: Path) -> Iterator[TestClient]:
 
 def train_heart(project: Project, folder: Path, home: Path) -> TrainOutcome:
     return train_project(project, folder, make_registry(home))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_native_thread() -> Iterator[None]:
+    """One BLAS/OpenMP thread per test: parallel native pools spin against each other and
+    against the test runner on a 2-core machine, making timings swing by 10x or more."""
+    with threadpool_limits(limits=1):
+        yield

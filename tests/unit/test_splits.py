@@ -70,6 +70,12 @@ def sets(result: RowSplit) -> dict[str, np.ndarray]:
     return {"train": result.train, "validation": result.validation, "test": result.test}
 
 
+def placement(result: RowSplit, rows: list[int]) -> dict[int, str | None]:
+    """The set each row landed in, None when it was left out."""
+    where = {int(row): name for name, positions in sets(result).items() for row in positions}
+    return {row: where.get(row) for row in rows}
+
+
 # stratified ------------------------------------------------------------------------------
 
 
@@ -102,6 +108,16 @@ def test_stratified_split_keeps_the_class_balance_in_every_set():
 
     for name, rows in sets(result).items():
         assert y[rows].mean() == pytest.approx(y.mean(), abs=0.03), name
+
+
+@pytest.mark.parametrize("positives", [1, 2])
+def test_stratified_split_with_too_few_positives_raises_training_error(positives):
+    frame = table()
+    project = make_project(frame)
+    frame["y"] = np.r_[np.ones(positives, dtype=int), np.zeros(ROWS - positives, dtype=int)]
+
+    with pytest.raises(TrainingError, match="rarer class"):
+        split(frame, project)
 
 
 # time ------------------------------------------------------------------------------------
@@ -164,9 +180,8 @@ def test_time_split_leaves_out_unreadable_and_far_future_times_without_warning(b
 
     assert [str(warning.message) for warning in caught] == []
     assert len(rows) == ROWS
-    placed = set(np.concatenate(list(sets(result).values())).tolist())
-    assert placed.isdisjoint(bad_rows)
-    assert len(placed) == ROWS - len(bad_rows)
+    assert placement(result, bad_rows) == dict.fromkeys(bad_rows)
+    assert sum(len(rows) for rows in sets(result).values()) == ROWS - len(bad_rows)
     assert f"{len(bad_rows)} rows without a readable time left out" in result.description
 
 
@@ -179,15 +194,32 @@ def test_time_split_leaves_out_dates_outside_the_guarded_range():
 
     result = split(frame, project)
 
-    placed = set(np.concatenate(list(sets(result).values())).tolist())
-    assert placed.isdisjoint({3, 4})
+    assert placement(result, [3, 4]) == {3: None, 4: None}
     assert "2 rows without a readable time left out" in result.description
+
+
+@pytest.mark.parametrize("form", ["utc_datetime_column", "iso_strings_with_offset"])
+def test_time_split_reads_utc_times_like_naive_ones(form):
+    frame = table()
+    days = pd.date_range("2020-01-01", periods=ROWS, freq="D", tz="UTC")
+    if form == "utc_datetime_column":
+        frame["when"] = days
+    else:
+        frame["when"] = pd.Series(days.strftime("%Y-%m-%dT%H:%M:%S+00:00"), dtype=object)
+    project = make_project(frame, timestamp="when", split="time", test_start="2020-09-01")
+
+    result = split(frame, project)
+
+    utc = days.tz_convert(None)
+    assert (utc[result.test] >= pd.Timestamp("2020-09-01")).all()
+    assert len(result.test) == int((utc >= pd.Timestamp("2020-09-01")).sum())
+    assert utc[result.train].max() < utc[result.validation].min()
 
 
 def test_time_split_whose_test_rows_hold_a_single_class_raises_training_error():
     frame = dated(table())
     times = pd.to_datetime(frame["when"])
-    frame["y"] = np.where(times < pd.Timestamp("2020-06-01"), frame["y"], 0)
+    frame["y"] = np.where(times < pd.Timestamp("2020-08-01"), frame["y"], 0)
     project = make_project(frame, timestamp="when", split="time", test_start="2020-08-01")
 
     with pytest.raises(TrainingError, match="the test set holds a single class"):
@@ -218,9 +250,7 @@ def test_group_split_puts_no_entity_in_two_sets(grouped):
 
     result = split(grouped, project)
 
-    customers = {
-        name: set(grouped["customer"].iloc[rows]) for name, rows in sets(result).items()
-    }
+    customers = {name: set(grouped["customer"].iloc[rows]) for name, rows in sets(result).items()}
     assert customers["train"].isdisjoint(customers["validation"])
     assert customers["train"].isdisjoint(customers["test"])
     assert customers["validation"].isdisjoint(customers["test"])

@@ -10,6 +10,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 
 from tabops.errors import TrainingError
 from tabops.project import Project
+from tabops.training.guards import parse_dates
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def prepare_rows(frame: pd.DataFrame, project: Project) -> tuple[pd.DataFrame, l
         ordered = labelled
         if project.timestamp is not None:
             ordered = labelled.assign(__time__=parse_times(labelled[project.timestamp]))
-            ordered = ordered.sort_values("__time__", kind="stable").drop(columns="__time__")
+            # Undated rows sort first, so an entity's latest row is its latest dated one.
+            ordered = ordered.sort_values("__time__", kind="stable", na_position="first")
+            ordered = ordered.drop(columns="__time__")
         latest = ordered.drop_duplicates(subset=project.entity, keep="last").sort_index()
         notes.append(
             f"kept the latest of {len(labelled)} rows for each of {len(latest)} entities "
@@ -53,10 +56,13 @@ def prepare_rows(frame: pd.DataFrame, project: Project) -> tuple[pd.DataFrame, l
 
 
 def parse_times(series: pd.Series) -> pd.Series:
-    """Timestamps of a column; values pandas cannot hold (year 3021) become NaT, not errors."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    return pd.to_datetime(series.astype("string"), errors="coerce", format="mixed")
+    """Naive UTC timestamps of a column; unreadable and out-of-range dates become NaT.
+
+    Out of range means what the date guard reports (year 3021, 1850): such rows are left
+    out of a time split rather than placed at its far end.
+    """
+    parsed = parse_dates(series)
+    return parsed.values.where(~parsed.out_of_range)
 
 
 def split_rows(frame: pd.DataFrame, y: np.ndarray, project: Project) -> RowSplit:
@@ -71,6 +77,12 @@ def split_rows(frame: pd.DataFrame, y: np.ndarray, project: Project) -> RowSplit
     elif settings.split == "group":
         split = _group_split(frame, y, project)
     else:
+        minority = int(min(y.sum(), len(y) - y.sum()))
+        if minority < 3:
+            raise TrainingError(
+                f"only {minority} row(s) of the rarer class: too few for a train, "
+                "validation and test set"
+            )
         rest, test = train_test_split(
             np.arange(len(frame)),
             test_size=settings.test_size,
