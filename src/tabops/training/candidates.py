@@ -52,6 +52,10 @@ SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
 BASE_CANDIDATES = ("logistic_regression", "random_forest", "extra_trees", "hist_gradient_boosting")
 VOTING_MEMBERS = 3
 _TREES = 300
+_FORESTS: dict[str, Any] = {
+    "random_forest": RandomForestClassifier,
+    "extra_trees": ExtraTreesClassifier,
+}
 
 
 def build_preprocessor(spec: FeatureSpec, *, scale: bool) -> ColumnTransformer:
@@ -100,16 +104,8 @@ def build_estimator(name: str, params: dict[str, Any], *, weighted: bool, seed: 
     weight = "balanced" if weighted else None
     if name == "logistic_regression":
         return LogisticRegression(max_iter=5_000, class_weight=weight, **params)
-    if name == "random_forest":
-        return RandomForestClassifier(
-            n_estimators=_TREES,
-            class_weight="balanced_subsample" if weighted else None,
-            n_jobs=-1,
-            random_state=seed,
-            **params,
-        )
-    if name == "extra_trees":
-        return ExtraTreesClassifier(
+    if name in _FORESTS:
+        return _FORESTS[name](
             n_estimators=_TREES,
             class_weight="balanced_subsample" if weighted else None,
             n_jobs=-1,
