@@ -1,32 +1,20 @@
-"""Turning a training result into a registry version's files and manifest, and back."""
+"""The files of a registry version: the model (skops, allow-listed types) and Parquet tables."""
 
 from __future__ import annotations
 
 import io
-import platform
-import subprocess
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import skops.io as skops_io
 from sklearn.pipeline import Pipeline
 
-from tabops import __version__
 from tabops.errors import ArtifactIntegrityError
-from tabops.project import Project
-from tabops.schema import python_value
 from tabops.training.calibration import CalibratedPipeline
-from tabops.training.card import CARD_FILE, DataProfile, ModelCard, render_model_card
-from tabops.training.profile import profile_columns
-from tabops.training.train import TrainingResult
 
 MODEL_FILE = "model.skops"
 GOLDEN_FILE = "golden.parquet"
 REFERENCE_FILE = "reference.parquet"
+CARD_FILE = "card.html"
 GOLDEN_PROBABILITY = "__probability__"
 GOLDEN_TOLERANCE = 1e-6
 
@@ -43,7 +31,6 @@ TRUSTED_TYPES = frozenset(
         "tabops.training.calibration.ProbabilityCalibrator",
     }
 )
-_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 
 
 def dump_model(model: Pipeline | CalibratedPipeline) -> bytes:
@@ -85,156 +72,3 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 def parquet_to_frame(data: bytes) -> pd.DataFrame:
     """Parquet bytes as a frame."""
     return pd.read_parquet(io.BytesIO(data))
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python, tabops and the libraries a model depends on."""
-    versions = {"python": platform.python_version(), "tabops": __version__}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = package_version(name)
-        except PackageNotFoundError:
-            continue
-    return versions
-
-
-def git_commit(folder: Path) -> str | None:
-    """The commit checked out in ``folder``, when it is inside a git work tree."""
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() or None if completed.returncode == 0 else None
-
-
-def package_version_files(
-    project: Project,
-    result: TrainingResult,
-    frame: pd.DataFrame,
-    data_path: Path,
-    data_fingerprint: str,
-) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """The files (model, golden rows, reference sample, model card) and manifest of a version."""
-    negative, positive = python_value(result.negative_class), python_value(result.positive_class)
-    names = {
-        "negative": project.class_names.get(str(negative), str(negative)),
-        "positive": project.class_names.get(str(positive), str(positive)),
-    }
-    best = result.candidate
-    manifest: dict[str, Any] = {
-        "project": project.name,
-        "task": "binary_classification",
-        "target": project.target,
-        "entity": project.entity,
-        "timestamp": project.timestamp,
-        "classes": {
-            "negative": {"value": negative, "name": names["negative"]},
-            "positive": {"value": positive, "name": names["positive"]},
-        },
-        "threshold": result.threshold.threshold,
-        "threshold_policy": result.threshold.policy,
-        "threshold_reason": result.threshold.reason,
-        "candidate": best.name,
-        "params": best.params,
-        "imbalance": project.train.imbalance,
-        "calibration": result.calibration,
-        "split": result.split.description,
-        "notes": result.notes,
-        "metrics": result.test.metrics,
-        "intervals": {k: list(v) for k, v in result.test.intervals.items()},
-        "validation_metrics": result.validation.metrics,
-        "confusion": result.test.confusion,
-        "leaderboard": [_leaderboard_row(score) for score in result.leaderboard],
-        "guards": [finding.model_dump() for finding in result.guards],
-        "imputation": result.imputation,
-        "importance": [list(item) for item in result.importance],
-        "gates": [gate.model_dump() for gate in result.gates],
-        "feature_spec": project.schema_.model_dump(mode="json"),
-        "data": {
-            "path": data_path.name,
-            "sha256": data_fingerprint,
-            "rows": result.rows,
-            "positives": result.positives,
-        },
-        "training_seconds": round(result.training_seconds, 3),
-        "golden": {"rows": len(result.golden), "tolerance": GOLDEN_TOLERANCE},
-        "library_versions": library_versions(),
-        "git_commit": git_commit(data_path.parent),
-    }
-    card = ModelCard(
-        name=project.name,
-        created=datetime.now(UTC).isoformat(),
-        target=project.target,
-        negative_class=names["negative"],
-        positive_class=names["positive"],
-        profile=DataProfile(
-            rows=result.rows["total"],
-            rows_by_split={k: v for k, v in result.rows.items() if k != "total"},
-            positives_by_split=result.positives,
-            columns=profile_columns(frame, project.schema_),
-        ),
-        guards=manifest["guards"],
-        leaderboard=manifest["leaderboard"],
-        chosen=best.name,
-        chosen_reason=(
-            f"highest mean cross-validated PR AUC ({best.pr_auc_mean:.3f} ± "
-            f"{best.pr_auc_std:.3f}) of {len(result.leaderboard)} candidates"
-        ),
-        split=result.split.description,
-        imbalance=_describe_imbalance(project.train.imbalance),
-        calibration=result.calibration,
-        threshold=result.threshold.threshold,
-        threshold_policy=result.threshold.policy,
-        threshold_reason=result.threshold.reason,
-        metrics=result.test.metrics,
-        intervals=result.test.intervals,
-        confusion=result.test.confusion,
-        y_test=result.y_test,
-        p_test=result.p_test,
-        importance=result.importance,
-        gates=manifest["gates"],
-        metadata={
-            "data": data_path.name,
-            "data sha256": data_fingerprint,
-            "rows": result.rows["total"],
-            "training seconds": manifest["training_seconds"],
-            "git commit": manifest["git_commit"],
-            **{f"{name} version": v for name, v in manifest["library_versions"].items()},
-        },
-    )
-    files = {
-        MODEL_FILE: dump_model(result.model),
-        GOLDEN_FILE: frame_to_parquet(result.golden),
-        REFERENCE_FILE: frame_to_parquet(result.reference),
-        CARD_FILE: render_model_card(card).encode(),
-    }
-    return files, manifest
-
-
-def _leaderboard_row(score: Any) -> dict[str, Any]:
-    return {
-        "name": score.name,
-        "params": score.params,
-        "pr_auc_mean": score.pr_auc_mean,
-        "pr_auc_std": score.pr_auc_std,
-        "roc_auc_mean": score.roc_auc_mean,
-        "roc_auc_std": score.roc_auc_std,
-        "fit_seconds": score.fit_seconds,
-        "settings_tried": score.settings_tried,
-    }
-
-
-def _describe_imbalance(imbalance: str) -> str:
-    return {
-        "class_weight": "class weights balanced in every candidate",
-        "undersample": "random under-sampling of the majority class, inside training folds only",
-        "smote": "SMOTE over-sampling of the minority class, inside training folds only",
-        "none": "none",
-    }[imbalance]

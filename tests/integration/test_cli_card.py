@@ -12,10 +12,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from tabops.artifact import CARD_FILE
 from tabops.cli.main import app
 from tabops.config import Settings, get_settings
 from tabops.registry import LocalArtifactStore, ModelRegistry
-from tabops.training.card import CARD_FILE
 
 Invoke = Callable[..., Result]
 MODEL = "demo"

@@ -20,7 +20,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from tabops.artifact import MODEL_FILE, dump_model, load_model, package_version_files
+from tabops.artifact import CARD_FILE, MODEL_FILE, dump_model, load_model
 from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.errors import ProjectError, TrainingError
@@ -29,7 +29,7 @@ from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.schema import Role, coerce_frame, infer_schema
 from tabops.training import candidates
 from tabops.training.calibration import CalibratedPipeline
-from tabops.training.card import CARD_FILE
+from tabops.training.package import package_version_files
 from tabops.training.train import TrainingResult, train_model
 
 ROWS = 300

@@ -13,9 +13,9 @@ import typer
 from rich import box
 from rich.table import Table
 
+from tabops.artifact import CARD_FILE
 from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
-from tabops.training.card import CARD_FILE
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
 app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=True)

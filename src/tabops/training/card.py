@@ -23,8 +23,6 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-CARD_FILE = "card.html"
-
 _TEMPLATE = "templates/card.html.j2"
 _TOP_FEATURES = 20
 _FEATURE_LABEL_CHARS = 40

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tabops.artifact import package_version_files
 from tabops.dataset import fingerprint_file, read_table
 from tabops.errors import DataError, GateFailedError, Problem
 from tabops.project import Project
 from tabops.registry.versions import ModelRegistry, ModelVersion
+from tabops.training.package import package_version_files
 from tabops.training.train import ProgressCallback, TrainingResult, train_model
 from tabops.validation import validate_frame
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from tabops.artifact import CARD_FILE
 from tabops.errors import ModelNotFoundError, Problem
 from tabops.server.deps import DeploymentDep, RegistryDep
 from tabops.server.errors import RequestBodyError
 from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
-from tabops.training.card import CARD_FILE
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
