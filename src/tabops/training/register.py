@@ -12,7 +12,8 @@ from tabops.errors import DataError, GateFailedError, Problem
 from tabops.project import Project
 from tabops.registry.versions import ModelRegistry, ModelVersion
 from tabops.training.package import package_version_files
-from tabops.training.train import ProgressCallback, TrainingResult, train_model
+from tabops.training.search import ProgressCallback
+from tabops.training.train import TrainingResult, train_model
 from tabops.validation import validate_frame
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss
 
 from tabops.errors import TrainingError
 from tabops.project import Project
@@ -21,17 +19,14 @@ from tabops.training.candidates import (
     BASE_CANDIDATES,
     SEARCH_SPACES,
     VOTING_MEMBERS,
-    build_candidate,
     imputation_strategies,
     strip_resampling,
 )
 from tabops.training.evaluate import EvaluationReport, GateResult, check_gates, evaluate_model
 from tabops.training.guards import GuardFinding, check_data_quality
-from tabops.training.splits import RowSplit, cv_splitter, prepare_rows, split_rows
+from tabops.training.search import CandidateScore, CandidateSearch, ProgressCallback
+from tabops.training.splits import RowSplit, prepare_rows, split_rows
 from tabops.training.threshold import ThresholdChoice, choose_threshold
-
-ProgressCallback = Callable[[str, float], None]
-"""Called with a description of the current step and how many steps it completes (0 or 1)."""
 
 _REFERENCE_ROWS = 1_000
 _IMPORTANCE_ROWS = 5_000
@@ -40,21 +35,6 @@ _IMPORTANCE_REPEATS = 5
 # erase the ranking (seen on the device-failure data), so auto mode needs this many.
 _ISOTONIC_MINORITY = 200
 _SEARCH_SHARE = 0.8  # of the time budget; the rest is for fitting, calibrating, evaluating
-
-
-@dataclass
-class CandidateScore:
-    """Cross-validated scores of one candidate's best setting on the training rows."""
-
-    name: str
-    params: dict[str, Any]
-    pr_auc_mean: float
-    pr_auc_std: float
-    roc_auc_mean: float
-    roc_auc_std: float
-    fit_seconds: float
-    settings_tried: int
-    oof_probability: np.ndarray = field(repr=False)
 
 
 @dataclass
@@ -148,7 +128,7 @@ def train_model(
     features = coerce_frame(frame, spec)
     x_train, y_train = features.iloc[split.train], y[split.train]
     groups = frame[project.entity].to_numpy()[split.train] if project.entity else None
-    search = _Search(project, x_train, y_train, groups, report)
+    search = CandidateSearch(project, x_train, y_train, groups, report)
 
     budget = settings.time_budget_s * _SEARCH_SHARE / len(settings.candidates)
     leaderboard = [
@@ -220,106 +200,6 @@ def train_model(
         golden=golden,
         reference=reference.reset_index(drop=True),
     )
-
-
-class _Search:
-    """Cross-validated search over each candidate's settings, within a time budget."""
-
-    def __init__(
-        self,
-        project: Project,
-        x: pd.DataFrame,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        report: ProgressCallback,
-    ) -> None:
-        self.project = project
-        self.x = x
-        self.y = y
-        self.groups = groups
-        self.report = report
-        splitter = cv_splitter(project, y)
-        self.folds = list(
-            splitter.split(x, y, groups) if project.train.split == "group" else splitter.split(x, y)
-        )
-        self.members: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-
-    def build(self, score: CandidateScore) -> Any:
-        """An unfitted pipeline for a scored candidate and its best setting."""
-        return self._pipeline(score.name, score.params, self.members.get(score.name))
-
-    def _pipeline(
-        self, name: str, params: dict[str, Any], members: list[tuple[str, dict[str, Any]]] | None
-    ) -> Any:
-        settings = self.project.train
-        minority = _minority(self.y)
-        return build_candidate(
-            name,
-            params,
-            self.project.schema_,
-            imbalance=settings.imbalance,
-            seed=settings.seed,
-            # Each CV fold fits on (k-1)/k of the rows: SMOTE's neighbours must fit in that.
-            minority_rows=minority * (settings.cv_folds - 1) // settings.cv_folds,
-            members=members,
-        )
-
-    def run(
-        self,
-        name: str,
-        space: list[dict[str, Any]],
-        budget_seconds: float,
-        members: list[tuple[str, dict[str, Any]]] | None = None,
-    ) -> CandidateScore:
-        """The best setting of one candidate; always tries the first, then while time allows."""
-        if members is not None:
-            self.members[name] = members
-        started = time.perf_counter()
-        best: CandidateScore | None = None
-        for tried, params in enumerate(space, start=1):
-            score = self._cross_validate(name, params, members, tried, len(space))
-            if best is None or score.pr_auc_mean > best.pr_auc_mean:
-                best = score
-            elapsed = time.perf_counter() - started
-            if elapsed + elapsed / tried > budget_seconds:
-                break
-        assert best is not None
-        best.settings_tried = tried
-        self.report(
-            f"{name}: PR AUC {best.pr_auc_mean:.3f} ({tried} setting{'s' * (tried > 1)})", 1
-        )
-        return best
-
-    def _cross_validate(
-        self,
-        name: str,
-        params: dict[str, Any],
-        members: list[tuple[str, dict[str, Any]]] | None,
-        setting: int,
-        settings: int,
-    ) -> CandidateScore:
-        oof = np.zeros(len(self.y))
-        pr_auc, roc_auc = [], []
-        started = time.perf_counter()
-        template = self._pipeline(name, params, members)
-        for fold, (fit_rows, score_rows) in enumerate(self.folds, start=1):
-            self.report(f"{name} setting {setting}/{settings}, fold {fold}/{len(self.folds)}", 0)
-            model = clone(template).fit(self.x.iloc[fit_rows], self.y[fit_rows])
-            probability = model.predict_proba(self.x.iloc[score_rows])[:, 1]
-            oof[score_rows] = probability
-            pr_auc.append(average_precision_score(self.y[score_rows], probability))
-            roc_auc.append(roc_auc_score(self.y[score_rows], probability))
-        return CandidateScore(
-            name=name,
-            params=params,
-            pr_auc_mean=float(np.mean(pr_auc)),
-            pr_auc_std=float(np.std(pr_auc)),
-            roc_auc_mean=float(np.mean(roc_auc)),
-            roc_auc_std=float(np.std(roc_auc)),
-            fit_seconds=(time.perf_counter() - started) / len(self.folds),
-            settings_tried=1,
-            oof_probability=oof,
-        )
 
 
 def _calibrate(
