@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -269,3 +271,18 @@ def test_list_models_is_empty_for_a_fresh_root(store):
 )
 def test_parse_model_ref_splits_name_and_reference(text, expected):
     assert parse_model_ref(text) == expected
+
+
+def test_publish_removes_staging_left_by_a_dead_writer_but_not_fresh_staging(store, root):
+    staging = root / ".staging"
+    stale, fresh = staging / "stale-writer", staging / "live-writer"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "model.skops").write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+
+    assert store.publish("demo/versions/1", {"a.txt": b"a"})
+
+    assert not stale.exists()
+    assert fresh.exists()

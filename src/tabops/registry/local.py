@@ -6,10 +6,13 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 _STAGING = ".staging"
+# A registration takes seconds; staging left this long belongs to a process that died.
+STALE_STAGING_SECONDS = 3600.0
 
 
 def _key_parts(key: str) -> list[str]:
@@ -18,6 +21,16 @@ def _key_parts(key: str) -> list[str]:
     if not parts or any(part in (".", "..") or part.startswith(".") for part in parts):
         raise ValueError(f"invalid artifact key {key!r}")
     return parts
+
+
+def _remove_stale(staging_root: Path) -> None:
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for entry in staging_root.iterdir():
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another writer removed it first
 
 
 class LocalArtifactStore:
@@ -68,6 +81,7 @@ class LocalArtifactStore:
             return False
         staging_root = self.root / _STAGING
         staging_root.mkdir(parents=True, exist_ok=True)
+        _remove_stale(staging_root)
         staging = Path(tempfile.mkdtemp(dir=staging_root))
         try:
             for name, data in files.items():
