@@ -1,0 +1,68 @@
+"""The example projects: each loads, reads its data and matches it; the seeds' requests fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from tabops.project import load_project
+from tabops.server.schemas import build_record_model
+from tabops.training.register import read_project_table, resolve_data_path
+from tabops.validation import validate_frame
+
+EXAMPLES = sorted(path.parent for path in (REPO / "examples").glob("*/tabops.yaml"))
+
+# The request of the device-failure seed document, byte for byte.
+DEVICE_SEED_REQUEST = """{
+  "metric1": 215630672,
+  "metric2": 56,
+  "metric3": 0,
+  "metric4": 52,
+  "metric5": 6,
+  "metric6": 407438,
+  "metric7": 0,
+  "metric9": 7
+}"""
+
+
+def test_there_are_five_examples():
+    assert [path.name for path in EXAMPLES] == [
+        "credit-card-fraud",
+        "credit-risk",
+        "device-failure",
+        "heart-failure",
+        "heart-failure-no-time",
+    ]
+
+
+@pytest.mark.parametrize("folder", EXAMPLES, ids=lambda path: path.name)
+def test_example_data_matches_its_feature_spec(folder: Path):
+    project, project_dir = load_project(folder)
+    path = resolve_data_path(project, project_dir)
+    if not path.is_file():
+        pytest.skip(f"{project.name}: data not found at {path}")
+
+    report = validate_frame(read_project_table(project, path), project.schema_, require_target=True)
+
+    assert report.is_valid, report.failures
+
+
+def test_device_failure_model_takes_exactly_the_seed_request():
+    project, _folder = load_project(REPO / "examples" / "device-failure")
+    record_model = build_record_model(project.name, project.schema_)
+
+    record = record_model.model_validate(json.loads(DEVICE_SEED_REQUEST))
+
+    assert project.schema_.feature_names == [f"metric{i}" for i in (1, 2, 3, 4, 5, 6, 7, 9)]
+    assert project.schema_.column("metric8").reason == "an exact copy of column 'metric7'"
+    assert record.model_dump()["metric1"] == 215630672
+
+
+def test_heart_failure_without_time_excludes_only_time():
+    with_time, _ = load_project(REPO / "examples" / "heart-failure")
+    without, _ = load_project(REPO / "examples" / "heart-failure-no-time")
+
+    assert set(with_time.schema_.feature_names) - set(without.schema_.feature_names) == {"time"}
