@@ -42,6 +42,7 @@ class Deployment:
         self._predictors: dict[tuple[str, int], Predictor] = {}
         self._refused: dict[tuple[str, int], ArtifactIntegrityError] = {}
         self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
+        self._default: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
     def default_model(self) -> str:
@@ -52,8 +53,12 @@ class Deployment:
         """
         if self.configured_default:
             return self.configured_default
+        cached = self._default
+        if cached is not None and time.monotonic() - cached[1] < self.alias_cache_seconds:
+            return cached[0]
         models = self.registry.list_models()
         if len(models) == 1:
+            self._default = (models[0], time.monotonic())
             return models[0]
         if not models:
             raise ModelNotFoundError("no model is registered yet; train one with 'tabops train'")
@@ -65,6 +70,8 @@ class Deployment:
     def resolve(self, name: str, ref: str | int | None = None) -> int:
         """The version a reference points to, caching alias look-ups briefly."""
         if isinstance(ref, int) or (ref is not None and is_version_number(ref)):
+            if (name, int(ref)) in self._predictors:
+                return int(ref)  # loaded before, and versions never change or vanish
             return self.registry.resolve(name, ref)
         alias = ref or DEFAULT_ALIAS
         cached = self._aliases.get((name, alias))
