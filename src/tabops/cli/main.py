@@ -146,6 +146,7 @@ def train(
     aliases = [a for a, v in registry.aliases(project.name).items() if v == outcome.version.version]
     suffix = f" ({', '.join(aliases)})" if aliases else ""
     console.print(f"[green]registered[/] {outcome.version.ref}{suffix}")
+    console.print(f"model card: tabops models card {outcome.version.ref}")
 
 
 @app.command()
