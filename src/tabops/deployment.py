@@ -73,7 +73,7 @@ class Deployment:
             if (name, int(ref)) in self._predictors:
                 return int(ref)  # loaded before, and versions never change or vanish
             return self.registry.resolve(name, ref)
-        alias = ref or DEFAULT_ALIAS
+        alias = DEFAULT_ALIAS if ref is None else ref
         cached = self._aliases.get((name, alias))
         now = time.monotonic()
         if cached is not None and now - cached[1] < self.alias_cache_seconds:

@@ -343,3 +343,12 @@ def test_api_names_allowed_methods_in_allow_header_when_method_is_wrong(client):
 
     assert response.status_code == 405
     assert "POST" in response.headers.get("allow", "")
+
+
+def test_predict_returns_404_when_version_parameter_is_empty(client):
+    record = client.get("/v1/models/heart-failure/example").json()["record"]
+
+    response = client.post("/v1/models/heart-failure/predict?version=", json=record)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "version_not_found"
