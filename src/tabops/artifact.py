@@ -12,6 +12,7 @@ from tabops.errors import ArtifactIntegrityError
 from tabops.training.calibration import CalibratedPipeline
 
 MODEL_FILE = "model.skops"
+ONNX_FILE = "model.onnx"
 GOLDEN_FILE = "golden.parquet"
 REFERENCE_FILE = "reference.parquet"
 CARD_FILE = "card.html"
@@ -27,6 +28,7 @@ TRUSTED_TYPES = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.tree._tree.Tree",
         "sklearn.utils._bunch.Bunch",
+        "tabops.encoding.FeatureEncoder",
         "tabops.training.calibration.CalibratedPipeline",
         "tabops.training.calibration.ProbabilityCalibrator",
     }

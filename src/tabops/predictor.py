@@ -15,10 +15,12 @@ from tabops.artifact import (
     GOLDEN_FILE,
     GOLDEN_PROBABILITY,
     MODEL_FILE,
+    ONNX_FILE,
     REFERENCE_FILE,
     load_model,
     parquet_to_frame,
 )
+from tabops.compiled import COMPILE_TOLERANCE, CompiledScorer, split_model
 from tabops.errors import ArtifactIntegrityError, InvalidInputError, Problem
 from tabops.registry.versions import ModelRegistry, ModelVersion
 from tabops.schema import FeatureSpec, Kind, coerce_frame, python_value
@@ -37,14 +39,33 @@ class Prediction:
 
 
 class Predictor:
-    """One model version, checked against its hashes and golden rows, ready to predict."""
+    """One model version, checked against its hashes and golden rows, ready to predict.
+
+    Records are encoded without pandas, then scored by the version's ONNX graph when it has
+    one that reproduces scikit-learn, else by the scikit-learn pipeline itself.
+    """
 
     def __init__(
-        self, version: ModelVersion, pipeline: Any, examples: pd.DataFrame | None = None
+        self,
+        version: ModelVersion,
+        pipeline: Any,
+        examples: pd.DataFrame | None = None,
+        graph: bytes | None = None,
+        threads: int = 1,
     ) -> None:
         self.version = version
         self.pipeline = pipeline
         self.examples = examples if examples is not None else pd.DataFrame()
+        self.parts = split_model(pipeline)
+        self.compiled: CompiledScorer | None = None
+        compiled = version.manifest.get("compiled") or {}
+        self.runtime_detail: str | None = compiled.get("reason")
+        if graph is not None and self.parts is not None:
+            self.compiled = CompiledScorer(
+                graph, str(compiled.get("precision", "float")), self.parts.calibrator, threads
+            )
+        elif self.parts is None:
+            self.runtime_detail = "registered before models were compiled"
         manifest = version.manifest
         self.spec = FeatureSpec.model_validate(manifest["feature_spec"])
         self.threshold = float(manifest["threshold"])
@@ -58,9 +79,23 @@ class Predictor:
         """The model's name."""
         return self.version.name
 
+    @property
+    def runtime(self) -> str:
+        """What scores requests: ``onnxruntime`` or ``scikit-learn``."""
+        return "onnxruntime" if self.compiled is not None else "scikit-learn"
+
     @classmethod
-    def load(cls, registry: ModelRegistry, name: str, ref: str | int | None = None) -> Predictor:
+    def load(
+        cls,
+        registry: ModelRegistry,
+        name: str,
+        ref: str | int | None = None,
+        *,
+        threads: int = 1,
+    ) -> Predictor:
         """Load a version, verify every file's sha256 and re-predict its golden rows.
+
+        ``threads`` is onnxruntime's intra-op thread count for the compiled graph.
 
         Raises:
             ModelNotFoundError: no such model.
@@ -80,7 +115,9 @@ class Predictor:
         examples = None
         if REFERENCE_FILE in contents:
             examples = parquet_to_frame(contents[REFERENCE_FILE]).head(_EXAMPLE_ROWS)
-        predictor = cls(version, load_model(contents[MODEL_FILE]), examples)
+        predictor = cls(
+            version, load_model(contents[MODEL_FILE]), examples, contents.get(ONNX_FILE), threads
+        )
         predictor.check_golden(parquet_to_frame(contents[GOLDEN_FILE]))
         return predictor
 
@@ -92,16 +129,45 @@ class Predictor:
         """
         tolerance = float(self.version.manifest.get("golden", {}).get("tolerance", 1e-6))
         expected = golden[GOLDEN_PROBABILITY].to_numpy()
-        observed = self.score_frame(golden.drop(columns=[GOLDEN_PROBABILITY]))
-        difference = float(np.max(np.abs(observed - expected))) if len(expected) else 0.0
+        rows = golden.drop(columns=[GOLDEN_PROBABILITY])
+        observed = self.pipeline.predict_proba(coerce_frame(rows, self.spec))[:, 1]
+        difference = _max_difference(observed, expected)
         if not difference <= tolerance:
             raise ArtifactIntegrityError(
                 f"{self.version.ref}: golden rows differ from training by up to {difference:.3g} "
                 f"(tolerance {tolerance:g}); refusing to serve it"
             )
+        if self.compiled is not None and self.parts is not None:
+            fast = self.compiled.score(self.parts.encoder.transform(rows))
+            difference = _max_difference(fast, expected)
+            if not difference <= COMPILE_TOLERANCE:
+                self.compiled = None
+                self.runtime_detail = (
+                    f"the compiled graph differs from scikit-learn here by up to "
+                    f"{difference:.3g} on the golden rows; serving through scikit-learn"
+                )
+
+    def score_encoded(self, encoded: np.ndarray) -> np.ndarray:
+        """Positive-class probabilities of rows already through the version's encoder."""
+        if self.compiled is not None:
+            return self.compiled.score(encoded)
+        if self.parts is None:
+            raise TypeError("this version has no encoder; score frames instead")
+        probabilities: np.ndarray = self.parts.body.predict_proba(encoded)[:, 1]
+        if self.parts.calibrator is not None:
+            probabilities = self.parts.calibrator.transform(probabilities)
+        return probabilities
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Validated records as the encoder's matrix (no pandas)."""
+        if self.parts is None:
+            raise TypeError("this version has no encoder; score frames instead")
+        return self.parts.encoder.encode_records(records)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Positive-class probabilities of the rows of a frame holding the feature columns."""
+        if self.parts is not None:
+            return self.score_encoded(self.parts.encoder.transform(frame))
         probabilities: np.ndarray = self.pipeline.predict_proba(coerce_frame(frame, self.spec))[
             :, 1
         ]
@@ -114,11 +180,20 @@ class Predictor:
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Predictions for records already validated against the spec (absent = missing)."""
-        frame = pd.DataFrame.from_records(
-            [{name: record.get(name) for name in self.spec.feature_names} for record in records],
-            columns=self.spec.feature_names,
-        )
-        return [self.decide(p) for p in self.score_frame(frame)]
+        if self.parts is None:
+            frame = pd.DataFrame.from_records(
+                [
+                    {name: record.get(name) for name in self.spec.feature_names}
+                    for record in records
+                ],
+                columns=self.spec.feature_names,
+            )
+            return [self.decide(p) for p in self.score_frame(frame)]
+        return [self.decide(p) for p in self.score_encoded(self.encode_records(records)).tolist()]
+
+    def predict_record(self, record: Mapping[str, Any]) -> Prediction:
+        """The prediction for one validated record: the lean single-row path."""
+        return self.predict_records((record,))[0]
 
     def example(self, index: int = 0) -> dict[str, Any]:
         """A real record of the training data (features only), for forms and docs.
@@ -166,6 +241,10 @@ class Predictor:
             raise InvalidInputError(
                 f"{len(problems)} invalid value(s) in the input", problems[:_MAX_PROBLEMS]
             )
+
+
+def _max_difference(observed: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(observed - expected))) if len(expected) else 0.0
 
 
 def _class_name(entry: Mapping[str, Any]) -> str:

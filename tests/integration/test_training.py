@@ -116,7 +116,13 @@ def test_train_project_manifest_holds_the_feature_spec(trained):
 def test_train_project_manifest_file_hashes_match_the_stored_files(trained):
     files = trained.manifest["files"]
 
-    assert set(files) == {"model.skops", "golden.parquet", "reference.parquet", "card.html"}
+    assert set(files) == {
+        "model.skops",
+        "model.onnx",
+        "golden.parquet",
+        "reference.parquet",
+        "card.html",
+    }
     for name, digest in files.items():
         data = trained.registry.read_file(MODEL, 1, name)
         assert hashlib.sha256(data).hexdigest() == digest, name

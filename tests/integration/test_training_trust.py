@@ -80,7 +80,7 @@ def inner_pipeline(model: Any) -> Any:
 def assert_no_sampler(model: Any) -> None:
     pipeline = inner_pipeline(model)
     assert type(pipeline) is Pipeline
-    assert [name for name, _step in pipeline.steps] == ["prepare", "model"]
+    assert [name for name, _step in pipeline.steps] == ["encode", "prepare", "model"]
     assert not any(hasattr(step, "fit_resample") for _name, step in pipeline.steps)
 
 

@@ -10,10 +10,10 @@ import pytest
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline as ResamplingPipeline
 from imblearn.under_sampling import RandomUnderSampler
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from tabops.encoding import FeatureEncoder
 from tabops.errors import TrainingError
 from tabops.schema import FeatureSpec, infer_schema
 from tabops.training.candidates import (
@@ -102,7 +102,7 @@ def test_resampling_modes_build_an_imblearn_pipeline_with_a_sampler_step(frame, 
     model = candidate("hist_gradient_boosting", spec, imbalance, frame["y"].to_numpy())
 
     assert isinstance(model, ResamplingPipeline)
-    assert [name for name, _step in model.steps] == ["prepare", "resample", "model"]
+    assert [name for name, _step in model.steps] == ["encode", "prepare", "resample", "model"]
     sampler = model.named_steps["resample"]
     assert isinstance(sampler, RandomUnderSampler if imbalance == "undersample" else SMOTE)
     assert model.named_steps["model"].class_weight is None
@@ -113,7 +113,7 @@ def test_non_resampling_modes_build_a_plain_sklearn_pipeline(frame, spec, imbala
     model = candidate("logistic_regression", spec, imbalance, frame["y"].to_numpy())
 
     assert type(model) is Pipeline
-    assert [name for name, _step in model.steps] == ["prepare", "model"]
+    assert [name for name, _step in model.steps] == ["encode", "prepare", "model"]
     expected = "balanced" if imbalance == "class_weight" else None
     assert model.named_steps["model"].class_weight == expected
 
@@ -138,7 +138,7 @@ def test_strip_resampling_gives_a_plain_pipeline_with_identical_probabilities(
     stripped = strip_resampling(fitted)
 
     assert type(stripped) is Pipeline
-    assert [step for step, _ in stripped.steps] == ["prepare", "model"]
+    assert [step for step, _ in stripped.steps] == ["encode", "prepare", "model"]
     assert stripped.named_steps["prepare"] is fitted.named_steps["prepare"]
     assert stripped.named_steps["model"] is fitted.named_steps["model"]
     np.testing.assert_array_equal(stripped.predict_proba(x), fitted.predict_proba(x))
@@ -173,7 +173,7 @@ def test_voting_scales_numbers_only_when_a_member_is_logistic_regression(spec):
     )
 
     numeric = trees.named_steps["prepare"].transformers[0][1]
-    assert [name for name, _ in numeric.steps] == ["impute"]
+    assert numeric == "passthrough"
 
 
 def test_unknown_candidate_raises_training_error(spec):
@@ -184,44 +184,54 @@ def test_unknown_candidate_raises_training_error(spec):
 # preprocessing ---------------------------------------------------------------------------
 
 
+def prepared(spec, x, *, scale):
+    """The encoder and preprocessor of a candidate, fitted on x; returns (names, transform)."""
+    encoder = FeatureEncoder.from_spec(spec)
+    steps = Pipeline([("encode", encoder), ("prepare", build_preprocessor(encoder, scale=scale))])
+    steps.fit(x)
+    return list(steps.get_feature_names_out()), steps
+
+
 def test_preprocessor_imputes_nullable_numbers_with_the_median_and_a_missing_indicator(frame, spec):
     x = features(frame)
 
-    prepare = build_preprocessor(spec, scale=False).fit(x)
+    names, steps = prepared(spec, x, scale=False)
 
-    imputer = prepare.named_transformers_["numeric"].named_steps["impute"]
-    assert isinstance(imputer, SimpleImputer)
-    assert imputer.strategy == "median"
-    assert imputer.add_indicator is True
-    names = list(prepare.get_feature_names_out())
-    assert "missingindicator_gappy" in names
-    out = prepare.transform(x)
+    assert "missing_gappy" in names
+    out = steps.transform(x)
     gappy = out[:, names.index("gappy")]
     missing = x["gappy"].isna().to_numpy()
     assert not np.isnan(out).any()
     np.testing.assert_allclose(gappy[missing], np.nanmedian(x["gappy"]))
-    np.testing.assert_array_equal(out[:, names.index("missingindicator_gappy")], missing)
+    np.testing.assert_array_equal(out[:, names.index("missing_gappy")], missing)
+
+
+def test_imputation_is_learnt_on_the_rows_it_is_fitted_on(frame, spec):
+    x = features(frame)
+    first, second = x.iloc[: len(x) // 2], x.iloc[len(x) // 2 :]
+
+    encoder = FeatureEncoder.from_spec(spec).fit(first)
+
+    position = encoder.features.index("gappy")
+    assert encoder.fill_[position] == pytest.approx(np.nanmedian(first["gappy"]))
+    assert encoder.fill_[position] != pytest.approx(np.nanmedian(second["gappy"]))
 
 
 def test_preprocessor_adds_no_missing_indicator_when_no_number_is_nullable(frame):
     complete = frame.drop(columns="gappy")
     spec = infer_schema(complete, "y").spec
 
-    prepare = build_preprocessor(spec, scale=True).fit(features(complete))
+    names, _steps = prepared(spec, features(complete), scale=True)
 
-    names = list(prepare.get_feature_names_out())
-    assert not [name for name in names if name.startswith("missingindicator")]
-    numeric = prepare.named_transformers_["numeric"]
-    assert [name for name, _ in numeric.steps] == ["impute", "scale"]
+    assert not [name for name in names if name.startswith("missing_")]
 
 
 def test_preprocessor_scales_numbers_only_when_asked(frame, spec):
     x = features(frame)
 
-    scaled = build_preprocessor(spec, scale=True).fit(x)
-    unscaled = build_preprocessor(spec, scale=False).fit(x)
+    names, scaled = prepared(spec, x, scale=True)
+    _names, unscaled = prepared(spec, x, scale=False)
 
-    names = list(scaled.get_feature_names_out())
     column = names.index("signal")
     assert scaled.transform(x)[:, column].mean() == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_array_equal(unscaled.transform(x)[:, column], x["signal"].to_numpy())
@@ -229,16 +239,29 @@ def test_preprocessor_scales_numbers_only_when_asked(frame, spec):
 
 def test_preprocessor_one_hot_encodes_categories_and_ignores_unknown_ones(frame, spec):
     x = features(frame)
-    prepare = build_preprocessor(spec, scale=False).fit(x)
-    encoder = prepare.named_transformers_["categorical"].named_steps["encode"]
-    names = list(prepare.get_feature_names_out())
-    colours = [names.index(f"colour_{value}") for value in ("blue", "green", "red")]
+    names, steps = prepared(spec, x, scale=False)
+    encoder = steps.named_steps["prepare"].named_transformers_["categorical"]
+    # Categories are coded by their index in the spec's sorted list: blue, green, red.
+    colours = [names.index(f"colour_{code:.1f}") for code in range(3)]
 
     unseen = x.iloc[:3].assign(colour=["purple", "red", None])
-    out = prepare.transform(unseen)
+    out = steps.transform(unseen)
 
     assert isinstance(encoder, OneHotEncoder)
     assert encoder.handle_unknown == "ignore"
     np.testing.assert_array_equal(out[0, colours], [0, 0, 0])
     np.testing.assert_array_equal(out[1, colours], [0, 0, 1])
     assert out[2, colours].sum() == 1  # a missing category is imputed with the most frequent
+
+
+def test_records_encode_exactly_as_the_frame_does(frame, spec):
+    x = features(frame)
+    encoder = FeatureEncoder.from_spec(spec).fit(x)
+    sample = x.iloc[:40].assign(colour=["purple", *x["colour"].iloc[1:40]])
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in sample.to_dict(orient="records")
+    ]
+    del records[1]["gappy"]  # an absent value is a missing one
+
+    np.testing.assert_array_equal(encoder.encode_records(records), encoder.transform(sample))

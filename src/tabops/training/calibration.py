@@ -33,13 +33,20 @@ class ProbabilityCalibrator(BaseEstimator):  # type: ignore[misc]  # sklearn shi
         return self
 
     def transform(self, probability: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities."""
+        """Calibrated probabilities (plain numpy: it sits on the serving path)."""
         check_is_fitted(self, "mapping_")
         probability = np.asarray(probability, dtype=float)
         if self.method == "isotonic":
-            result: np.ndarray = self.mapping_.predict(probability)
-            return result
-        calibrated: np.ndarray = self.mapping_.predict_proba(_logit(probability))[:, 1]
+            # IsotonicRegression.predict with out_of_bounds="clip" is this interpolation.
+            mapped: np.ndarray = np.interp(
+                probability, self.mapping_.X_thresholds_, self.mapping_.y_thresholds_
+            )
+            return mapped
+        slope = float(self.mapping_.coef_[0, 0])
+        intercept = float(self.mapping_.intercept_[0])
+        calibrated: np.ndarray = 1.0 / (
+            1.0 + np.exp(-(slope * _logit(probability)[:, 0] + intercept))
+        )
         return calibrated
 
 

@@ -19,11 +19,11 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     VotingClassifier,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from tabops.encoding import FeatureEncoder
 from tabops.errors import TrainingError
 from tabops.schema import FeatureSpec, Kind
 
@@ -58,37 +58,26 @@ _FORESTS: dict[str, Any] = {
 }
 
 
-def build_preprocessor(spec: FeatureSpec, *, scale: bool) -> ColumnTransformer:
-    """Per-column imputation learned on training rows, optional scaling, one-hot categories.
+def build_preprocessor(encoder: FeatureEncoder, *, scale: bool) -> ColumnTransformer:
+    """Optional scaling of numbers, one-hot categories, missing indicators as they are.
 
-    Numbers are imputed with the median (robust to the heavy tails these tables have),
-    categories with the most frequent value; a missing-value indicator keeps the fact that
-    a value was missing, instead of pretending it was typical.
+    It works on the encoder's output (gaps already filled with training statistics), by
+    column position, so the same step runs on a matrix built without pandas.
     """
-    numeric = [c.name for c in spec.features if c.kind is not Kind.CATEGORICAL]
-    categorical = [c.name for c in spec.features if c.kind is Kind.CATEGORICAL]
-    nullable = {c.name for c in spec.features if c.nullable}
-    transformers: list[tuple[str, Any, list[str]]] = []
-    if numeric:
-        steps: list[tuple[str, Any]] = [
+    transformers: list[tuple[str, Any, list[int]]] = []
+    if encoder.numeric_positions:
+        numbers: Any = StandardScaler() if scale else "passthrough"
+        transformers.append(("numeric", numbers, encoder.numeric_positions))
+    if encoder.categorical_positions:
+        transformers.append(
             (
-                "impute",
-                SimpleImputer(
-                    strategy="median", add_indicator=any(name in nullable for name in numeric)
-                ),
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                encoder.categorical_positions,
             )
-        ]
-        if scale:
-            steps.append(("scale", StandardScaler()))
-        transformers.append(("numeric", Pipeline(steps), numeric))
-    if categorical:
-        encode = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="most_frequent")),
-                ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-            ]
         )
-        transformers.append(("categorical", encode, categorical))
+    if encoder.indicator_positions:
+        transformers.append(("missing", "passthrough", encoder.indicator_positions))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
@@ -148,28 +137,30 @@ def build_candidate(
                 for member, member_params in members
             ],
             voting="soft",
+            flatten_transform=False,
         )
         scale = any(member == "logistic_regression" for member, _ in members)
     else:
         model = build_estimator(name, params, weighted=weighted, seed=seed)
         scale = name == "logistic_regression"
-    prepare = build_preprocessor(spec, scale=scale)
+    encode = FeatureEncoder.from_spec(spec)
+    prepare = build_preprocessor(encode, scale=scale)
     if imbalance == "undersample":
         sampler: Any = RandomUnderSampler(random_state=seed)
     elif imbalance == "smote":
         neighbours = max(1, min(5, minority_rows - 1))
         sampler = SMOTE(random_state=seed, k_neighbors=neighbours)
     else:
-        return Pipeline([("prepare", prepare), ("model", model)])
-    return ResamplingPipeline([("prepare", prepare), ("resample", sampler), ("model", model)])
+        return Pipeline([("encode", encode), ("prepare", prepare), ("model", model)])
+    return ResamplingPipeline(
+        [("encode", encode), ("prepare", prepare), ("resample", sampler), ("model", model)]
+    )
 
 
 def strip_resampling(fitted: Any) -> Pipeline:
     """The fitted pipeline without its resampling step, which only acts during ``fit``."""
     if isinstance(fitted, ResamplingPipeline):
-        return Pipeline(
-            [("prepare", fitted.named_steps["prepare"]), ("model", fitted.named_steps["model"])]
-        )
+        return Pipeline([step for step in fitted.steps if step[0] != "resample"])
     if isinstance(fitted, Pipeline):
         return fitted
     raise TrainingError(f"unexpected model type {type(fitted).__name__}")

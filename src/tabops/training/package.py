@@ -16,19 +16,33 @@ from tabops import __version__
 from tabops.artifact import (
     CARD_FILE,
     GOLDEN_FILE,
+    GOLDEN_PROBABILITY,
     GOLDEN_TOLERANCE,
     MODEL_FILE,
+    ONNX_FILE,
     REFERENCE_FILE,
     dump_model,
     frame_to_parquet,
 )
+from tabops.compiled import compile_model
 from tabops.project import Project
 from tabops.schema import python_value
 from tabops.training.card import DataProfile, ModelCard, render_model_card
 from tabops.training.profile import profile_columns
 from tabops.training.train import TrainingResult
 
-_LIBRARIES = ("scikit-learn", "imbalanced-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
+_LIBRARIES = (
+    "scikit-learn",
+    "imbalanced-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "skops",
+    "pyarrow",
+    "skl2onnx",
+    "onnx",
+    "onnxruntime",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -72,6 +86,7 @@ def package_version_files(
         "positive": project.class_names.get(str(positive), str(positive)),
     }
     best = result.candidate
+    graph, compiled = _compile(result)
     manifest: dict[str, Any] = {
         "project": project.name,
         "task": "binary_classification",
@@ -109,6 +124,7 @@ def package_version_files(
         },
         "training_seconds": round(result.training_seconds, 3),
         "golden": {"rows": len(result.golden), "tolerance": GOLDEN_TOLERANCE},
+        "compiled": compiled,
         "library_versions": library_versions(),
         "git_commit": git_commit(data_path.parent),
     }
@@ -159,7 +175,18 @@ def package_version_files(
         REFERENCE_FILE: frame_to_parquet(result.reference),
         CARD_FILE: render_model_card(card).encode(),
     }
+    if graph is not None:
+        files[ONNX_FILE] = graph
     return files, manifest
+
+
+def _compile(result: TrainingResult) -> tuple[bytes | None, dict[str, Any]]:
+    """The ONNX graph, checked on the golden rows and the reference sample."""
+    golden = result.golden.drop(columns=[GOLDEN_PROBABILITY])
+    checks = pd.concat([golden, result.reference[golden.columns]], ignore_index=True)
+    expected = result.model.predict_proba(checks)[:, 1]
+    graph, report = compile_model(result.model, checks, expected)
+    return graph, report.as_manifest()
 
 
 def _leaderboard_row(score: Any) -> dict[str, Any]:
