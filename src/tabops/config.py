@@ -24,6 +24,17 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="How long a resolved alias is trusted before re-reading."
     )
     max_batch_rows: int = Field(default=10_000, ge=1)
+    micro_batch_rows: int = Field(
+        default=64,
+        ge=1,
+        description="Most single-row requests scored in one call; 1 turns micro-batching off.",
+    )
+    micro_batch_wait_ms: float = Field(
+        default=1.0, ge=0, description="Longest a request waits for others to join its batch."
+    )
+    onnx_threads: int = Field(
+        default=1, ge=1, description="onnxruntime intra-op threads per model (per worker)."
+    )
 
     @property
     def registry_path(self) -> Path:

@@ -34,8 +34,10 @@ class Deployment:
         registry: ModelRegistry,
         default_model: str | None = None,
         alias_cache_seconds: float = 2.0,
+        threads: int = 1,
     ) -> None:
         self.registry = registry
+        self.threads = threads
         self.configured_default = default_model
         self.alias_cache_seconds = alias_cache_seconds
         self.started_at = datetime.now(UTC)
@@ -94,12 +96,33 @@ class Deployment:
             if key in self._refused:
                 raise self._refused[key]
             try:
-                predictor = Predictor.load(self.registry, name, key[1])
+                predictor = Predictor.load(self.registry, name, key[1], threads=self.threads)
             except ArtifactIntegrityError as exc:
                 self._refused[key] = exc
                 raise
             self._predictors[key] = predictor
             return predictor
+
+    def cached(self, name: str | None, ref: str | None = None) -> Predictor | None:
+        """The predictor for a reference if it can be had without any I/O, else None.
+
+        ``name`` None means the default model. Used on the event loop: a miss (not loaded
+        yet, alias cache expired) sends the request down the path that may read the registry.
+        """
+        now = time.monotonic()
+        if name is None:
+            name = self.configured_default
+            if name is None:
+                cached = self._default
+                if cached is None or now - cached[1] >= self.alias_cache_seconds:
+                    return None
+                name = cached[0]
+        if ref is not None and is_version_number(ref):
+            return self._predictors.get((name, int(ref)))
+        alias = self._aliases.get((name, DEFAULT_ALIAS if ref is None else ref))
+        if alias is None or now - alias[1] >= self.alias_cache_seconds:
+            return None
+        return self._predictors.get((name, alias[0]))
 
     def warm(self) -> list[ServedModel]:
         """Load the production version of every model now, so the first request is fast."""

@@ -22,6 +22,7 @@ from tabops.artifact import (
 )
 from tabops.compiled import COMPILE_TOLERANCE, CompiledScorer, split_model
 from tabops.errors import ArtifactIntegrityError, InvalidInputError, Problem
+from tabops.lean import LeanDecoder
 from tabops.registry.versions import ModelRegistry, ModelVersion
 from tabops.schema import FeatureSpec, Kind, coerce_frame, python_value
 
@@ -68,6 +69,7 @@ class Predictor:
             self.runtime_detail = "registered before models were compiled"
         manifest = version.manifest
         self.spec = FeatureSpec.model_validate(manifest["feature_spec"])
+        self.lean = LeanDecoder(self.spec, self.parts.encoder) if self.parts is not None else None
         self.threshold = float(manifest["threshold"])
         classes = manifest["classes"]
         self.negative = (classes["negative"]["value"], _class_name(classes["negative"]))

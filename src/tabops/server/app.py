@@ -16,7 +16,9 @@ from tabops.deployment import Deployment
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
 from tabops.server.errors import install_error_handlers
+from tabops.server.fastpath import FastPredict
 from tabops.server.openapi import build_openapi
+from tabops.server.predicting import Batchers
 from tabops.server.routers import health, models, predict
 
 logger = logging.getLogger("tabops.server")
@@ -26,7 +28,12 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     """An app serving the registry under ``settings.home`` (or the deployment given)."""
     if deployment is None:
         registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
-        deployment = Deployment(registry, settings.default_model, settings.alias_cache_seconds)
+        deployment = Deployment(
+            registry,
+            settings.default_model,
+            settings.alias_cache_seconds,
+            threads=settings.onnx_threads,
+        )
     served = deployment
 
     @asynccontextmanager
@@ -46,7 +53,14 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.deployment = deployment
+    app.state.batchers = Batchers(settings)
     install_error_handlers(app)
+    app.add_middleware(
+        FastPredict,
+        deployment=deployment,
+        batchers=app.state.batchers,
+        max_batch_rows=settings.max_batch_rows,
+    )
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)

@@ -1,20 +1,22 @@
-"""Prediction endpoints: one record, a batch of records, the default model."""
+"""Prediction endpoints: one record, a batch of records, the default model.
+
+Requests for a loaded version are answered by ``FastPredict`` before they reach these
+routes; the routes serve the rest (first use of a version, alias re-read), doing the
+registry I/O on a worker thread, then answer through the same ``predicting`` functions.
+"""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
-from tabops.errors import Problem
 from tabops.predictor import Predictor
 from tabops.server.deps import DeploymentDep, SettingsDep
-from tabops.server.errors import RequestBodyError
 from tabops.server.openapi import json_request_body
-from tabops.server.records import parse_json_object, unwrap_features, validate_record
+from tabops.server.predicting import Batchers, predict_batch, predict_one
 from tabops.server.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
 
 router = APIRouter(tags=["predict"])
@@ -22,6 +24,7 @@ router = APIRouter(tags=["predict"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Empty or malformed body"},
     404: {"model": ErrorResponse, "description": "Unknown model or version"},
+    413: {"model": ErrorResponse, "description": "More records than the server takes at once"},
     422: {"model": ErrorResponse, "description": "A field is missing, unknown or invalid"},
 }
 RECORD_BODY = {
@@ -38,28 +41,21 @@ BATCH_BODY = {
         }
     )
 }
+_JSON = "application/json"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-async def _predict_one(predictor: Predictor, request: Request) -> dict[str, Any]:
-    document = unwrap_features(predictor, parse_json_object(await request.body()))
-    record, problems = validate_record(predictor, document)
-    if problems:
-        raise RequestBodyError(422, "invalid_input", "the record is invalid", problems)
-    prediction = (await run_in_threadpool(predictor.predict_records, [record]))[0]
-    return {
-        "prediction_id": uuid.uuid4().hex,
-        "model": predictor.name,
-        "version": predictor.version.version,
-        "label": prediction.label,
-        "class_name": prediction.class_name,
-        "probability": prediction.probability,
-        "threshold": predictor.threshold,
-        "timestamp": _now(),
-    }
+async def _answer_one(predictor: Predictor, request: Request) -> Response:
+    batchers: Batchers = request.app.state.batchers
+    batcher = batchers.get(predictor)
+    if batcher is not None:
+        batcher.expect()
+    try:
+        body = await request.body()
+    except BaseException:
+        if batcher is not None:
+            batcher.abandon()
+        raise
+    return Response(await predict_one(predictor, body, batcher), media_type=_JSON)
 
 
 @router.post(
@@ -69,10 +65,10 @@ async def _predict_one(predictor: Predictor, request: Request) -> dict[str, Any]
     openapi_extra=RECORD_BODY,
     summary="Predict one record with the default model",
 )
-async def predict_default(request: Request, deployment: DeploymentDep) -> dict[str, Any]:
+async def predict_default(request: Request, deployment: DeploymentDep) -> Response:
     """Score one record (flat, or under ``features``) with the default model in production."""
     predictor = await run_in_threadpool(deployment.get, deployment.default_model())
-    return await _predict_one(predictor, request)
+    return await _answer_one(predictor, request)
 
 
 router.add_api_route(
@@ -93,10 +89,10 @@ router.add_api_route(
 )
 async def predict_record(
     name: str, request: Request, deployment: DeploymentDep, version: str | None = None
-) -> dict[str, Any]:
+) -> Response:
     """Score one record with a model's production version, or ``?version=`` (number or alias)."""
     predictor = await run_in_threadpool(deployment.get, name, version)
-    return await _predict_one(predictor, request)
+    return await _answer_one(predictor, request)
 
 
 @router.post(
@@ -106,55 +102,19 @@ async def predict_record(
     openapi_extra=BATCH_BODY,
     summary="Predict a batch of records",
 )
-async def predict_batch(
+async def predict_records(
     name: str,
     request: Request,
     deployment: DeploymentDep,
     settings: SettingsDep,
     version: str | None = None,
-) -> dict[str, Any]:
-    """Score ``{"records": [...]}``; answers in the same order, or names every bad field."""
+) -> Response:
+    """Score ``{"records": [...]}``; answers in the same order, or names every bad field.
+
+    Large batches are scored on a worker thread and their answer is streamed.
+    """
     predictor = await run_in_threadpool(deployment.get, name, version)
-    document = parse_json_object(await request.body())
-    records = document.get("records")
-    unknown = sorted(set(document) - {"records"})
-    if unknown or not isinstance(records, list):
-        problems = [Problem(key, "unknown field") for key in unknown]
-        if not isinstance(records, list):
-            problems.append(Problem("records", "field required: a list of records"))
-        raise RequestBodyError(422, "invalid_input", "the batch is invalid", problems)
-    if not records:
-        raise RequestBodyError(
-            422, "invalid_input", "the batch is empty", [Problem("records", "must not be empty")]
-        )
-    if len(records) > settings.max_batch_rows:
-        raise RequestBodyError(
-            413,
-            "batch_too_large",
-            f"{len(records)} records exceed the limit of {settings.max_batch_rows}; "
-            "split the batch or submit a job",
-            [Problem("records", f"at most {settings.max_batch_rows} records")],
-        )
-    valid, problems = [], []
-    for index, item in enumerate(records):
-        record, errors = validate_record(predictor, item, prefix=f"records[{index}]")
-        valid.append(record)
-        problems.extend(errors)
-    if problems:
-        raise RequestBodyError(422, "invalid_input", "some records are invalid", problems)
-    predictions = await run_in_threadpool(predictor.predict_records, valid)
-    return {
-        "model": predictor.name,
-        "version": predictor.version.version,
-        "threshold": predictor.threshold,
-        "timestamp": _now(),
-        "predictions": [
-            {
-                "prediction_id": uuid.uuid4().hex,
-                "label": prediction.label,
-                "class_name": prediction.class_name,
-                "probability": prediction.probability,
-            }
-            for prediction in predictions
-        ],
-    }
+    answer = await predict_batch(predictor, await request.body(), settings.max_batch_rows)
+    if isinstance(answer, bytes):
+        return Response(answer, media_type=_JSON)
+    return StreamingResponse(answer, media_type=_JSON)

@@ -1,0 +1,148 @@
+"""The predict routes answered at the ASGI level, ahead of the framework's routing.
+
+For ``POST /predict``, ``/v1/models/{name}/predict`` and ``/v1/models/{name}/predict/batch``
+whose model version is already loaded and whose alias is freshly resolved, this middleware
+reads the body and answers itself through ``predicting``: no routing, no dependency
+injection, no response model. Everything else (another path, a version still to load, an
+expired alias, an unusual query string) passes to the application, whose routes call the
+same ``predicting`` functions after doing the I/O this layer never does on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from tabops.deployment import Deployment
+from tabops.errors import Problem
+from tabops.predictor import Predictor
+from tabops.server.errors import RequestBodyError
+from tabops.server.predicting import Batchers, predict_batch, predict_one
+
+logger = logging.getLogger("tabops.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_PREFIX = "/v1/models/"
+_ONE = "/predict"
+_BATCH = "/predict/batch"
+_JSON = [(b"content-type", b"application/json")]
+_UNUSUAL = "\x00unusual"  # no version is called this: such queries go to the application
+
+
+class FastPredict:
+    """ASGI middleware answering predict requests for loaded versions."""
+
+    def __init__(
+        self, app: ASGIApp, deployment: Deployment, batchers: Batchers, max_batch_rows: int
+    ) -> None:
+        self.app = app
+        self.deployment = deployment
+        self.batchers = batchers
+        self.max_batch_rows = max_batch_rows
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a predict request for a loaded version, or pass it on."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            target = _route(scope["path"])
+            if target is not None:
+                name, batch = target
+                ref = _version(scope.get("query_string", b""))
+                if ref is not _UNUSUAL:
+                    predictor = self.deployment.cached(name, ref)
+                    if predictor is not None and predictor.lean is not None:
+                        await self._answer(predictor, batch, receive, send)
+                        return
+        await self.app(scope, receive, send)
+
+    async def _answer(
+        self, predictor: Predictor, batch: bool, receive: Receive, send: Send
+    ) -> None:
+        batcher = None if batch else self.batchers.get(predictor)
+        if batcher is not None:
+            batcher.expect()
+        body = await _read_body(receive)
+        if body is None:  # the client went away before sending its body
+            if batcher is not None:
+                batcher.abandon()
+            return
+        try:
+            if batch:
+                answer = await predict_batch(predictor, body, self.max_batch_rows)
+            else:
+                answer = await predict_one(predictor, body, batcher)
+        except RequestBodyError as exc:
+            await _send(send, exc.status, error_body(exc.code, exc.message, exc.problems))
+            return
+        except Exception:
+            logger.exception("unexpected error scoring with %s", predictor.version.ref)
+            message = "an internal error occurred; see server log"
+            await _send(send, 500, error_body("internal_error", message))
+            return
+        if isinstance(answer, bytes):
+            await _send(send, 200, answer)
+        else:
+            await _stream(send, answer)
+
+
+def error_body(code: str, message: str, problems: list[Problem] | None = None) -> bytes:
+    """The API's one error shape, as JSON bytes."""
+    details = [{"field": p.field, "problem": p.problem} for p in problems or []]
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def _route(path: str) -> tuple[str | None, bool] | None:
+    """(model name or None for the default model, is a batch) for a predict path."""
+    if path in ("/predict", "/predict/"):
+        return None, False
+    if not path.startswith(_PREFIX):
+        return None
+    rest = path[len(_PREFIX) :]
+    for suffix, batch in ((_BATCH, True), (_ONE, False)):
+        if rest.endswith(suffix):
+            name = rest[: -len(suffix)]
+            if name and "/" not in name:
+                return name, batch
+    return None
+
+
+def _version(query: bytes) -> str | None:
+    """The ``version`` query parameter; ``_UNUSUAL`` when the query is anything else."""
+    if not query:
+        return None
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if len(pairs) == 1 and pairs[0][0] == "version" and pairs[0][1]:
+        return pairs[0][1]
+    return _UNUSUAL
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, body: bytes) -> None:
+    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _stream(send: Send, chunks: Iterator[bytes]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": _JSON})
+    for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,222 @@
+"""Answering predict requests: bytes in, JSON bytes out, shared by every predict route.
+
+The lean path decodes the body with the version's typed decoder, encodes it without pandas,
+scores it (micro-batched for single rows) and writes the answer with orjson. A body the lean
+decoder refuses goes through full validation, which either accepts it (then it is scored the
+same way) or names every problem in a 4xx.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from tabops.config import Settings
+from tabops.errors import Problem
+from tabops.predictor import Predictor
+from tabops.server.batching import MicroBatcher
+from tabops.server.errors import RequestBodyError
+from tabops.server.records import parse_json_object, unwrap_features, validate_record
+
+# Batches above this many rows are scored on a worker thread, and their answer is streamed.
+THREAD_ROWS = 2_000
+STREAM_ROWS = 2_000
+_CHUNK_ROWS = 1_000
+
+
+class Batchers:
+    """One micro-batcher per loaded version, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_rows = settings.micro_batch_rows
+        self.max_wait = settings.micro_batch_wait_ms / 1000
+        self._batchers: dict[Predictor, MicroBatcher] = {}
+
+    def get(self, predictor: Predictor) -> MicroBatcher | None:
+        """The batcher of a version, or None when micro-batching is off."""
+        if self.max_rows <= 1:
+            return None
+        batcher = self._batchers.get(predictor)
+        if batcher is None:
+            batcher = MicroBatcher(
+                predictor.score_encoded, max_rows=self.max_rows, max_wait=self.max_wait
+            )
+            self._batchers[predictor] = batcher
+        return batcher
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def predict_one(predictor: Predictor, body: bytes, batcher: MicroBatcher | None) -> bytes:
+    """The JSON answer for one record (flat or under ``features``).
+
+    ``batcher``, when given, must have been told to ``expect`` this request.
+
+    Raises:
+        RequestBodyError: an empty, malformed or invalid body.
+    """
+    try:
+        row = _encode_one(predictor, body)
+    except BaseException:
+        if batcher is not None:
+            batcher.abandon()
+        raise
+    if row is None:  # a version without an encoder: the frame path on a worker thread
+        if batcher is not None:
+            batcher.abandon()
+        record = _validated_record(predictor, body)
+        probability = (await run_in_threadpool(predictor.predict_records, [record]))[0].probability
+    elif batcher is not None:
+        probability = await batcher.submit(row)
+    else:
+        probability = float(predictor.score_encoded(row.reshape(1, -1))[0])
+    label, class_name = (
+        predictor.positive if probability >= predictor.threshold else predictor.negative
+    )
+    return orjson.dumps(
+        {
+            "prediction_id": secrets.token_hex(16),
+            "model": predictor.name,
+            "version": predictor.version.version,
+            "label": label,
+            "class_name": class_name,
+            "probability": probability,
+            "threshold": predictor.threshold,
+            "timestamp": _now(),
+        }
+    )
+
+
+def _encode_one(predictor: Predictor, body: bytes) -> np.ndarray | None:
+    lean = predictor.lean
+    if lean is None:
+        return None
+    values = lean.decode_one(body)
+    if values is not None:
+        encoded: np.ndarray = lean.encode([values])[0]
+        return encoded
+    record = _validated_record(predictor, body)
+    encoded = predictor.encode_records([record])[0]
+    return encoded
+
+
+def _validated_record(predictor: Predictor, body: bytes) -> dict[str, Any]:
+    document = unwrap_features(predictor, parse_json_object(body))
+    record, problems = validate_record(predictor, document)
+    if problems:
+        raise RequestBodyError(422, "invalid_input", "the record is invalid", problems)
+    return record
+
+
+async def predict_batch(
+    predictor: Predictor, body: bytes, max_rows: int
+) -> bytes | Iterator[bytes]:
+    """The JSON answer for ``{"records": [...]}``: bytes, or chunks for large batches.
+
+    Raises:
+        RequestBodyError: a malformed body, an empty or oversized batch, invalid records.
+    """
+    lean = predictor.lean
+    rows = lean.decode_batch(body) if lean is not None else None
+    if rows is not None and lean is not None:
+        _check_size(len(rows), max_rows)
+        encoded = lean.encode(rows)
+        count = len(rows)
+    else:
+        records = _validated_records(predictor, body, max_rows)
+        count = len(records)
+        if lean is None:
+            predictions = await run_in_threadpool(predictor.predict_records, records)
+            return _batch_answer(predictor, [p.probability for p in predictions])
+        encoded = predictor.encode_records(records)
+    if count > THREAD_ROWS:
+        probabilities = await run_in_threadpool(predictor.score_encoded, encoded)
+    else:
+        probabilities = predictor.score_encoded(encoded)
+    return _batch_answer(predictor, probabilities.tolist())
+
+
+def _check_size(count: int, max_rows: int) -> None:
+    if not count:
+        raise RequestBodyError(
+            422, "invalid_input", "the batch is empty", [Problem("records", "must not be empty")]
+        )
+    if count > max_rows:
+        raise RequestBodyError(
+            413,
+            "batch_too_large",
+            f"{count} records exceed the limit of {max_rows}; split the batch or submit a job",
+            [Problem("records", f"at most {max_rows} records")],
+        )
+
+
+def _validated_records(predictor: Predictor, body: bytes, max_rows: int) -> list[dict[str, Any]]:
+    document = parse_json_object(body)
+    records = document.get("records")
+    unknown = sorted(set(document) - {"records"})
+    if unknown or not isinstance(records, list):
+        problems = [Problem(key, "unknown field") for key in unknown]
+        if not isinstance(records, list):
+            problems.append(Problem("records", "field required: a list of records"))
+        raise RequestBodyError(422, "invalid_input", "the batch is invalid", problems)
+    _check_size(len(records), max_rows)
+    valid, problems = [], []
+    for index, item in enumerate(records):
+        record, errors = validate_record(predictor, item, prefix=f"records[{index}]")
+        valid.append(record)
+        problems.extend(errors)
+    if problems:
+        raise RequestBodyError(422, "invalid_input", "some records are invalid", problems)
+    return valid
+
+
+def _batch_answer(predictor: Predictor, probabilities: list[float]) -> bytes | Iterator[bytes]:
+    head = orjson.dumps(
+        {
+            "model": predictor.name,
+            "version": predictor.version.version,
+            "threshold": predictor.threshold,
+            "timestamp": _now(),
+        }
+    )
+    batch = secrets.token_hex(12)
+    if len(probabilities) <= STREAM_ROWS:
+        items = _items(predictor, batch, probabilities, 0)
+        return head[:-1] + b',"predictions":' + orjson.dumps(items) + b"}"
+    return _stream(predictor, head, batch, probabilities)
+
+
+def _stream(
+    predictor: Predictor, head: bytes, batch: str, probabilities: list[float]
+) -> Iterator[bytes]:
+    yield head[:-1] + b',"predictions":['
+    for start in range(0, len(probabilities), _CHUNK_ROWS):
+        items = _items(predictor, batch, probabilities[start : start + _CHUNK_ROWS], start)
+        chunk = orjson.dumps(items)[1:-1]
+        yield chunk if start == 0 else b"," + chunk
+    yield b"]}"
+
+
+def _items(
+    predictor: Predictor, batch: str, probabilities: list[float], start: int
+) -> list[dict[str, Any]]:
+    threshold = predictor.threshold
+    positive_label, positive_name = predictor.positive
+    negative_label, negative_name = predictor.negative
+    return [
+        {
+            "prediction_id": f"{batch}{start + index:08x}",
+            "label": positive_label if p >= threshold else negative_label,
+            "class_name": positive_name if p >= threshold else negative_name,
+            "probability": p,
+        }
+        for index, p in enumerate(probabilities)
+    ]
