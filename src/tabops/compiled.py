@@ -21,7 +21,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from tabops.encoding import FeatureEncoder
-from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
+from tabops.training.calibration import (
+    CALIBRATION_EPSILON,
+    CalibratedPipeline,
+    ProbabilityCalibrator,
+)
 from tabops.training.exact_trees import hist_gradient_boosting_graph
 
 COMPILE_TOLERANCE = 1e-5
@@ -54,6 +58,7 @@ class CompileReport:
     tolerance: float = COMPILE_TOLERANCE
     seconds: float = 0.0
     reason: str | None = None
+    calibration_in_graph: bool = False
 
     def as_manifest(self) -> dict[str, Any]:
         """The report as plain JSON values."""
@@ -98,7 +103,7 @@ class CompiledScorer:
         self.dtype = np.float64 if precision == "double" else np.float32
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = [self.session.get_outputs()[-1].name]
-        self.calibrator = calibrator
+        self.calibrate = calibrator.mapping() if calibrator is not None else None
 
     def score(self, encoded: np.ndarray) -> np.ndarray:
         """Positive-class probabilities of encoder output rows, in one session call."""
@@ -106,8 +111,8 @@ class CompiledScorer:
             self.outputs, {self.input_name: encoded.astype(self.dtype, copy=False)}
         )[0]
         positive = np.asarray(probabilities[:, 1], dtype=np.float64)
-        if self.calibrator is not None:
-            positive = self.calibrator.transform(positive)
+        if self.calibrate is not None:
+            positive = self.calibrate(positive)
         return positive
 
 
@@ -132,10 +137,14 @@ def compile_model(
         )
     encoded = parts.encoder.transform(checks)
     failures: list[str] = []
+    calibrator = parts.calibrator
+    in_graph = calibrator is not None and calibrator.method == "sigmoid"
     for converter, precision, convert in _conversions(parts):
         try:
             graph = convert(parts.body, encoded.shape[1])
-            scorer = CompiledScorer(graph, precision, parts.calibrator)
+            if in_graph and calibrator is not None:
+                graph = _append_sigmoid_calibration(graph, calibrator, precision)
+            scorer = CompiledScorer(graph, precision, None if in_graph else calibrator)
             observed = scorer.score(encoded)
         except Exception as exc:  # any converter or runtime failure means "no graph"
             failures.append(f"{converter} ({precision}): {_first_line(exc)}")
@@ -150,6 +159,7 @@ def compile_model(
                 rows_checked=len(expected),
                 max_abs_difference=difference,
                 seconds=round(time.perf_counter() - started, 3),
+                calibration_in_graph=in_graph,
             )
         failures.append(
             f"{converter} ({precision}): differs from scikit-learn by up to {difference:.3g} "
@@ -200,6 +210,54 @@ def _skl2onnx(precision: str) -> Converter:
         return data
 
     return convert
+
+
+def _append_sigmoid_calibration(
+    graph: bytes, calibrator: ProbabilityCalibrator, precision: str
+) -> bytes:
+    """The graph with sigmoid calibration of its positive probability as its last nodes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    dtype = np.float64 if precision == "double" else np.float32
+    element = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT
+    slope = float(calibrator.mapping_.coef_[0, 0])
+    intercept = float(calibrator.mapping_.intercept_[0])
+    source = model.graph.output[-1].name
+    constants = {
+        "cal_column": np.asarray([1], dtype=np.int64),
+        "cal_low": np.asarray(CALIBRATION_EPSILON, dtype=dtype),
+        "cal_high": np.asarray(1 - CALIBRATION_EPSILON, dtype=dtype),
+        "cal_one": np.asarray(1.0, dtype=dtype),
+        "cal_slope": np.asarray(slope, dtype=dtype),
+        "cal_intercept": np.asarray(intercept, dtype=dtype),
+    }
+    for name, value in constants.items():
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    model.graph.node.extend(
+        [
+            helper.make_node("Gather", [source, "cal_column"], ["cal_raw"], axis=1),
+            helper.make_node("Clip", ["cal_raw", "cal_low", "cal_high"], ["cal_clipped"]),
+            helper.make_node("Sub", ["cal_one", "cal_clipped"], ["cal_rest"]),
+            helper.make_node("Div", ["cal_clipped", "cal_rest"], ["cal_odds"]),
+            helper.make_node("Log", ["cal_odds"], ["cal_logit"]),
+            helper.make_node("Mul", ["cal_logit", "cal_slope"], ["cal_scaled"]),
+            helper.make_node("Add", ["cal_scaled", "cal_intercept"], ["cal_score"]),
+            helper.make_node("Sigmoid", ["cal_score"], ["cal_positive"]),
+            helper.make_node("Sub", ["cal_one", "cal_positive"], ["cal_negative"]),
+            helper.make_node(
+                "Concat", ["cal_negative", "cal_positive"], ["calibrated_probabilities"], axis=1
+            ),
+        ]
+    )
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info("calibrated_probabilities", element, [None, 2])
+    )
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def _first_line(exc: Exception) -> str:

@@ -62,8 +62,9 @@ class Predictor:
         compiled = version.manifest.get("compiled") or {}
         self.runtime_detail: str | None = compiled.get("reason")
         if graph is not None and self.parts is not None:
+            calibrator = None if compiled.get("calibration_in_graph") else self.parts.calibrator
             self.compiled = CompiledScorer(
-                graph, str(compiled.get("precision", "float")), self.parts.calibrator, threads
+                graph, str(compiled.get("precision", "float")), calibrator, threads
             )
         elif self.parts is None:
             self.runtime_detail = "registered before models were compiled"

@@ -1,11 +1,13 @@
 """Adaptive micro-batching: single-row requests that arrive together are scored in one call.
 
-A request's row waits at most until the event loop has run the other requests that are
-already being read (never longer than ``max_wait`` seconds), or until ``max_rows`` rows are
-waiting; then every waiting row is scored in one session call and each caller gets its own
-probability. A lone request at low load is scored on the next loop turn, so batching adds
-no latency when there is nothing to batch. If the joint call fails, rows are scored one by
-one, so a failure belongs to its own request only.
+When requests are arriving together, a row is queued and scored at the end of the event
+loop's turn, with every row queued during that turn, in one session call. The batch keeps
+collecting for further turns as long as new rows keep joining it, up to ``max_rows`` rows
+or ``max_wait`` seconds after its first row. When requests come one at a time (the last
+batch held a single row), a row is scored at once, except every ``PROBE_EVERY``-th, which is
+queued to find out whether concurrency has returned: batching costs a lone request almost
+nothing. If a joint call fails, its rows are scored one by one, so an error belongs to its
+own request only.
 """
 
 from __future__ import annotations
@@ -19,38 +21,40 @@ import numpy as np
 logger = logging.getLogger("tabops.server")
 
 Scorer = Callable[[np.ndarray], np.ndarray]
+PROBE_EVERY = 8
 
 
 class MicroBatcher:
     """Collects encoded rows for one model version and scores them together."""
 
     def __init__(self, score: Scorer, *, max_rows: int = 64, max_wait: float = 0.001) -> None:
-        self.score = score
+        self._score = score
         self.max_rows = max_rows
         self.max_wait = max_wait
-        self.arriving = 0
         self.batches = 0
-        self.rows_scored = 0
+        self.rows_batched = 0
         self._rows: list[np.ndarray] = []
         self._futures: list[asyncio.Future[float]] = []
         self._scheduled = False
+        self._concurrent = False
+        self._solo = 0
         self._first = 0.0
+        self._seen = 0
 
-    def expect(self) -> None:
-        """A request for this version started reading its body; a row should follow."""
-        self.arriving += 1
+    async def score(self, row: np.ndarray) -> float:
+        """The positive-class probability of one encoded row."""
+        if not self._rows and not self._concurrent:
+            self._solo += 1
+            if self._solo % PROBE_EVERY:
+                return float(self._score(row.reshape(1, -1))[0])
+        return await self._enqueue(row)
 
-    def abandon(self) -> None:
-        """A request that called ``expect`` will not submit a row after all."""
-        self.arriving -= 1
-
-    def submit(self, row: np.ndarray) -> asyncio.Future[float]:
-        """Queue one encoded row (after ``expect``); the future gets its probability."""
+    def _enqueue(self, row: np.ndarray) -> asyncio.Future[float]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[float] = loop.create_future()
-        self.arriving -= 1
         if not self._rows:
             self._first = loop.time()
+            self._seen = 0
         self._rows.append(row)
         self._futures.append(future)
         if len(self._rows) >= self.max_rows:
@@ -64,9 +68,10 @@ class MicroBatcher:
         self._scheduled = False
         if not self._rows:
             return
-        if self.arriving > 0 and loop.time() - self._first < self.max_wait:
-            # Requests already being read will submit on the next turns: wait for them.
-            self._scheduled = True
+        growing = len(self._rows) > self._seen
+        self._seen = len(self._rows)
+        if growing and len(self._rows) > 1 and loop.time() - self._first < self.max_wait:
+            self._scheduled = True  # rows joined during the last turn: more may follow
             loop.call_soon(self._tick, loop)
             return
         self._flush()
@@ -74,15 +79,16 @@ class MicroBatcher:
     def _flush(self) -> None:
         rows, futures = self._rows, self._futures
         self._rows, self._futures = [], []
+        self._concurrent = len(rows) > 1
         self.batches += 1
-        self.rows_scored += len(rows)
+        self.rows_batched += len(rows)
         try:
-            probabilities = self.score(np.vstack(rows)).tolist()
+            probabilities = self._score(np.vstack(rows)).tolist()
         except Exception:  # retried row by row below, so each caller gets its own
             logger.warning("a micro-batch of %d rows failed; scoring them one by one", len(rows))
             for row, future in zip(rows, futures, strict=True):
                 try:
-                    _resolve(future, float(self.score(row.reshape(1, -1))[0]))
+                    _resolve(future, float(self._score(row.reshape(1, -1))[0]))
                 except Exception as exc:  # handed to the one request it belongs to
                     if not future.done():
                         future.set_exception(exc)

@@ -1,11 +1,12 @@
 """The predict routes answered at the ASGI level, ahead of the framework's routing.
 
 For ``POST /predict``, ``/v1/models/{name}/predict`` and ``/v1/models/{name}/predict/batch``
-whose model version is already loaded and whose alias is freshly resolved, this middleware
-reads the body and answers itself through ``predicting``: no routing, no dependency
-injection, no response model. Everything else (another path, a version still to load, an
-expired alias, an unusual query string) passes to the application, whose routes call the
-same ``predicting`` functions after doing the I/O this layer never does on the event loop.
+whose model version is already loaded and whose alias is freshly resolved, the application's
+``__call__`` hands the request to ``FastPredict``, which reads the body and answers through
+``predicting``: no routing, no dependency injection, no response model. Everything else
+(another path, a version still to load, an expired alias, an unusual query string) goes to
+the FastAPI routes, which call the same ``predicting`` functions after doing the I/O this
+layer never does on the event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PREFIX = "/v1/models/"
 _ONE = "/predict"
@@ -39,46 +39,39 @@ _UNUSUAL = "\x00unusual"  # no version is called this: such queries go to the ap
 
 
 class FastPredict:
-    """ASGI middleware answering predict requests for loaded versions."""
+    """Answers predict requests for loaded versions without the framework's routing."""
 
-    def __init__(
-        self, app: ASGIApp, deployment: Deployment, batchers: Batchers, max_batch_rows: int
-    ) -> None:
-        self.app = app
+    def __init__(self, deployment: Deployment, batchers: Batchers, max_batch_rows: int) -> None:
         self.deployment = deployment
         self.batchers = batchers
         self.max_batch_rows = max_batch_rows
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a predict request for a loaded version, or pass it on."""
-        if scope["type"] == "http" and scope["method"] == "POST":
-            target = _route(scope["path"])
-            if target is not None:
-                name, batch = target
-                ref = _version(scope.get("query_string", b""))
-                if ref is not _UNUSUAL:
-                    predictor = self.deployment.cached(name, ref)
-                    if predictor is not None and predictor.lean is not None:
-                        await self._answer(predictor, batch, receive, send)
-                        return
-        await self.app(scope, receive, send)
+    def match(self, scope: Scope) -> tuple[Predictor, bool] | None:
+        """(version, is a batch) when this layer answers the request, else None. No I/O."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        target = _route(scope["path"])
+        if target is None:
+            return None
+        name, batch = target
+        ref = _version(scope.get("query_string", b""))
+        if ref == _UNUSUAL:
+            return None
+        predictor = self.deployment.cached(name, ref)
+        if predictor is None or predictor.lean is None:
+            return None
+        return predictor, batch
 
-    async def _answer(
-        self, predictor: Predictor, batch: bool, receive: Receive, send: Send
-    ) -> None:
-        batcher = None if batch else self.batchers.get(predictor)
-        if batcher is not None:
-            batcher.expect()
+    async def answer(self, predictor: Predictor, batch: bool, receive: Receive, send: Send) -> None:
+        """Read the body, answer it, and send the response."""
         body = await _read_body(receive)
         if body is None:  # the client went away before sending its body
-            if batcher is not None:
-                batcher.abandon()
             return
         try:
             if batch:
                 answer = await predict_batch(predictor, body, self.max_batch_rows)
             else:
-                answer = await predict_one(predictor, body, batcher)
+                answer = await predict_one(predictor, body, self.batchers.get(predictor))
         except RequestBodyError as exc:
             await _send(send, exc.status, error_body(exc.code, exc.message, exc.problems))
             return

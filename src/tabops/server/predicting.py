@@ -58,29 +58,19 @@ def _now() -> str:
 async def predict_one(predictor: Predictor, body: bytes, batcher: MicroBatcher | None) -> bytes:
     """The JSON answer for one record (flat or under ``features``).
 
-    ``batcher``, when given, must have been told to ``expect`` this request.
-
     Raises:
         RequestBodyError: an empty, malformed or invalid body.
     """
-    try:
-        row = _encode_one(predictor, body)
-    except BaseException:
-        if batcher is not None:
-            batcher.abandon()
-        raise
+    row = _encode_one(predictor, body)
     if row is None:  # a version without an encoder: the frame path on a worker thread
-        if batcher is not None:
-            batcher.abandon()
         record = _validated_record(predictor, body)
         probability = (await run_in_threadpool(predictor.predict_records, [record]))[0].probability
     elif batcher is not None:
-        probability = await batcher.submit(row)
+        probability = await batcher.score(row)
     else:
         probability = float(predictor.score_encoded(row.reshape(1, -1))[0])
-    label, class_name = (
-        predictor.positive if probability >= predictor.threshold else predictor.negative
-    )
+    positive = probability >= predictor.threshold
+    label, class_name = predictor.positive if positive else predictor.negative
     return orjson.dumps(
         {
             "prediction_id": secrets.token_hex(16),

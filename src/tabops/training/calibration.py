@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-_EPSILON = 1e-6
+CALIBRATION_EPSILON = 1e-6
 
 
 class ProbabilityCalibrator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no types
@@ -33,25 +34,37 @@ class ProbabilityCalibrator(BaseEstimator):  # type: ignore[misc]  # sklearn shi
         return self
 
     def transform(self, probability: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities (plain numpy: it sits on the serving path)."""
+        """Calibrated probabilities."""
         check_is_fitted(self, "mapping_")
-        probability = np.asarray(probability, dtype=float)
+        return self.mapping()(np.asarray(probability, dtype=float))
+
+    def mapping(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The fitted mapping as a plain numpy function, for the serving path."""
+        check_is_fitted(self, "mapping_")
         if self.method == "isotonic":
             # IsotonicRegression.predict with out_of_bounds="clip" is this interpolation.
-            mapped: np.ndarray = np.interp(
-                probability, self.mapping_.X_thresholds_, self.mapping_.y_thresholds_
-            )
-            return mapped
+            x = np.asarray(self.mapping_.X_thresholds_, dtype=float)
+            y = np.asarray(self.mapping_.y_thresholds_, dtype=float)
+
+            def isotonic(probability: np.ndarray) -> np.ndarray:
+                mapped: np.ndarray = np.interp(probability, x, y)
+                return mapped
+
+            return isotonic
         slope = float(self.mapping_.coef_[0, 0])
         intercept = float(self.mapping_.intercept_[0])
-        calibrated: np.ndarray = 1.0 / (
-            1.0 + np.exp(-(slope * _logit(probability)[:, 0] + intercept))
-        )
-        return calibrated
+
+        def sigmoid(probability: np.ndarray) -> np.ndarray:
+            clipped = np.clip(probability, CALIBRATION_EPSILON, 1 - CALIBRATION_EPSILON)
+            score = slope * np.log(clipped / (1 - clipped)) + intercept
+            calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-score))
+            return calibrated
+
+        return sigmoid
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probability, _EPSILON, 1 - _EPSILON)
+    clipped = np.clip(probability, CALIBRATION_EPSILON, 1 - CALIBRATION_EPSILON)
     logits: np.ndarray = np.log(clipped / (1 - clipped))
     return logits.reshape(-1, 1)
 

@@ -46,16 +46,8 @@ _JSON = "application/json"
 
 async def _answer_one(predictor: Predictor, request: Request) -> Response:
     batchers: Batchers = request.app.state.batchers
-    batcher = batchers.get(predictor)
-    if batcher is not None:
-        batcher.expect()
-    try:
-        body = await request.body()
-    except BaseException:
-        if batcher is not None:
-            batcher.abandon()
-        raise
-    return Response(await predict_one(predictor, body, batcher), media_type=_JSON)
+    body = await request.body()
+    return Response(await predict_one(predictor, body, batchers.get(predictor)), media_type=_JSON)
 
 
 @router.post(
