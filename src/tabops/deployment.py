@@ -21,6 +21,7 @@ class ServedModel:
     version: int | None
     status: str
     detail: str | None = None
+    runtime: str | None = None
 
 
 class Deployment:
@@ -147,8 +148,10 @@ class Deployment:
             return ServedModel(name, None, "unavailable", exc.message)
         if (name, version) in self._refused:
             return ServedModel(name, version, "refused", self._refused[(name, version)].message)
-        status = "loaded" if (name, version) in self._predictors else "not loaded"
-        return ServedModel(name, version, status)
+        predictor = self._predictors.get((name, version))
+        if predictor is None:
+            return ServedModel(name, version, "not loaded")
+        return ServedModel(name, version, "loaded", predictor.runtime_detail, predictor.runtime)
 
     def describe(self) -> dict[str, Any]:
         """A summary for health endpoints."""

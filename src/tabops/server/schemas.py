@@ -130,6 +130,9 @@ class ServedModelResponse(BaseModel):
     version: int | None
     status: str
     detail: str | None = None
+    runtime: str | None = Field(
+        default=None, description="What scores requests: onnxruntime or scikit-learn."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -16,7 +16,7 @@ from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVers
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
-_HEADLINE = ("created", "candidate", "threshold", "metrics", "training_seconds")
+_HEADLINE = ("created", "candidate", "threshold", "metrics", "training_seconds", "compiled")
 
 
 def _summary(registry: Any, name: str) -> dict[str, Any]:
