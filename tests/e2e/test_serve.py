@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import SEED_REQUEST
@@ -61,18 +62,23 @@ def wait_until_live(base: str, process: subprocess.Popen, stderr_path: Path) -> 
 @pytest.fixture
 def server(home, tmp_path):
     """Base URL of a ``tabops serve`` process over the trained ``home``; stopped afterwards."""
+    yield from serve(home, tmp_path)
+
+
+def serve(home: Path, tmp_path: Path, *options: str):
+    """Start ``tabops serve`` with extra options, yield its base URL and process, stop it."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TABOPS_")}
     env["TABOPS_HOME"] = str(home)
     stdout_path = tmp_path / "serve.out"
     stderr_path = tmp_path / "serve.err"
-    command = [str(TABOPS), "serve", "--host", HOST, "--port", str(port)]
+    command = [str(TABOPS), "serve", "--host", HOST, "--port", str(port), *options]
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=tmp_path)
         try:
             base = f"http://{HOST}:{port}"
             wait_until_live(base, process, stderr_path)
-            yield base
+            yield (base, process) if options else base
         finally:
             process.terminate()
             try:
@@ -99,3 +105,27 @@ def test_serve_returns_422_naming_age_when_seed_record_lacks_age(server):
 
     assert status == 422, body
     assert [detail["field"] for detail in body["error"]["details"]] == ["age"]
+
+
+def test_serve_with_two_workers_runs_two_processes_that_all_answer(home, tmp_path):
+    running = serve(home, tmp_path, "--workers", "2")
+    base, process = next(running)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            workers = [
+                child
+                for child in psutil.Process(process.pid).children(recursive=True)
+                if "spawn_main" in " ".join(child.cmdline())  # not the resource tracker
+            ]
+            if len(workers) >= 2:
+                break
+            time.sleep(0.2)
+        answers = [request(f"{base}/predict", SEED_REQUEST) for _ in range(40)]
+    finally:
+        running.close()
+
+    assert len(workers) == 2
+    assert {status for status, _body in answers} == {200}
+    assert len({body["probability"] for _status, body in answers}) == 1
