@@ -254,10 +254,11 @@ def test_preprocessor_one_hot_encodes_categories_and_ignores_unknown_ones(frame,
     assert out[2, colours].sum() == 1  # a missing category is imputed with the most frequent
 
 
-def test_records_encode_exactly_as_the_frame_does(frame, spec):
+@pytest.mark.parametrize("count", [5, 40])  # few records go row by row, more column by column
+def test_records_encode_exactly_as_the_frame_does(frame, spec, count):
     x = features(frame)
     encoder = FeatureEncoder.from_spec(spec).fit(x)
-    sample = x.iloc[:40].assign(colour=["purple", *x["colour"].iloc[1:40]])
+    sample = x.iloc[:count].assign(colour=["purple", *x["colour"].iloc[1:count]])
     records = [
         {k: (None if pd.isna(v) else v) for k, v in row.items()}
         for row in sample.to_dict(orient="records")
