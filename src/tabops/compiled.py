@@ -26,11 +26,14 @@ from tabops.training.calibration import (
     CalibratedPipeline,
     ProbabilityCalibrator,
 )
-from tabops.training.exact_trees import hist_gradient_boosting_graph
+from tabops.training.graphs import (
+    hist_gradient_boosting_graph,
+    skl2onnx_graph,
+    soft_voting_graph,
+)
 
 COMPILE_TOLERANCE = 1e-5
 _PRECISIONS = ("double", "float")
-_OPSETS = {"": 17, "ai.onnx.ml": 3}
 _FLOAT_ONLY = frozenset(
     {"RandomForestClassifier", "ExtraTreesClassifier", "HistGradientBoostingClassifier"}
 )
@@ -183,6 +186,9 @@ def _conversions(parts: ModelParts) -> list[tuple[str, str, Converter]]:
     if type(classifier).__name__ == "HistGradientBoostingClassifier":
         # skl2onnx rounds split thresholds to float32; this graph keeps them in float64.
         conversions.append(("tabops-trees", "double", hist_gradient_boosting_graph))
+    if type(classifier).__name__ == "VotingClassifier" and classifier.voting == "soft":
+        # Each member through its own exact conversion, averaged in double precision.
+        conversions.append(("tabops-voting", "double", soft_voting_graph))
     # onnxruntime runs tree-ensemble classifiers in single precision only: skip the attempt.
     trees = any(type(step).__name__ in _FLOAT_ONLY for step in (classifier, *_members(classifier)))
     for precision in ("float",) if trees else _PRECISIONS:
@@ -196,21 +202,7 @@ def _members(classifier: Any) -> list[Any]:
 
 def _skl2onnx(precision: str) -> Converter:
     def convert(body: Pipeline, width: int) -> bytes:
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
-
-        tensor = DoubleTensorType if precision == "double" else FloatTensorType
-        graph = convert_sklearn(
-            body,
-            initial_types=[("features", tensor([None, width]))],
-            options={id(body): {"zipmap": False}},
-            target_opset=_OPSETS,
-        )
-        # Only the probabilities are read: without the label output, onnxruntime drops the
-        # nodes computing it (12 -> 9 us a row for logistic regression).
-        del graph.graph.output[:-1]
-        data: bytes = graph.SerializeToString()
-        return data
+        return skl2onnx_graph(body, width, precision)
 
     return convert
 

@@ -22,9 +22,10 @@ from tabops.encoding import UNKNOWN_CATEGORY, FeatureEncoder
 from tabops.schema import FeatureSpec, Kind
 
 _Flag = bool | Annotated[int, msgspec.Meta(ge=0, le=1)]
+_Integer = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _TYPES: dict[Kind, Any] = {
     Kind.NUMERIC: float,
-    Kind.INTEGER: int,
+    Kind.INTEGER: _Integer,
     Kind.BOOLEAN: _Flag,
 }
 
@@ -43,7 +44,7 @@ class LeanDecoder:
             fields.append((field, kind | None, None) if column.nullable else (field, kind))
         rename = {f"f{position}": column.name for position, column in enumerate(features)}
         record = msgspec.defstruct(
-            "Record", fields, rename=rename, forbid_unknown_fields=True, array_like=False
+            "Record", fields, rename=rename, forbid_unknown_fields=True, kw_only=True
         )
         batch = msgspec.defstruct(
             "Batch",
@@ -68,7 +69,7 @@ class LeanDecoder:
         """One record's values in spec order, or None when full validation must decide."""
         try:
             values: tuple[Any, ...] = self._astuple(self._one.decode(body))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
             return None
         return values
 
@@ -76,7 +77,7 @@ class LeanDecoder:
         """A ``{"records": [...]}`` body's records, or None when full validation must decide."""
         try:
             records = getattr(self._many.decode(body), "records")  # noqa: B009  # generated type
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
             return None
         astuple = self._astuple
         return [astuple(record) for record in records]

@@ -63,9 +63,12 @@ class Predictor:
         self.runtime_detail: str | None = compiled.get("reason")
         if graph is not None and self.parts is not None:
             calibrator = None if compiled.get("calibration_in_graph") else self.parts.calibrator
-            self.compiled = CompiledScorer(
-                graph, str(compiled.get("precision", "float")), calibrator, threads
-            )
+            try:
+                self.compiled = CompiledScorer(
+                    graph, str(compiled.get("precision", "float")), calibrator, threads
+                )
+            except Exception as exc:  # any runtime refusal: serve via sklearn
+                self.runtime_detail = _graph_refused(exc)
         elif self.parts is None:
             self.runtime_detail = "registered before models were compiled"
         manifest = version.manifest
@@ -141,7 +144,12 @@ class Predictor:
                 f"(tolerance {tolerance:g}); refusing to serve it"
             )
         if self.compiled is not None and self.parts is not None:
-            fast = self.compiled.score(self.parts.encoder.transform(rows))
+            try:
+                fast = self.compiled.score(self.parts.encoder.transform(rows))
+            except Exception as exc:  # a graph that cannot run is not served
+                self.compiled = None
+                self.runtime_detail = _graph_refused(exc)
+                return
             difference = _max_difference(fast, expected)
             if not difference <= COMPILE_TOLERANCE:
                 self.compiled = None
@@ -244,6 +252,14 @@ class Predictor:
             raise InvalidInputError(
                 f"{len(problems)} invalid value(s) in the input", problems[:_MAX_PROBLEMS]
             )
+
+
+def _graph_refused(exc: Exception) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"onnxruntime cannot run the compiled graph here ({reason[:200]}); "
+        "serving through scikit-learn"
+    )
 
 
 def _max_difference(observed: np.ndarray, expected: np.ndarray) -> float:

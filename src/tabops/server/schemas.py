@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
 
@@ -12,6 +12,12 @@ from tabops.schema import ColumnSpec, FeatureSpec, Kind
 def _no_text_or_bool(value: Any) -> Any:
     if isinstance(value, str | bool):
         raise ValueError("Input should be a number")
+    return value
+
+
+def _within_int64(value: int) -> int:
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("Input should be an integer between -2**63 and 2**63 - 1")
     return value
 
 
@@ -28,7 +34,12 @@ def _field_type(column: ColumnSpec) -> Any:
     if column.kind is Kind.NUMERIC:
         return Annotated[float, Field(strict=True, allow_inf_nan=False, description=description)]
     if column.kind is Kind.INTEGER:
-        return Annotated[int, Field(description=description), BeforeValidator(_no_text_or_bool)]
+        return Annotated[
+            int,
+            Field(description=description),
+            BeforeValidator(_no_text_or_bool),
+            AfterValidator(_within_int64),
+        ]
     if column.kind is Kind.BOOLEAN:
         # Field before the validator, so the bounds reach JSON Schema as minimum/maximum.
         return Annotated[

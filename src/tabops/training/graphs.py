@@ -1,11 +1,16 @@
-"""An ONNX graph of a histogram gradient boosting pipeline that keeps float64 split thresholds.
+"""ONNX graphs of fitted pipelines: skl2onnx's, and the ones tabops writes to stay exact.
 
-skl2onnx writes tree thresholds as float32, but scikit-learn's histogram gradient boosting
+Histogram gradient boosting: skl2onnx writes tree thresholds as float32, but scikit-learn
 compares float64 inputs with float64 thresholds: a value between the two roundings goes the
 other way, and probabilities moved by more than 0.1 were measured on wide-ranged features.
 This graph feeds double inputs to ``TreeEnsembleRegressor`` (ai.onnx.ml opset 3) with its
 thresholds and leaf values as double tensors, so every split is decided exactly as in
 scikit-learn; only the summed score leaves the ensemble as float32 (error ~1e-7).
+
+Soft voting: each member is converted on its own, the exact way for its kind (the graph
+above for gradient boosting, skl2onnx in double for logistic regression, in single precision
+for forests, which scikit-learn runs in single precision too), and their probabilities are
+averaged in double precision with the voting weights.
 """
 
 from __future__ import annotations
@@ -14,6 +19,87 @@ from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
+
+OPSETS = {"": 17, "ai.onnx.ml": 3}
+_FLOAT_ONLY = frozenset({"RandomForestClassifier", "ExtraTreesClassifier"})
+
+
+def skl2onnx_graph(body: Pipeline, width: int, precision: str) -> bytes:
+    """skl2onnx's graph of a pipeline on a ``features`` input, only its probabilities output."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    tensor = DoubleTensorType if precision == "double" else FloatTensorType
+    graph = convert_sklearn(
+        body,
+        initial_types=[("features", tensor([None, width]))],
+        options={id(body): {"zipmap": False}},
+        target_opset=OPSETS,
+    )
+    # Only the probabilities are read: without the label output, onnxruntime drops the
+    # nodes computing it (12 -> 9 us a row for logistic regression).
+    del graph.graph.output[:-1]
+    data: bytes = graph.SerializeToString()
+    return data
+
+
+def soft_voting_graph(body: Pipeline, width: int) -> bytes:
+    """ONNX bytes for ``preprocessing -> VotingClassifier(voting="soft")`` on double inputs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    voting = body.steps[-1][1]
+    prepare = body.steps[:-1]
+    weights = voting.weights or [1.0] * len(voting.estimators_)
+    combined = helper.make_graph(
+        [],
+        "soft_voting",
+        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, width])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, 2])],
+    )
+    opsets: dict[str, int] = {}
+    weighted = []
+    for index, member in enumerate(voting.estimators_):
+        member_body = Pipeline([*prepare, ("model", member)])
+        name = type(member).__name__
+        if name == "HistGradientBoostingClassifier":
+            graph, precision = hist_gradient_boosting_graph(member_body, width), "double"
+        elif name in _FLOAT_ONLY:
+            graph, precision = skl2onnx_graph(member_body, width, "float"), "float"
+        else:
+            graph, precision = skl2onnx_graph(member_body, width, "double"), "double"
+        model = onnx.compose.add_prefix(onnx.load_from_string(graph), f"m{index}_")
+        for opset in model.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        source = model.graph.input[0].name
+        element = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT
+        combined.node.append(helper.make_node("Cast", ["features"], [source], to=element))
+        combined.node.extend(model.graph.node)
+        combined.initializer.extend(model.graph.initializer)
+        output = model.graph.output[-1].name
+        share = f"m{index}_share"
+        combined.node.append(
+            helper.make_node("Cast", [output], [f"{share}_double"], to=TensorProto.DOUBLE)
+        )
+        combined.initializer.append(
+            numpy_helper.from_array(np.asarray(float(weights[index])), f"{share}_weight")
+        )
+        combined.node.append(
+            helper.make_node("Mul", [f"{share}_double", f"{share}_weight"], [share])
+        )
+        weighted.append(share)
+    combined.initializer.append(
+        numpy_helper.from_array(np.asarray(float(sum(weights))), "voting_total")
+    )
+    combined.node.append(helper.make_node("Sum", weighted, ["voting_sum"]))
+    combined.node.append(helper.make_node("Div", ["voting_sum", "voting_total"], ["probabilities"]))
+    model = helper.make_model(
+        combined,
+        opset_imports=[helper.make_opsetid(domain, version) for domain, version in opsets.items()],
+    )
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def hist_gradient_boosting_graph(body: Pipeline, width: int) -> bytes:
@@ -34,7 +120,7 @@ def hist_gradient_boosting_graph(body: Pipeline, width: int) -> bytes:
     graph = convert_sklearn(
         prepare,
         initial_types=[("features", DoubleTensorType([None, width]))],
-        target_opset={"": 17, "ai.onnx.ml": 3},
+        target_opset=OPSETS,
     )
     prepared = graph.graph.output[0].name
     attributes = _ensemble_attributes(classifier)
@@ -64,6 +150,11 @@ def hist_gradient_boosting_graph(body: Pipeline, width: int) -> bytes:
         helper.make_node("Sub", ["one", "positive"], ["negative"]),
         helper.make_node("Concat", ["negative", "positive"], ["probabilities"], axis=1),
     ]
+    for opset in graph.opset_import:  # the *_as_tensor attributes need ai.onnx.ml 3
+        if opset.domain == "ai.onnx.ml":
+            opset.version = max(opset.version, 3)
+    if not any(opset.domain == "ai.onnx.ml" for opset in graph.opset_import):
+        graph.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
     graph.graph.node.extend(nodes)
     graph.graph.initializer.append(
         numpy_helper.from_array(np.ones((1, 1), dtype=np.float64), "one")
