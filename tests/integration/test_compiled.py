@@ -28,10 +28,6 @@ from tabops.training.candidates import build_candidate
 from tabops.training.register import read_project_table, resolve_data_path
 from tabops.training.train import encode_target
 
-# skl2onnx 1.20 writes numpy booleans into integer attributes of tree ensembles, which
-# protobuf 6 accepts with this warning (pyproject pins protobuf < 7, which refuses them).
-pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto.ints:DeprecationWarning")
-
 EXAMPLES = sorted(path.parent.name for path in (REPO / "examples").glob("*/tabops.yaml"))
 FIT_ROWS_PER_CLASS = 1_500  # at most 3,000 rows to fit and compile on
 SCORED_ROWS = 20_000  # at most this many rows compared after compiling

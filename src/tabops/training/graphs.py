@@ -15,6 +15,7 @@ averaged in double precision with the voting weights.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,16 @@ def skl2onnx_graph(body: Pipeline, width: int, precision: str) -> bytes:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     tensor = DoubleTensorType if precision == "double" else FloatTensorType
-    graph = convert_sklearn(
-        body,
-        initial_types=[("features", tensor([None, width]))],
-        options={id(body): {"zipmap": False}},
-        target_opset=OPSETS,
-    )
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 writes booleans into integer attributes of tree ensembles; protobuf 6
+        # converts them with this warning (protobuf 7 refuses, hence the pin below 7).
+        warnings.filterwarnings("ignore", message=".*Expected an int, got a boolean")
+        graph = convert_sklearn(
+            body,
+            initial_types=[("features", tensor([None, width]))],
+            options={id(body): {"zipmap": False}},
+            target_opset=OPSETS,
+        )
     # Only the probabilities are read: without the label output, onnxruntime drops the
     # nodes computing it (12 -> 9 us a row for logistic regression).
     del graph.graph.output[:-1]
