@@ -11,6 +11,7 @@ full validation, which names every problem. It never decides an error on its own
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -44,7 +45,12 @@ class LeanDecoder:
             fields.append((field, kind | None, None) if column.nullable else (field, kind))
         rename = {f"f{position}": column.name for position, column in enumerate(features)}
         record = msgspec.defstruct(
-            "Record", fields, rename=rename, forbid_unknown_fields=True, kw_only=True
+            "Record",
+            fields,
+            rename=rename,
+            forbid_unknown_fields=True,
+            kw_only=True,
+            gc=False,  # records hold no references cycles: keep them out of the collector
         )
         batch = msgspec.defstruct(
             "Batch",
@@ -85,7 +91,11 @@ class LeanDecoder:
     def encode(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """The encoder's matrix for decoded rows: codes, filled gaps, missing indicators."""
         if self._plain:
-            return np.array(rows, dtype=np.float64).reshape(len(rows), len(self._fill))
+            width = len(self._fill)
+            flat = np.fromiter(
+                itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+            )
+            return flat.reshape(len(rows), width)
         columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(self._fill)
         matrix = np.empty((len(rows), len(self._fill) + len(self._nullable)), dtype=np.float64)
         for position, values in enumerate(columns):
