@@ -1,17 +1,36 @@
-"""Scoring a whole file (CSV or Parquet) with a predictor, written atomically."""
+"""Scoring a file (CSV or Parquet) of any size, chunk by chunk, written atomically.
+
+The input is read in chunks (pandas' chunked CSV reader, pyarrow's Parquet batches), so
+memory follows the chunk size, not the file. Each chunk is checked, its valid rows scored in
+one call, and appended to a temp file that is renamed into place at the end. A row that
+breaks the feature spec is kept in the output with empty ``probability``, ``label`` and
+``class_name``, and listed (row number, field, problem) in a side file next to the output,
+``<output name>.errors.csv``; a missing column fails the whole file before anything is
+written.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tabops.dataset import read_table, table_format
-from tabops.errors import DataError
+from tabops.errors import DataError, Problem
 from tabops.predictor import Predictor
+
+CHUNK_ROWS = 100_000
+ERRORS_SUFFIX = ".errors.csv"
+_SHOWN = 20  # problems kept in the result for display; the side file has them all
+Progress = Callable[[int], None]
+"""Called with the number of rows scored so far."""
 
 
 @dataclass
@@ -21,41 +40,152 @@ class BatchResult:
     rows: int
     positives: int
     output: Path
+    invalid_rows: int = 0
+    errors: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
 
 
-def score_file(predictor: Predictor, source: Path, destination: Path) -> BatchResult:
+def count_rows(source: Path) -> int | None:
+    """Rows in a file when known without reading it (Parquet metadata), else None."""
+    if table_format(source) == "parquet":
+        return int(pq.ParquetFile(source).metadata.num_rows)
+    return None
+
+
+def errors_path(destination: Path) -> Path:
+    """Where the rows that failed validation are listed."""
+    return destination.with_name(destination.name + ERRORS_SUFFIX)
+
+
+def score_file(
+    predictor: Predictor,
+    source: Path,
+    destination: Path,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> BatchResult:
     """Append ``probability``, ``label`` and ``class_name`` to every row of a file.
 
-    The output keeps the input columns; its format follows its suffix. It is written to a
-    temp file and renamed, so a failed run leaves no partial output.
+    The output keeps the input columns; its format follows its suffix.
 
     Raises:
-        DataError: unreadable input or an unknown output format.
-        InvalidInputError: rows that break the model's feature spec (nothing is written).
+        DataError: unreadable input, an unknown output format, or chunks whose extra columns
+            change type in a Parquet output.
+        InvalidInputError: a feature column is missing (nothing is written).
     """
     output_format = table_format(destination)
     if output_format == "sqlite":
         raise DataError("write predictions to .csv or .parquet")
-    frame = read_table(source)
-    predictor.check_frame(frame)
-    probability = predictor.score_frame(frame)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_beside(destination)
+    side = _temp_beside(errors_path(destination))
+    result = BatchResult(rows=0, positives=0, output=destination)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in _chunks(source, chunk_rows):
+            scored, positives, invalid, problems = _score_chunk(predictor, chunk, result.rows + 1)
+            if output_format == "csv":
+                scored.to_csv(temp, mode="a", header=result.rows == 0, index=False)
+            else:
+                writer = _write_parquet(writer, temp, scored)
+            if problems:
+                _append_problems(side, problems, first=result.invalid_rows == 0)
+                result.invalid_rows += invalid
+                result.problems.extend(problems[: _SHOWN - len(result.problems)])
+            result.rows += len(scored)
+            result.positives += positives
+            if progress is not None:
+                progress(result.rows)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if result.rows == 0:
+            raise DataError(f"{source.name} holds no rows")
+        os.replace(temp, destination)
+        if result.invalid_rows:
+            result.errors = errors_path(destination)
+            os.replace(side, result.errors)
+        else:
+            errors_path(destination).unlink(missing_ok=True)  # from an earlier run
+    finally:
+        if writer is not None:
+            writer.close()
+        temp.unlink(missing_ok=True)
+        side.unlink(missing_ok=True)
+    return result
+
+
+def _chunks(source: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if not source.is_file():
+        raise DataError(f"no data file at {source}")
+    kind = table_format(source)
+    try:
+        if kind == "csv":
+            with pd.read_csv(source, chunksize=chunk_rows) as reader:
+                for frame in reader:
+                    frame.columns = [str(column) for column in frame.columns]
+                    yield frame
+        elif kind == "parquet":
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        else:
+            yield read_table(source)
+    except (OSError, ValueError, pd.errors.ParserError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read {source.name}: {exc}") from exc
+
+
+def _score_chunk(
+    predictor: Predictor, chunk: pd.DataFrame, first_row: int
+) -> tuple[pd.DataFrame, int, int, list[Problem]]:
+    invalid, problems = predictor.invalid_rows(chunk, first_row)
+    valid = ~invalid
+    probability = np.full(len(chunk), np.nan)
+    if valid.any():
+        probability[valid] = predictor.score_frame(chunk.loc[valid])
     is_positive = probability >= predictor.threshold
     positive_value, positive_name = predictor.positive
     negative_value, negative_name = predictor.negative
-    scored = frame.copy()
+    scored = chunk.copy()
     scored["probability"] = probability
-    scored["label"] = np.where(is_positive, positive_value, negative_value)
-    scored["class_name"] = np.where(is_positive, positive_name, negative_name)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    os.close(handle)
+    labels = pd.Series(np.where(is_positive, positive_value, negative_value), index=chunk.index)
+    names = pd.Series(np.where(is_positive, positive_name, negative_name), index=chunk.index)
+    everything = bool(valid.all())  # keep the label's own type when no row is blank
+    scored["label"] = labels if everything else labels.where(valid)
+    scored["class_name"] = names if everything else names.where(valid)
+    return scored, int(is_positive.sum()), int(invalid.sum()), problems
+
+
+def _write_parquet(
+    writer: pq.ParquetWriter | None, temp: Path, scored: pd.DataFrame
+) -> pq.ParquetWriter:
+    table = pa.Table.from_pandas(scored, preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(temp, table.schema)
+        writer.write_table(table)
+        return writer
     try:
-        if output_format == "csv":
-            scored.to_csv(temp_name, index=False)
-        else:
-            scored.to_parquet(temp_name, index=False)
-        os.replace(temp_name, destination)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return BatchResult(rows=len(scored), positives=int(is_positive.sum()), output=destination)
+        table = table.cast(writer.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise DataError(
+            f"a later chunk's columns do not match the first chunk's types ({exc}); "
+            "write CSV, or convert the input to Parquet first"
+        ) from exc
+    writer.write_table(table)
+    return writer
+
+
+def _append_problems(side: Path, problems: list[Problem], *, first: bool) -> None:
+    rows = []
+    for problem in problems:
+        where, _, column = problem.field.partition(".")
+        row = int(where.removeprefix("row "))
+        rows.append({"row": row, "field": column, "problem": problem.problem})
+    pd.DataFrame(rows).to_csv(side, mode="a", header=first, index=False)
+
+
+def _temp_beside(path: Path) -> Path:
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    Path(name).unlink()  # writers create it; only the unique name is wanted
+    return Path(name)

@@ -226,32 +226,51 @@ class Predictor:
         Raises:
             InvalidInputError: naming the missing columns or the first bad cells.
         """
+        _invalid, problems = self.invalid_rows(frame, first_row)
+        if problems:
+            raise InvalidInputError(
+                f"{len(problems)} invalid value(s) in the input", problems[:_MAX_PROBLEMS]
+            )
+
+    def invalid_rows(
+        self, frame: pd.DataFrame, first_row: int = 1
+    ) -> tuple[np.ndarray, list[Problem]]:
+        """Which rows break the spec (a boolean mask) and every problem, by row and column.
+
+        Rows are numbered from ``first_row``. A gap in a feature that may not be missing,
+        or a cell of a numeric feature that is not a finite number, makes a row invalid.
+
+        Raises:
+            InvalidInputError: feature columns are missing (no row can be scored).
+        """
         missing = [name for name in self.spec.feature_names if name not in frame.columns]
         if missing:
             raise InvalidInputError(
                 f"missing columns: {', '.join(missing)}",
                 [Problem(name, "column is missing") for name in missing],
             )
-        problems: list[Problem] = []
-        for column in self.spec.features:
+        invalid = np.zeros(len(frame), dtype=bool)
+        found: list[tuple[int, int, Problem]] = []
+        for order, column in enumerate(self.spec.features):
             series = frame[column.name]
+            gaps = series.isna().to_numpy()
             if not column.nullable:
-                for row in np.flatnonzero(series.isna().to_numpy())[:_MAX_PROBLEMS]:
-                    problems.append(Problem(f"row {row + first_row}.{column.name}", "is empty"))
+                for row in np.flatnonzero(gaps).tolist():
+                    where = f"row {row + first_row}.{column.name}"
+                    found.append((row, order, Problem(where, "is empty")))
+                invalid |= gaps
             if column.kind is not Kind.CATEGORICAL:
-                numbers = pd.to_numeric(series, errors="coerce")
-                bad = series.notna() & (numbers.isna() | ~np.isfinite(numbers.astype(float)))
-                for row in np.flatnonzero(bad.to_numpy())[:_MAX_PROBLEMS]:
-                    value = series.iloc[row]
-                    problems.append(
-                        Problem(
-                            f"row {row + first_row}.{column.name}", f"{value!r} is not a number"
-                        )
+                numbers = pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+                bad = ~gaps & ~np.isfinite(numbers)
+                for bad_row in np.flatnonzero(bad).tolist():
+                    value = python_value(series.iloc[bad_row])
+                    problem = Problem(
+                        f"row {bad_row + first_row}.{column.name}", f"{value!r} is not a number"
                     )
-        if problems:
-            raise InvalidInputError(
-                f"{len(problems)} invalid value(s) in the input", problems[:_MAX_PROBLEMS]
-            )
+                    found.append((bad_row, order, problem))
+                invalid |= bad
+        found.sort(key=lambda item: (item[0], item[1]))
+        return invalid, [problem for _row, _order, problem in found]
 
 
 def _graph_refused(exc: Exception) -> str:

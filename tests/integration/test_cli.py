@@ -357,17 +357,28 @@ def test_cli_predict_missing_column_exits_1_naming_it(invoke, trained_cli, tmp_p
     assert not output.exists()
 
 
-def test_cli_predict_non_number_cell_exits_1_naming_row_and_column(invoke, trained_cli, tmp_path):
+def test_cli_predict_scores_the_valid_rows_and_lists_a_non_number_cell_by_row_and_column(
+    invoke, trained_cli, tmp_path
+):
     frame = pd.read_csv(HEART_CSV)
     frame["time"] = frame["time"].astype(object)
     frame.loc[4, "time"] = "soon"
     source = tmp_path / "bad.csv"
     frame.to_csv(source, index=False)
+    output = tmp_path / "out.csv"
 
-    result = invoke("predict", "-m", MODEL, "-i", source, "-o", tmp_path / "out.csv")
+    result = invoke("predict", "-m", MODEL, "-i", source, "-o", output)
 
-    assert_clean_failure(result, 1)
+    assert result.exit_code == 0, result.output
+    assert "1 row(s) failed validation" in text(result)
     assert "row 5.time: 'soon' is not a number" in text(result)
+    scored = pd.read_csv(output)
+    assert len(scored) == 299
+    assert scored["probability"].isna().tolist() == [index == 4 for index in range(299)]
+    errors = pd.read_csv(tmp_path / "out.csv.errors.csv")
+    assert errors.to_dict(orient="records") == [
+        {"row": 5, "field": "time", "problem": "'soon' is not a number"}
+    ]
 
 
 def test_cli_predict_unknown_model_exits_1(invoke, trained_cli, tmp_path):

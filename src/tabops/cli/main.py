@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from tabops.batch import score_file
+from tabops.batch import count_rows, score_file
 from tabops.cli import models
 from tabops.cli.output import (
     console,
@@ -200,12 +207,31 @@ def predict(
     name, ref = parse_model_ref(model)
     with reported_errors():
         predictor = Predictor.load(open_registry(), name, ref)
-        with console.status(f"scoring {input_path.name} with {predictor.version.ref}"):
-            result = score_file(predictor, input_path, output_path)
+        total = count_rows(input_path) if input_path.is_file() else None
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"scoring {input_path.name} (rows)", total=total)
+            result = score_file(
+                predictor,
+                input_path,
+                output_path,
+                progress=lambda rows: bar.update(task, completed=rows),
+            )
     console.print(
         f"[green]scored {result.rows} rows[/] with {predictor.version.ref} "
         f"({result.positives} {predictor.positive[1]}) -> {result.output}"
     )
+    if result.errors is not None:
+        shown = "; ".join(f"{p.field}: {p.problem}" for p in result.problems[:5])
+        console.print(
+            f"[yellow]{result.invalid_rows} row(s) failed validation and were left unscored[/] "
+            f"({shown}); all listed in {result.errors}"
+        )
 
 
 def main() -> None:
