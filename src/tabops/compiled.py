@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ from tabops.training.calibration import (
     ProbabilityCalibrator,
 )
 from tabops.training.graphs import (
+    SINGLE_PRECISION_TREES,
+    append_sigmoid_calibration,
     hist_gradient_boosting_graph,
     skl2onnx_graph,
     soft_voting_graph,
@@ -34,9 +37,6 @@ from tabops.training.graphs import (
 
 COMPILE_TOLERANCE = 1e-5
 _PRECISIONS = ("double", "float")
-_FLOAT_ONLY = frozenset(
-    {"RandomForestClassifier", "ExtraTreesClassifier", "HistGradientBoostingClassifier"}
-)
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,13 @@ def compile_model(
         try:
             graph = convert(parts.body, encoded.shape[1])
             if in_graph and calibrator is not None:
-                graph = _append_sigmoid_calibration(graph, calibrator, precision)
+                graph = append_sigmoid_calibration(
+                    graph,
+                    float(calibrator.mapping_.coef_[0, 0]),
+                    float(calibrator.mapping_.intercept_[0]),
+                    CALIBRATION_EPSILON,
+                    precision,
+                )
             scorer = CompiledScorer(graph, precision, None if in_graph else calibrator)
             observed = scorer.score(encoded)
         except Exception as exc:  # any converter or runtime failure means "no graph"
@@ -190,69 +196,18 @@ def _conversions(parts: ModelParts) -> list[tuple[str, str, Converter]]:
         # Each member through its own exact conversion, averaged in double precision.
         conversions.append(("tabops-voting", "double", soft_voting_graph))
     # onnxruntime runs tree-ensemble classifiers in single precision only: skip the attempt.
-    trees = any(type(step).__name__ in _FLOAT_ONLY for step in (classifier, *_members(classifier)))
+    trees = any(
+        type(step).__name__ in SINGLE_PRECISION_TREES
+        for step in (classifier, *_members(classifier))
+    )
     for precision in ("float",) if trees else _PRECISIONS:
-        conversions.append(("skl2onnx", precision, _skl2onnx(precision)))
+        convert = partial(skl2onnx_graph, precision=precision)
+        conversions.append(("skl2onnx", precision, convert))
     return conversions
 
 
 def _members(classifier: Any) -> list[Any]:
     return [estimator for _name, estimator in getattr(classifier, "estimators", [])]
-
-
-def _skl2onnx(precision: str) -> Converter:
-    def convert(body: Pipeline, width: int) -> bytes:
-        return skl2onnx_graph(body, width, precision)
-
-    return convert
-
-
-def _append_sigmoid_calibration(
-    graph: bytes, calibrator: ProbabilityCalibrator, precision: str
-) -> bytes:
-    """The graph with sigmoid calibration of its positive probability as its last nodes."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load_from_string(graph)
-    dtype = np.float64 if precision == "double" else np.float32
-    element = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT
-    slope = float(calibrator.mapping_.coef_[0, 0])
-    intercept = float(calibrator.mapping_.intercept_[0])
-    source = model.graph.output[-1].name
-    constants = {
-        "cal_column": np.asarray([1], dtype=np.int64),
-        "cal_low": np.asarray(CALIBRATION_EPSILON, dtype=dtype),
-        "cal_high": np.asarray(1 - CALIBRATION_EPSILON, dtype=dtype),
-        "cal_one": np.asarray(1.0, dtype=dtype),
-        "cal_slope": np.asarray(slope, dtype=dtype),
-        "cal_intercept": np.asarray(intercept, dtype=dtype),
-    }
-    for name, value in constants.items():
-        model.graph.initializer.append(numpy_helper.from_array(value, name))
-    model.graph.node.extend(
-        [
-            helper.make_node("Gather", [source, "cal_column"], ["cal_raw"], axis=1),
-            helper.make_node("Clip", ["cal_raw", "cal_low", "cal_high"], ["cal_clipped"]),
-            helper.make_node("Sub", ["cal_one", "cal_clipped"], ["cal_rest"]),
-            helper.make_node("Div", ["cal_clipped", "cal_rest"], ["cal_odds"]),
-            helper.make_node("Log", ["cal_odds"], ["cal_logit"]),
-            helper.make_node("Mul", ["cal_logit", "cal_slope"], ["cal_scaled"]),
-            helper.make_node("Add", ["cal_scaled", "cal_intercept"], ["cal_score"]),
-            helper.make_node("Sigmoid", ["cal_score"], ["cal_positive"]),
-            helper.make_node("Sub", ["cal_one", "cal_positive"], ["cal_negative"]),
-            helper.make_node(
-                "Concat", ["cal_negative", "cal_positive"], ["calibrated_probabilities"], axis=1
-            ),
-        ]
-    )
-    del model.graph.output[:]
-    model.graph.output.append(
-        helper.make_tensor_value_info("calibrated_probabilities", element, [None, 2])
-    )
-    onnx.checker.check_model(model)
-    data: bytes = model.SerializeToString()
-    return data
 
 
 def _first_line(exc: Exception) -> str:

@@ -51,15 +51,17 @@ class RequestBodyError(Exception):
         self.problems = list(problems)
 
 
+def error_document(code: str, message: str, problems: Sequence[Problem] = ()) -> dict[str, Any]:
+    """The API's one error shape."""
+    details = [{"field": p.field, "problem": p.problem} for p in problems]
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 def error_response(
     status: int, code: str, message: str, problems: Sequence[Problem] = ()
 ) -> JSONResponse:
-    """A JSON error in the API's one shape."""
-    details = [{"field": p.field, "problem": p.problem} for p in problems]
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "message": message, "details": details}},
-    )
+    """A JSON error response in the API's one shape."""
+    return JSONResponse(status_code=status, content=error_document(code, message, problems))
 
 
 def problems_from_pydantic(errors: Sequence[Any], prefix: str = "") -> list[Problem]:

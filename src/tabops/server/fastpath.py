@@ -19,9 +19,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from tabops.deployment import Deployment
-from tabops.errors import Problem
 from tabops.predictor import Predictor
-from tabops.server.errors import RequestBodyError
+from tabops.server.errors import RequestBodyError, error_document
 from tabops.server.predicting import Batchers, predict_batch, predict_one
 
 logger = logging.getLogger("tabops.server")
@@ -73,23 +72,19 @@ class FastPredict:
             else:
                 answer = await predict_one(predictor, body, self.batchers.get(predictor))
         except RequestBodyError as exc:
-            await _send(send, exc.status, error_body(exc.code, exc.message, exc.problems))
+            await _send(
+                send, exc.status, orjson.dumps(error_document(exc.code, exc.message, exc.problems))
+            )
             return
         except Exception:
             logger.exception("unexpected error scoring with %s", predictor.version.ref)
             message = "an internal error occurred; see server log"
-            await _send(send, 500, error_body("internal_error", message))
+            await _send(send, 500, orjson.dumps(error_document("internal_error", message)))
             return
         if isinstance(answer, bytes):
             await _send(send, 200, answer)
         else:
             await _stream(send, answer)
-
-
-def error_body(code: str, message: str, problems: list[Problem] | None = None) -> bytes:
-    """The API's one error shape, as JSON bytes."""
-    details = [{"field": p.field, "problem": p.problem} for p in problems or []]
-    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
 
 
 def _route(path: str) -> tuple[str | None, bool] | None:

@@ -11,6 +11,9 @@ Soft voting: each member is converted on its own, the exact way for its kind (th
 above for gradient boosting, skl2onnx in double for logistic regression, in single precision
 for forests, which scikit-learn runs in single precision too), and their probabilities are
 averaged in double precision with the voting weights.
+
+Sigmoid calibration is appended to any of these graphs as its last nodes, so a calibrated
+model is still one session call.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 OPSETS = {"": 17, "ai.onnx.ml": 3}
-_FLOAT_ONLY = frozenset({"RandomForestClassifier", "ExtraTreesClassifier"})
+# Tree ensembles onnxruntime runs in single precision only (scikit-learn's forests are
+# single precision too; gradient boosting gets the exact graph below instead).
+SINGLE_PRECISION_TREES = frozenset(
+    {"RandomForestClassifier", "ExtraTreesClassifier", "HistGradientBoostingClassifier"}
+)
 
 
 def skl2onnx_graph(body: Pipeline, width: int, precision: str) -> bytes:
@@ -69,7 +76,7 @@ def soft_voting_graph(body: Pipeline, width: int) -> bytes:
         name = type(member).__name__
         if name == "HistGradientBoostingClassifier":
             graph, precision = hist_gradient_boosting_graph(member_body, width), "double"
-        elif name in _FLOAT_ONLY:
+        elif name in SINGLE_PRECISION_TREES:
             graph, precision = skl2onnx_graph(member_body, width, "float"), "float"
         else:
             graph, precision = skl2onnx_graph(member_body, width, "double"), "double"
@@ -224,3 +231,49 @@ def _ensemble_attributes(classifier: Any) -> dict[str, Any]:
         "target_treeids": leaf_trees,
         "weights": np.asarray(weights, dtype=np.float64),
     }
+
+
+def append_sigmoid_calibration(
+    graph: bytes, slope: float, intercept: float, epsilon: float, precision: str
+) -> bytes:
+    """The graph with sigmoid calibration of its positive probability as its last nodes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    dtype = np.float64 if precision == "double" else np.float32
+    element = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT
+    source = model.graph.output[-1].name
+    constants = {
+        "cal_column": np.asarray([1], dtype=np.int64),
+        "cal_low": np.asarray(epsilon, dtype=dtype),
+        "cal_high": np.asarray(1 - epsilon, dtype=dtype),
+        "cal_one": np.asarray(1.0, dtype=dtype),
+        "cal_slope": np.asarray(slope, dtype=dtype),
+        "cal_intercept": np.asarray(intercept, dtype=dtype),
+    }
+    for name, value in constants.items():
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    model.graph.node.extend(
+        [
+            helper.make_node("Gather", [source, "cal_column"], ["cal_raw"], axis=1),
+            helper.make_node("Clip", ["cal_raw", "cal_low", "cal_high"], ["cal_clipped"]),
+            helper.make_node("Sub", ["cal_one", "cal_clipped"], ["cal_rest"]),
+            helper.make_node("Div", ["cal_clipped", "cal_rest"], ["cal_odds"]),
+            helper.make_node("Log", ["cal_odds"], ["cal_logit"]),
+            helper.make_node("Mul", ["cal_logit", "cal_slope"], ["cal_scaled"]),
+            helper.make_node("Add", ["cal_scaled", "cal_intercept"], ["cal_score"]),
+            helper.make_node("Sigmoid", ["cal_score"], ["cal_positive"]),
+            helper.make_node("Sub", ["cal_one", "cal_positive"], ["cal_negative"]),
+            helper.make_node(
+                "Concat", ["cal_negative", "cal_positive"], ["calibrated_probabilities"], axis=1
+            ),
+        ]
+    )
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info("calibrated_probabilities", element, [None, 2])
+    )
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
