@@ -124,6 +124,19 @@ def score_file(
     return result
 
 
+def check_file(predictor: Predictor, source: Path, rows: int = 1_000) -> None:
+    """Check that a file can be read and has every feature column, from its first rows.
+
+    Raises:
+        DataError: the file cannot be read or holds no rows.
+        InvalidInputError: a feature column is missing.
+    """
+    head = next(_chunks(source, rows), None)
+    if head is None or head.empty:
+        raise DataError(f"{source.name} holds no rows")
+    predictor.invalid_rows(head, 1)
+
+
 def _chunks(source: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if not source.is_file():
         raise DataError(f"no data file at {source}")

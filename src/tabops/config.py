@@ -35,11 +35,43 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(
         default=1, ge=1, description="onnxruntime intra-op threads per model (per worker)."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; SQLite under home when unset.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="redis://... to queue jobs on Redis; a SQLite queue under home when unset.",
+    )
+    job_workers: int = Field(
+        default=2, ge=0, description="Job threads inside `tabops serve`; 0 leaves jobs to workers."
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running job whose worker has not reported for this long is re-queued.",
+    )
+    max_job_records: int = Field(
+        default=1_000_000, ge=1, description="Most records one JSON job may hold."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="Largest file a job upload may send."
+    )
 
     @property
     def registry_path(self) -> Path:
         """Directory of the local model registry."""
         return self.home / "registry"
+
+    @property
+    def jobs_path(self) -> Path:
+        """Directory of job inputs and results."""
+        return self.home / "jobs"
+
+    @property
+    def metadata_url(self) -> str:
+        """The metadata database: ``database_url``, else a SQLite file under home."""
+        return self.database_url or f"sqlite:///{(self.home / 'tabops.db').resolve()}"
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,11 @@ TabopsError
 │   ├── ModelNotFoundError    no such model
 │   ├── VersionNotFoundError  no such version or alias of a model
 │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
-└── TrainingError             training could not produce a model
+├── TrainingError             training could not produce a model
+├── DatabaseError             the metadata database cannot be reached or its URL is wrong
+└── JobError                  a job cannot be found or does not hold what was asked
+    ├── JobNotFoundError      no job has that id
+    └── JobNotFinishedError   the job has no result yet
 """
 
 from __future__ import annotations
@@ -74,3 +78,19 @@ class VersionNotFoundError(RegistryError):
 
 class ArtifactIntegrityError(RegistryError):
     """A stored version fails its hash or golden-row check and must not be served."""
+
+
+class DatabaseError(TabopsError):
+    """The metadata database cannot be reached or its URL is wrong."""
+
+
+class JobError(TabopsError):
+    """A job cannot be found or does not hold what was asked."""
+
+
+class JobNotFoundError(JobError):
+    """No job has that id."""
+
+
+class JobNotFinishedError(JobError):
+    """The job has not finished, or finished without a result to download."""

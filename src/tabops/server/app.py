@@ -15,13 +15,14 @@ from starlette.types import Receive, Scope, Send
 from tabops import __version__
 from tabops.config import Settings, get_settings
 from tabops.deployment import Deployment
+from tabops.jobs import JobService
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
 from tabops.server.errors import install_error_handlers
 from tabops.server.fastpath import FastPredict
 from tabops.server.openapi import build_openapi
 from tabops.server.predicting import Batchers
-from tabops.server.routers import health, models, predict
+from tabops.server.routers import health, jobs, models, predict, train
 
 logger = logging.getLogger("tabops.server")
 
@@ -46,8 +47,14 @@ class TabopsAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, deployment: Deployment | None = None) -> TabopsAPI:
-    """An app serving the registry under ``settings.home`` (or the deployment given)."""
+def create_app(
+    settings: Settings, deployment: Deployment | None = None, job_service: JobService | None = None
+) -> TabopsAPI:
+    """An app serving the registry under ``settings.home`` (or the deployment given).
+
+    Its job service (built from ``settings`` unless given) re-queues unfinished jobs at
+    start-up and runs ``settings.job_workers`` job threads in this process.
+    """
     if deployment is None:
         registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
         deployment = Deployment(
@@ -57,6 +64,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Tabo
             threads=settings.onnx_threads,
         )
     served = deployment
+    job_service = job_service or JobService.from_settings(settings, deployment)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +77,11 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Tabo
         # sight, so collections triggered by requests walk only what requests allocate
         # (a full collection over the libraries' objects took milliseconds).
         gc.freeze()
-        yield
+        await run_in_threadpool(job_service.queue.start, settings.job_workers)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(job_service.queue.stop)
 
     app = TabopsAPI(
         title="tabops",
@@ -80,11 +92,14 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Tabo
     app.state.settings = settings
     app.state.deployment = deployment
     app.state.batchers = Batchers(settings)
+    app.state.jobs = job_service
     install_error_handlers(app)
     app.fast = FastPredict(deployment, app.state.batchers, settings.max_batch_rows)
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
+    app.include_router(train.router)
 
     def openapi() -> dict[str, Any]:
         # Rebuilt on every call: models load lazily, so the document follows what is served.

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from tabops.config import Settings
 from tabops.deployment import Deployment
+from tabops.jobs import JobService
 from tabops.registry.versions import ModelRegistry
 
 
@@ -28,6 +29,13 @@ def get_registry(request: Request) -> ModelRegistry:
     return get_deployment(request).registry
 
 
+def get_jobs(request: Request) -> JobService:
+    """The job service the app was created with."""
+    jobs: JobService = request.app.state.jobs
+    return jobs
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]

@@ -13,9 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tabops.errors import (
     ArtifactIntegrityError,
+    DatabaseError,
     DataError,
     GateFailedError,
     InvalidInputError,
+    JobError,
+    JobNotFinishedError,
+    JobNotFoundError,
     ModelNotFoundError,
     Problem,
     ProjectError,
@@ -35,6 +39,10 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (DataError, 422, "invalid_data"),
     (ProjectError, 422, "invalid_project"),
     (GateFailedError, 422, "gate_failed"),
+    (JobNotFoundError, 404, "job_not_found"),
+    (JobNotFinishedError, 409, "job_not_finished"),
+    (JobError, 409, "job_has_no_file"),
+    (DatabaseError, 503, "database_unavailable"),
 ]
 
 

@@ -135,6 +135,21 @@ async def predict_batch(
     return _batch_answer(predictor, probabilities.tolist())
 
 
+def decode_records(predictor: Predictor, body: bytes, max_rows: int) -> list[dict[str, Any]]:
+    """The validated records of ``{"records": [...]}``, as dicts of feature values.
+
+    Raises:
+        RequestBodyError: a malformed body, an empty or oversized batch, invalid records.
+    """
+    lean = predictor.lean
+    rows = lean.decode_batch(body) if lean is not None else None
+    if rows is None:
+        return _validated_records(predictor, body, max_rows)
+    _check_size(len(rows), max_rows)
+    names = predictor.spec.feature_names
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def _check_size(count: int, max_rows: int) -> None:
     if not count:
         raise RequestBodyError(

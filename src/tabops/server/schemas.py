@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
@@ -173,3 +174,43 @@ class ModelVersionResponse(BaseModel):
     version: int
     aliases: list[str]
     manifest: dict[str, Any]
+
+
+class JobAcceptedResponse(BaseModel):
+    """A job taken in: where to follow it."""
+
+    job_id: str
+    status: str
+    status_url: str
+
+
+class JobResponse(BaseModel):
+    """A job's state, and its result once it has one."""
+
+    job_id: str
+    kind: str = Field(description="score (records or a file) or train.")
+    status: str = Field(description="queued, running, succeeded or failed.")
+    model: str | None
+    version: int | None
+    progress: float = Field(description="Share of the work done, 0 to 1.")
+    attempts: int = Field(description="How many times a worker started it (more after a crash).")
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    result: dict[str, Any] | None = Field(
+        default=None, description="Summary; predictions for a records job; metrics for training."
+    )
+    result_url: str | None = Field(default=None, description="Download of the scored output.")
+    errors_url: str | None = Field(
+        default=None, description="Download of the rows that failed validation, if any."
+    )
+    error: str | None = Field(default=None, description="Why the job failed.")
+
+
+class TrainRequest(BaseModel):
+    """A project to train, as paths on the server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(description="The project file (tabops.yaml) or its folder.")
+    data: str | None = Field(default=None, description="Train on this table instead.")

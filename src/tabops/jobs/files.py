@@ -1,0 +1,90 @@
+"""Where a job's input and result files live: one folder per job under ``<home>/jobs``.
+
+Every file is written to a temp name in the same folder and renamed into place, so a reader
+(or a worker re-running a job after a crash) never sees half a file, and a re-run replaces a
+result instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from tabops.batch import errors_path
+from tabops.errors import DataError, Problem
+
+FILE_FORMATS = ("csv", "parquet")
+_COPY_BYTES = 1024 * 1024
+
+
+class JobFiles:
+    """The folder tree holding every job's files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, job_id: str) -> Path:
+        """The folder of one job."""
+        return self.root / job_id
+
+    def input_path(self, job_id: str, input_format: str) -> Path:
+        """The job's input: ``input.json`` for records, else ``input.csv|parquet``."""
+        return self.folder(job_id) / f"input.{input_format}"
+
+    def result_path(self, job_id: str, input_format: str) -> Path:
+        """The job's result, in the input's format (JSON for records)."""
+        return self.folder(job_id) / f"result.{input_format}"
+
+    def errors_path(self, job_id: str, input_format: str) -> Path:
+        """The side file listing rows of a file job that failed validation."""
+        return errors_path(self.result_path(job_id, input_format))
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
+    def copy_upload(self, path: Path, source: IO[bytes], max_bytes: int) -> int:
+        """Copy an upload to ``path`` atomically; returns its size.
+
+        Raises:
+            DataError: the upload is empty or larger than ``max_bytes``.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        size = 0
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                while chunk := source.read(_COPY_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DataError(
+                            f"the upload exceeds the limit of {max_bytes} bytes",
+                            [Problem("file", f"at most {max_bytes} bytes")],
+                        )
+                    stream.write(chunk)
+                stream.flush()
+                os.fsync(stream.fileno())
+            if size == 0:
+                raise DataError("the upload is empty", [Problem("file", "must not be empty")])
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return size
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job's folder (a submission that could not be queued)."""
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)

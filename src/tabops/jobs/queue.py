@@ -1,0 +1,117 @@
+"""The queue that hands job ids to workers: Huey on SQLite (default) or Redis by URL.
+
+A message is only a job id; the job record decides whether it runs. Huey drops a message
+whose worker is killed mid-task, so durability comes from the records instead: at start-up,
+``recover`` re-queues every queued job (its message may be the one lost) and every running
+job whose worker is gone; once a minute, consumers re-queue running jobs whose worker
+stopped reporting. A message that turns out to be a duplicate finds its job claimed or
+finished and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from tabops.config import Settings
+from tabops.jobs.records import JobStore
+from tabops.jobs.run import JobRunner, is_owner_gone
+
+logger = logging.getLogger("tabops.jobs")
+
+QUEUE_NAME = "tabops-jobs"
+_POLL_MAX_SECONDS = 0.5  # longest idle wait of a SQLite-queue worker before it looks again
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]  # huey ships no type hints
+    """A Huey consumer that leaves signal handling to the process hosting it (uvicorn)."""
+
+    def _set_signal_handlers(self) -> None:
+        """Keep the host's handlers: Ctrl-C must stop the server, not only the workers."""
+
+
+def build_huey(settings: Settings) -> Huey:
+    """The Huey instance for ``settings``: Redis when ``queue_url`` says so, else SQLite."""
+    url = settings.queue_url
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"TABOPS_QUEUE_URL must be a redis:// URL, not {url!r}")
+        return RedisHuey(QUEUE_NAME, url=url, results=False)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(QUEUE_NAME, filename=str(settings.home / "queue.db"), results=False)
+
+
+class JobQueue:
+    """Job ids in, ``JobRunner.run`` out, on whichever consumers read the queue."""
+
+    def __init__(self, huey: Huey, store: JobStore, runner: JobRunner) -> None:
+        self.huey = huey
+        self.store = store
+        self.runner = runner
+        self._consumer: EmbeddedConsumer | None = None
+        # Tasks are named explicitly: a worker on another host finds them by name.
+        self._run = huey.task(name="tabops.run_job")(runner.run)
+        huey.periodic_task(crontab(minute="*"), name="tabops.recover_jobs")(self.release_stale)
+
+    def enqueue(self, job_id: str) -> None:
+        """Hand a job to the workers."""
+        self._run(job_id)
+
+    def recover(self) -> int:
+        """Queue again every queued job and every job whose worker died; returns how many."""
+        self._release_dead()
+        queued = self.store.queued_ids()
+        for job_id in queued:
+            self.enqueue(job_id)
+        return len(queued)
+
+    def release_stale(self) -> None:
+        """Queue again the running jobs whose worker is gone (the periodic sweep)."""
+        for job_id in self._release_dead():
+            self.enqueue(job_id)
+
+    def _release_dead(self) -> list[str]:
+        stale = self.store.stale_before(self.runner.lease_seconds)
+        released = [
+            job_id
+            for job_id, owner, heartbeat in self.store.running()
+            if (heartbeat < stale or is_owner_gone(owner)) and self.store.release(job_id, owner)
+        ]
+        if released:
+            logger.warning("re-queued %d job(s) whose worker stopped", len(released))
+        return released
+
+    def consumer(self, workers: int, *, embedded: bool) -> Consumer:
+        """A consumer of ``workers`` threads; ``embedded`` leaves signals to the host."""
+        options: dict[str, Any] = {
+            "workers": workers,
+            "worker_type": "thread",
+            "periodic": True,
+            "max_delay": _POLL_MAX_SECONDS,
+            "check_worker_health": True,
+        }
+        if embedded:
+            return EmbeddedConsumer(self.huey, **options)
+        return Consumer(self.huey, **options)
+
+    def start(self, workers: int) -> None:
+        """Recover unfinished jobs, then run ``workers`` consumer threads in this process."""
+        self.recover()
+        if workers <= 0:
+            return
+        self._consumer = self.consumer(workers, embedded=True)
+        self._consumer.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the consumer threads, waiting up to ``timeout`` for running jobs.
+
+        A job still running afterwards is left to recovery: its record says which process
+        held it, and the next start re-queues it.
+        """
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.shutdown_timeout = timeout
+            consumer.stop(graceful=True)

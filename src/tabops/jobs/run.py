@@ -1,0 +1,263 @@
+"""Running one job: claim it, do the work with a heartbeat, record the outcome once.
+
+Execution is at least once: a job whose worker died is queued again and re-run from its
+stored input. Results are written by atomic rename, so a re-run replaces the earlier
+attempt's file rather than adding to it, and the job record only accepts the outcome of the
+attempt that holds the claim, so no job is reported twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+import psutil
+
+from tabops.batch import score_file
+from tabops.deployment import Deployment
+from tabops.errors import GateFailedError, TabopsError
+from tabops.jobs.files import JobFiles
+from tabops.jobs.records import Job, JobStore
+from tabops.predictor import Predictor
+from tabops.project import load_project
+from tabops.registry.versions import ModelRegistry
+from tabops.training.register import train_project
+from tabops.training.train import TrainingResult, count_training_steps
+
+logger = logging.getLogger("tabops.jobs")
+
+_RECORD_CHUNK = 10_000
+_CSV_SAMPLE_BYTES = 4 * 1024 * 1024
+
+
+def process_owner() -> str:
+    """This process's identity in job records: host, pid and the process's start time."""
+    created = psutil.Process().create_time()
+    return f"{socket.gethostname()}:{os.getpid()}:{created:.3f}"
+
+
+def is_owner_gone(owner: str) -> bool:
+    """Whether ``owner`` is a process of this host that no longer runs.
+
+    Owners on other hosts cannot be checked from here: for them, only a missed heartbeat
+    tells. The start time guards against a new process that reuses the pid.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, created_text = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        created = psutil.Process(int(pid_text)).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return True
+    return f"{created:.3f}" != created_text
+
+
+class Heartbeat:
+    """Reports a running job's progress every ``interval`` seconds on a thread of its own.
+
+    A thread, not the job's own progress callbacks, keeps the lease alive: one step of
+    training may take longer than the lease.
+    """
+
+    def __init__(self, store: JobStore, job: Job, owner: str, interval: float) -> None:
+        self.store = store
+        self.job = job
+        self.owner = owner
+        self.interval = interval
+        self.progress = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{job.id[:8]}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.store.report(self.job.id, self.owner, self.progress):
+                    logger.warning("job %s was taken over by another worker", self.job.id)
+                    return
+            except Exception:  # a database hiccup must not kill the job; the next beat retries
+                logger.exception("could not report progress of job %s", self.job.id)
+
+
+class JobRunner:
+    """Runs jobs for one process: scoring on the deployment's models, training into its registry."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        files: JobFiles,
+        deployment: Deployment,
+        lease_seconds: float,
+    ) -> None:
+        self.store = store
+        self.files = files
+        self.deployment = deployment
+        self.registry: ModelRegistry = deployment.registry
+        self.lease_seconds = lease_seconds
+        self.owner = process_owner()
+
+    def run(self, job_id: str) -> Job | None:
+        """Run a queued job to its end; None when it is finished or held elsewhere."""
+        job = self.store.claim(job_id, self.owner)
+        if job is None:
+            return None
+        logger.info("running %s job %s (attempt %d)", job.kind, job.id, job.attempts)
+        with Heartbeat(self.store, job, self.owner, self.lease_seconds / 4) as beat:
+            result: dict[str, Any] | None = None
+            error: str | None = None
+            try:
+                result = self._execute(job, beat)
+            except GateFailedError as exc:
+                error = exc.message
+                if isinstance(exc.result, TrainingResult):
+                    result = summarize_training(exc.result)
+            except TabopsError as exc:
+                error = describe_error(exc)
+            except Exception as exc:
+                logger.exception("job %s failed", job.id)
+                error = (
+                    f"the job failed unexpectedly ({type(exc).__name__}: {exc}); "
+                    "the worker's log has the details"
+                )
+        if not self.store.finish(job.id, self.owner, result=result, error=error):
+            logger.warning("job %s was taken over; this attempt's outcome is dropped", job.id)
+        else:
+            logger.info("job %s %s", job.id, "failed: " + error if error else "succeeded")
+        return self.store.get(job.id)
+
+    def _execute(self, job: Job, beat: Heartbeat) -> dict[str, Any]:
+        if job.kind == "train":
+            return self._train(job, beat)
+        if job.model is None or job.version is None or job.input_format is None:
+            raise TabopsError("the job record names no model version or input")
+        predictor = self.deployment.get(job.model, job.version)
+        if job.input_format == "json":
+            return self._score_records(job, predictor, beat)
+        return self._score_file(job, predictor, beat)
+
+    def _score_records(self, job: Job, predictor: Predictor, beat: Heartbeat) -> dict[str, Any]:
+        assert job.input_format is not None
+        records = orjson.loads(self.files.input_path(job.id, job.input_format).read_bytes())
+        items: list[dict[str, Any]] = []
+        positives = 0
+        for start in range(0, len(records), _RECORD_CHUNK):
+            chunk = records[start : start + _RECORD_CHUNK]
+            for offset, prediction in enumerate(predictor.predict_records(chunk)):
+                positives += prediction.label == predictor.positive[0]
+                items.append(
+                    {
+                        "prediction_id": f"{job.id}-{start + offset}",
+                        "label": prediction.label,
+                        "class_name": prediction.class_name,
+                        "probability": prediction.probability,
+                    }
+                )
+            beat.progress = len(items) / len(records)
+        document = {
+            "model": predictor.name,
+            "version": predictor.version.version,
+            "threshold": predictor.threshold,
+            "predictions": items,
+        }
+        path = self.files.result_path(job.id, job.input_format)
+        self.files.write_bytes(path, orjson.dumps(document))
+        return {"rows": len(items), "positives": positives}
+
+    def _score_file(self, job: Job, predictor: Predictor, beat: Heartbeat) -> dict[str, Any]:
+        assert job.input_format is not None
+        source = self.files.input_path(job.id, job.input_format)
+        total = job.params.get("rows") or estimate_csv_rows(source)
+
+        def advance(rows: int) -> None:
+            beat.progress = min(rows / total, 0.99) if total else 0.0
+
+        result = score_file(
+            predictor, source, self.files.result_path(job.id, job.input_format), progress=advance
+        )
+        return {
+            "rows": result.rows,
+            "positives": result.positives,
+            "invalid_rows": result.invalid_rows,
+            "problems": [{"field": p.field, "problem": p.problem} for p in result.problems],
+        }
+
+    def _train(self, job: Job, beat: Heartbeat) -> dict[str, Any]:
+        project, folder = load_project(Path(job.params["project"]))
+        data = job.params.get("data")
+        total = count_training_steps(project)
+        done = 0.0
+
+        def advance(_step: str, step_done: float) -> None:
+            nonlocal done
+            done += step_done
+            beat.progress = min(done / total, 0.99)
+
+        outcome = train_project(
+            project, folder, self.registry, Path(data) if data else None, advance
+        )
+        summary = summarize_training(outcome.result)
+        version = outcome.version
+        aliases = self.registry.aliases(version.name)
+        held = [alias for alias, number in aliases.items() if number == version.version]
+        summary.update(model=version.name, version=version.version, aliases=held)
+        return summary
+
+
+def summarize_training(result: TrainingResult) -> dict[str, Any]:
+    """What a training job reports: the winner, its test metrics and every gate's outcome."""
+    return {
+        "candidate": result.candidate.name,
+        "threshold": result.threshold.threshold,
+        "metrics": {k: v for k, v in result.test.metrics.items() if math.isfinite(v)},
+        "gates": [gate.model_dump() for gate in result.gates],
+        "gates_passed": not result.failed_gates,
+        "rows": result.rows,
+        "training_seconds": result.training_seconds,
+    }
+
+
+def describe_error(exc: TabopsError) -> str:
+    """An error's message followed by its first few problems, as one sentence."""
+    if not exc.problems:
+        return exc.message
+    listed = "; ".join(f"{p.field}: {p.problem}" for p in exc.problems[:5])
+    more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
+    return f"{exc.message}: {listed}{more}"
+
+
+def estimate_csv_rows(path: Path) -> int | None:
+    """Rows of a CSV estimated from its size and the line length of its first megabytes.
+
+    Only for progress: a quoted newline inside a field makes it approximate.
+    """
+    if path.suffix != ".csv":
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        sample = handle.read(_CSV_SAMPLE_BYTES)
+    lines = sample.count(b"\n")
+    if not lines:
+        return None
+    return max(int(lines * size / len(sample)) - 1, 1)
