@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tabops.batch import count_rows, score_file
-from tabops.cli import models
+from tabops.cli import jobs, models
 from tabops.cli.output import (
     console,
     error_console,
@@ -45,6 +45,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(jobs.app, name="jobs")
+app.command()(jobs.worker)
 
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file or its folder.")]
 

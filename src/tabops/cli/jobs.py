@@ -1,0 +1,94 @@
+"""``tabops worker`` and the ``tabops jobs`` group: run queued jobs, list them, show one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tabops.cli.output import console, open_registry, reported_errors
+from tabops.config import get_settings
+from tabops.deployment import Deployment
+from tabops.jobs import JobService
+
+app = typer.Typer(help="Follow asynchronous jobs.", no_args_is_help=True)
+
+
+def _service() -> JobService:
+    settings = get_settings()
+    deployment = Deployment(
+        open_registry(),
+        settings.default_model,
+        settings.alias_cache_seconds,
+        threads=settings.onnx_threads,
+    )
+    return JobService.from_settings(settings, deployment)
+
+
+def worker(
+    threads: Annotated[int, typer.Option(min=1, help="Jobs run at once by this process.")] = 2,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run queued jobs until interrupted (Ctrl-C finishes running jobs first).
+
+    Reads the queue of TABOPS_QUEUE_URL (Redis), or the SQLite queue under TABOPS_HOME.
+    """
+    level = getattr(logging, log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
+    with reported_errors():
+        service = _service()
+        requeued = service.queue.recover()
+    settings = get_settings()
+    where = settings.queue_url or f"{settings.home / 'queue.db'}"
+    console.print(f"tabops worker: {threads} thread(s) on {where}; {requeued} job(s) queued")
+    service.queue.consumer(threads, embedded=False).run()
+
+
+@app.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs of this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """The most recent jobs."""
+    with reported_errors():
+        jobs = _service().recent(status, limit)
+    table = Table()
+    for heading in ("id", "kind", "model", "status", "progress", "created", "error"):
+        table.add_column(heading)
+    for job in jobs:
+        model = f"{job.model}:{job.version}" if job.version is not None else job.model or "-"
+        table.add_row(
+            job.id,
+            job.kind,
+            model,
+            job.status,
+            f"{job.progress:.0%}",
+            job.created.strftime("%Y-%m-%d %H:%M:%S"),
+            job.error or "",
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_job(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """One job's record, result summary included."""
+    with reported_errors():
+        job = _service().get(job_id)
+    console.print_json(
+        data={
+            "job_id": job.id,
+            "kind": job.kind,
+            "status": job.status,
+            "model": job.model,
+            "version": job.version,
+            "progress": job.progress,
+            "attempts": job.attempts,
+            "created": job.created.isoformat(),
+            "started": job.started.isoformat() if job.started else None,
+            "finished": job.finished.isoformat() if job.finished else None,
+            "result": job.result,
+            "error": job.error,
+        }
+    )
