@@ -136,6 +136,11 @@ class JobService:
         predictions: list[dict[str, Any]] = document["predictions"]
         return predictions
 
+    def close(self) -> None:
+        """Stop this process's job threads and close its database connections."""
+        self.queue.stop()
+        self.store.engine.dispose()
+
     def _queue(self, job: Job) -> Job:
         # Record first, then message: a crash in between leaves a queued record, which
         # the next start-up re-queues; the reverse order could run a job with no record.

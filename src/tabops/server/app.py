@@ -81,7 +81,7 @@ def create_app(
         try:
             yield
         finally:
-            await run_in_threadpool(job_service.queue.stop)
+            await run_in_threadpool(job_service.close)
 
     app = TabopsAPI(
         title="tabops",
