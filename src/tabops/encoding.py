@@ -26,6 +26,17 @@ UNKNOWN_CATEGORY = -1.0
 _ROW_BY_ROW = 32  # up to this many records, a Python loop beats numpy's per-column calls
 
 
+def _fill_value(present: np.ndarray, strategy: str) -> float:
+    if strategy == "mean":
+        return float(np.mean(present))
+    if strategy == "zero":
+        return 0.0
+    if strategy == "most_frequent":
+        values, counts = np.unique(present, return_counts=True)
+        return float(values[np.argmax(counts)])
+    return float(np.median(present))
+
+
 class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # untyped base
     """Spec-ordered float64 features, missing values filled, missing indicators appended.
 
@@ -33,6 +44,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # 
         features: feature names, in the order the model takes them.
         categories: for each categorical feature, its known categories (codes are indexes).
         nullable: the features that may be missing; each gets an indicator column.
+        imputation: per numeric feature, ``median`` (the default), ``mean``, ``zero`` or
+            ``most_frequent``; categories always take their most frequent value.
     """
 
     def __init__(
@@ -40,10 +53,12 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # 
         features: Sequence[str] = (),
         categories: Mapping[str, Sequence[str]] | None = None,
         nullable: Sequence[str] = (),
+        imputation: Mapping[str, str] | None = None,
     ) -> None:
         self.features = features
         self.categories = categories
         self.nullable = nullable
+        self.imputation = imputation
 
     @classmethod
     def from_spec(cls, spec: FeatureSpec) -> FeatureEncoder:
@@ -56,6 +71,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # 
                 if c.kind is Kind.CATEGORICAL
             },
             nullable=[c.name for c in spec.features if c.nullable],
+            imputation={c.name: c.impute for c in spec.features if c.impute} or None,
         )
 
     @property
@@ -80,7 +96,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # 
         raw = self._raw(x)
         fill = np.zeros(len(self.features))
         categorical = set(self.categorical_positions)
-        for position in range(len(self.features)):
+        strategies = self.imputation or {}
+        for position, name in enumerate(self.features):
             column = raw[:, position]
             present = column[~np.isnan(column)]
             if position in categorical:
@@ -91,7 +108,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # 
                 else:
                     fill[position] = UNKNOWN_CATEGORY
             elif len(present):
-                fill[position] = float(np.median(present))
+                fill[position] = _fill_value(present, strategies.get(name, "median"))
         self.fill_ = fill
         self._prepare()
         return self

@@ -19,7 +19,8 @@ from pydantic import (
 )
 
 from tabops.errors import Problem, ProjectError
-from tabops.schema import FeatureSpec
+from tabops.features.definitions import FeatureDefinitions, WindowFeature
+from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role
 
 PROJECT_FILE = "tabops.yaml"
 CandidateName = Literal[
@@ -157,6 +158,9 @@ class Project(BaseModel):
     positive_class: str | int | bool
     class_names: dict[str, str] = Field(description="Target value -> human-readable class name.")
     schema_: FeatureSpec = Field(alias="schema")
+    features: FeatureDefinitions | None = Field(
+        default=None, description="Derived features, computed before training and serving."
+    )
     train: TrainSettings = Field(default_factory=TrainSettings)
     gates: dict[str, str] = Field(default_factory=dict)
 
@@ -178,6 +182,28 @@ class Project(BaseModel):
             if not _GATE.match(str(rule)):
                 raise ValueError(f"gate {metric}: {rule!r} is not like '>=0.75'")
         return value
+
+    @model_validator(mode="after")
+    def _add_derived_columns(self) -> Project:
+        """Give each derived feature a spec column, unless the schema lists it already."""
+        if self.features is None:
+            return self
+        listed = {column.name for column in self.schema_.columns}
+        added = [
+            _derived_column(feature, self.timestamp)
+            for feature in self.features.all
+            if feature.name not in listed
+        ]
+        if added:
+            self.schema_ = FeatureSpec(columns=[*self.schema_.columns, *added])
+        return self
+
+    @property
+    def view(self) -> str:
+        """The online store's name for this project's features."""
+        if self.features is not None and self.features.view:
+            return self.features.view
+        return self.name
 
     @model_validator(mode="after")
     def _check_columns(self) -> Project:
@@ -209,6 +235,26 @@ class Project(BaseModel):
             operator: Any = match.group(1)
             gates.append(Gate(metric=metric, operator=operator, value=float(match.group(2))))
         return gates
+
+
+def _derived_column(feature: Any, timestamp: str | None) -> ColumnSpec:
+    """The spec of a derived feature: a nullable number, or a flag, or an excluded date."""
+    is_date = isinstance(feature, WindowFeature) and feature.function in ("first", "last")
+    if is_date and feature.column is not None and feature.column == timestamp:
+        return ColumnSpec(
+            name=feature.name,
+            role=Role.EXCLUDED,
+            kind=Kind.DATETIME,
+            nullable=True,
+            reason="a date, read by other derived features",
+        )
+    kind = Kind.NUMERIC
+    if getattr(feature, "kind", None) in ("flag", "is_missing"):
+        kind = Kind.BOOLEAN
+    elif isinstance(feature, WindowFeature) and feature.function == "count":
+        kind = Kind.INTEGER
+    nullable = getattr(feature, "kind", None) != "is_missing"
+    return ColumnSpec(name=feature.name, kind=kind, nullable=nullable, impute=feature.impute)
 
 
 def load_project(path: Path) -> tuple[Project, Path]:

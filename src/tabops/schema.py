@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,11 @@ class ColumnSpec(BaseModel):
     maximum: float | None = None
     categories: list[str] | None = None
     reason: str | None = Field(default=None, description="Why an excluded column is excluded.")
+    impute: Literal["median", "mean", "zero", "most_frequent"] | None = Field(
+        default=None,
+        description="How the model fills a gap: median (numbers) or most_frequent "
+        "(categories) when unset.",
+    )
 
 
 class FeatureSpec(BaseModel):

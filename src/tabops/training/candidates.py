@@ -84,7 +84,8 @@ def build_preprocessor(encoder: FeatureEncoder, *, scale: bool) -> ColumnTransfo
 def imputation_strategies(spec: FeatureSpec) -> dict[str, str]:
     """The imputation each feature gets (for reports)."""
     return {
-        c.name: "most_frequent" if c.kind is Kind.CATEGORICAL else "median" for c in spec.features
+        c.name: "most_frequent" if c.kind is Kind.CATEGORICAL else c.impute or "median"
+        for c in spec.features
     }
 
 

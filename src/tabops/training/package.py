@@ -72,6 +72,24 @@ def git_commit(folder: Path) -> str | None:
     return completed.stdout.strip() or None if completed.returncode == 0 else None
 
 
+def feature_requirements(project: Project) -> dict[str, Any] | None:
+    """What serving by entity needs: the store's view, its entity, the model's features.
+
+    None for a project without an entity column, which cannot be served by entity.
+    """
+    if project.entity is None:
+        return None
+    definitions = project.features
+    return {
+        "view": project.view,
+        "entity": project.entity,
+        "timestamp": project.timestamp,
+        "names": project.schema_.feature_names,
+        "definitions": definitions.describe() if definitions else [],
+        "fingerprint": definitions.fingerprint() if definitions else None,
+    }
+
+
 def package_version_files(
     project: Project,
     result: TrainingResult,
@@ -116,6 +134,7 @@ def package_version_files(
         "importance": [list(item) for item in result.importance],
         "gates": [gate.model_dump() for gate in result.gates],
         "feature_spec": project.schema_.model_dump(mode="json"),
+        "features": feature_requirements(project),
         "data": {
             "path": data_path.name,
             "sha256": data_fingerprint,

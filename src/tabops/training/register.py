@@ -9,6 +9,7 @@ import pandas as pd
 
 from tabops.dataset import fingerprint_file, read_table
 from tabops.errors import DataError, GateFailedError, Problem
+from tabops.features import compute_features
 from tabops.project import Project
 from tabops.registry.versions import ModelRegistry, ModelVersion
 from tabops.training.package import package_version_files
@@ -34,16 +35,20 @@ def resolve_data_path(project: Project, project_dir: Path, override: Path | None
 
 
 def read_project_table(project: Project, path: Path) -> pd.DataFrame:
-    """A table read with the project's read options and column renames.
+    """A table read with the project's read options and renames, derived features added.
 
     Raises:
-        DataError: the table is unreadable or lacks a column the project renames.
+        DataError: the table is unreadable, lacks a column the project renames, or lacks a
+            column a derived feature reads.
     """
     frame = read_table(path, project.read_options)
     missing = [name for name in project.rename if name not in frame.columns]
     if missing:
         raise DataError(f"{path.name} has no column(s) {missing} to rename")
-    return frame.rename(columns=project.rename)
+    frame = frame.rename(columns=project.rename)
+    if project.features is not None:
+        frame = compute_features(frame, project.features, project.entity, project.timestamp)
+    return frame
 
 
 def train_project(
