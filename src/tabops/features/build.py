@@ -29,8 +29,10 @@ def compute_features(
         DataError: a column the definitions read is missing, or window features are defined
             without an entity or timestamp column.
     """
-    clashes = [name for name in definitions.names if name in frame.columns]
-    result = frame.drop(columns=clashes)  # recomputed, never trusted from the input
+    # A derived feature is always recomputed, never taken from the input: a window feature's
+    # column is dropped first; a row feature may read the raw column it then replaces.
+    clashes = [feature.name for feature in definitions.windows if feature.name in frame.columns]
+    result = frame.drop(columns=clashes)
     if definitions.windows:
         if entity is None or timestamp is None:
             raise DataError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -27,6 +28,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Imputation = Literal["median", "mean", "zero", "most_frequent"]
 WindowFunction = Literal["count", "sum", "mean", "min", "max", "first", "last"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|min|m|s)\s*$", re.IGNORECASE)
+_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "min": 60, "m": 60, "s": 1}
+
+
+def parse_window(text: str) -> pd.Timedelta:
+    """A window such as ``30d``, ``12h``, ``2w``, ``90m`` or ``45s`` as a duration.
+
+    Raises:
+        ValueError: the text is not a number followed by one of those units.
+    """
+    match = _WINDOW.match(text)
+    if match is None:
+        raise ValueError(f"window {text!r} is not a duration such as 30d, 12h or 2w")
+    return pd.Timedelta(float(match.group(1)) * _SECONDS[match.group(2).lower()], unit="s")
 
 
 class _Feature(BaseModel):
@@ -57,11 +72,7 @@ class WindowFeature(_Feature):
     def _check_window(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            span = pd.Timedelta(value)
-        except ValueError as exc:
-            raise ValueError(f"window {value!r} is not a duration such as 30d or 12h") from exc
-        if span <= pd.Timedelta(0):
+        if parse_window(value) <= pd.Timedelta(0):
             raise ValueError(f"window {value!r} must be positive")
         return value
 
@@ -74,7 +85,7 @@ class WindowFeature(_Feature):
     @property
     def span(self) -> pd.Timedelta | None:
         """The window as a duration, None for all history."""
-        return pd.Timedelta(self.window) if self.window else None
+        return parse_window(self.window) if self.window else None
 
     def inputs(self) -> list[str]:
         """The aggregated column, if any."""
@@ -177,7 +188,10 @@ class FeatureDefinitions(BaseModel):
             raise ValueError(f"feature names defined twice: {', '.join(repeated)}")
         derived = set(names)
         for position, feature in enumerate(self.all):
-            later = [c for c in feature.inputs() if c in derived and c not in names[:position]]
+            # a row feature may replace the raw column it reads (flag_own_car from Y/N)
+            own = feature.name if not isinstance(feature, WindowFeature) else None
+            earlier = names[:position]
+            later = [c for c in feature.inputs() if c in derived and c not in earlier and c != own]
             if later:
                 raise ValueError(f"{feature.name} reads {later[0]!r}, which is defined after it")
         return self
@@ -194,12 +208,13 @@ class FeatureDefinitions(BaseModel):
 
     def raw_inputs(self) -> list[str]:
         """Columns of the raw table the definitions read (derived features excluded)."""
-        derived = set(self.names)
+        defined: set[str] = set()
         seen: list[str] = []
         for feature in self.all:
             for column in feature.inputs():
-                if column not in derived and column not in seen:
+                if column not in defined and column not in seen:
                     seen.append(column)
+            defined.add(feature.name)
         return seen
 
     def fingerprint(self) -> str:

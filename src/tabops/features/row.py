@@ -47,11 +47,20 @@ def compute_row_feature(frame: pd.DataFrame, feature: RowDefinition) -> np.ndarr
 def _time_between(frame: pd.DataFrame, feature: TimeBetween) -> np.ndarray:
     start = to_datetimes(frame[feature.start], feature.start)
     end = to_datetimes(frame[feature.end], feature.end)
+    unknown = (start.isna() | end.isna()).to_numpy()
     days = (end - start).to_numpy().astype("timedelta64[us]").astype("i8") / 86_400e6
-    days = np.where((start.isna() | end.isna()).to_numpy(), np.nan, days)
-    value = days / _DAYS_PER_YEAR if feature.kind == "years_between" else days
-    if feature.whole:
-        value = np.floor(value)
+    if feature.kind == "days_between":
+        value = np.floor(days) if feature.whole else days
+    elif feature.whole:
+        # calendar years, as an age is counted: the birthday itself completes a year
+        years = (end.dt.year - start.dt.year).to_numpy(dtype=float)
+        before_anniversary = (end.dt.month * 100 + end.dt.day) < (
+            start.dt.month * 100 + start.dt.day
+        )
+        value = years - before_anniversary.to_numpy(dtype=float)
+    else:
+        value = days / _DAYS_PER_YEAR
+    value = np.where(unknown, np.nan, value)
     if feature.min is not None:
         value = np.where(value < feature.min, np.nan, value)
     if feature.max is not None:
