@@ -4,6 +4,7 @@ TabopsError
 ├── ProjectError              the project file is missing or invalid
 ├── DataError                 a data file cannot be read or does not fit the task
 ├── InvalidInputError         records offered for prediction break the feature spec
+├── MissingExtraError         an optional engine is used without its pip extra installed
 ├── GateFailedError           a trained model missed a metric gate
 ├── RegistryError             the model registry cannot do what was asked
 │   ├── ModelNotFoundError    no such model
@@ -11,6 +12,10 @@ TabopsError
 │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
 ├── TrainingError             training could not produce a model
 ├── DatabaseError             the metadata database cannot be reached or its URL is wrong
+├── FeatureStoreError         the online store cannot give what was asked
+│   ├── FeatureViewNotFoundError no such feature view
+│   ├── EntityNotFoundError   no features for that entity id
+│   └── FeaturesUnavailableError the store lacks the view or features a model needs
 └── JobError                  a job cannot be found or does not hold what was asked
     ├── JobNotFoundError      no job has that id
     └── JobNotFinishedError   the job has no result yet
@@ -50,6 +55,20 @@ class InvalidInputError(TabopsError):
     """Records offered for prediction break the feature spec."""
 
 
+class MissingExtraError(TabopsError):
+    """An optional engine (Dask, Spark) is used without its pip extra installed."""
+
+    def __init__(self, engine: str, extra: str) -> None:
+        super().__init__(
+            f"the {engine} engine needs the {extra!r} extra: pip install 'tabops[{extra}]'"
+        )
+        self.engine = engine
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str]]:
+        return type(self), (self.engine, self.extra)
+
+
 class GateFailedError(TabopsError):
     """A trained model missed one or more metric gates; ``result`` holds what was trained."""
 
@@ -82,6 +101,22 @@ class ArtifactIntegrityError(RegistryError):
 
 class DatabaseError(TabopsError):
     """The metadata database cannot be reached or its URL is wrong."""
+
+
+class FeatureStoreError(TabopsError):
+    """The online store cannot give what was asked."""
+
+
+class FeatureViewNotFoundError(FeatureStoreError):
+    """The online store has no view of that name."""
+
+
+class EntityNotFoundError(FeatureStoreError):
+    """No features are stored for that entity id."""
+
+
+class FeaturesUnavailableError(FeatureStoreError):
+    """The store lacks the view or features a model needs (materialize them first)."""
 
 
 class JobError(TabopsError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tabops.batch import count_rows, score_file
-from tabops.cli import jobs, models
+from tabops.cli import features, jobs, models
 from tabops.cli.output import (
     console,
     error_console,
@@ -30,6 +31,7 @@ from tabops.cli.training_report import print_training_report
 from tabops.config import get_settings
 from tabops.dataset import read_table
 from tabops.errors import GateFailedError
+from tabops.integrations.dask import score_file_dask
 from tabops.predictor import Predictor
 from tabops.project import PROJECT_FILE, load_project, save_project
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
@@ -46,6 +48,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(features.app, name="features")
 app.command()(jobs.worker)
 
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file or its folder.")]
@@ -199,17 +202,40 @@ def serve(
     )
 
 
+class Engine(StrEnum):
+    """Where ``tabops predict`` scores a file."""
+
+    LOCAL = "local"
+    DASK = "dask"
+
+
 @app.command()
 def predict(
     model: Annotated[str, typer.Option("--model", "-m", help="NAME, NAME@alias or NAME:version.")],
-    input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet to score.")],
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input", "-i", help="CSV or Parquet to score (Dask: also a folder of Parquet)."
+        ),
+    ],
     output_path: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
+    engine: Annotated[
+        Engine, typer.Option(help="Score in this process or on a Dask cluster.")
+    ] = Engine.LOCAL,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:port); a local cluster if omitted."),
+    ] = None,
+    dask_workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes of the local Dask cluster.")
+    ] = 2,
 ) -> None:
     """Score a file with a registered model; the output adds probability, label, class_name."""
+    if scheduler is not None and engine is not Engine.DASK:
+        fail("--scheduler needs --engine dask")
     name, ref = parse_model_ref(model)
     with reported_errors():
         predictor = Predictor.load(open_registry(), name, ref)
-        total = count_rows(input_path) if input_path.is_file() else None
         columns = [
             TextColumn("{task.description}"),
             BarColumn(),
@@ -217,13 +243,30 @@ def predict(
             TimeElapsedColumn(),
         ]
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"scoring {input_path.name} (rows)", total=total)
-            result = score_file(
-                predictor,
-                input_path,
-                output_path,
-                progress=lambda rows: bar.update(task, completed=rows),
-            )
+            if engine is Engine.DASK:
+                task = bar.add_task(f"scoring {input_path.name} on Dask (partitions)", total=None)
+
+                def advance(rows: int, done: int, total: int) -> None:
+                    description = f"scoring {input_path.name} on Dask, {rows:,} rows (partitions)"
+                    bar.update(task, completed=done, total=total, description=description)
+
+                result = score_file_dask(
+                    predictor,
+                    input_path,
+                    output_path,
+                    scheduler=scheduler,
+                    workers=dask_workers,
+                    progress=advance,
+                )
+            else:
+                total = count_rows(input_path) if input_path.is_file() else None
+                task = bar.add_task(f"scoring {input_path.name} (rows)", total=total)
+                result = score_file(
+                    predictor,
+                    input_path,
+                    output_path,
+                    progress=lambda rows: bar.update(task, completed=rows),
+                )
     console.print(
         f"[green]scored {result.rows} rows[/] with {predictor.version.ref} "
         f"({result.positives} {predictor.positive[1]}) -> {result.output}"

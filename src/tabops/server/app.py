@@ -15,6 +15,9 @@ from starlette.types import Receive, Scope, Send
 from tabops import __version__
 from tabops.config import Settings, get_settings
 from tabops.deployment import Deployment
+from tabops.feature_store.base import FeatureStore
+from tabops.feature_store.serving import EntityLookup
+from tabops.feature_store.sql import open_feature_store
 from tabops.jobs import JobService
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
@@ -22,7 +25,7 @@ from tabops.server.errors import install_error_handlers
 from tabops.server.fastpath import FastPredict
 from tabops.server.openapi import build_openapi
 from tabops.server.predicting import Batchers
-from tabops.server.routers import health, jobs, models, predict, train
+from tabops.server.routers import entities, features, health, jobs, models, predict, train
 
 logger = logging.getLogger("tabops.server")
 
@@ -48,7 +51,10 @@ class TabopsAPI(FastAPI):
 
 
 def create_app(
-    settings: Settings, deployment: Deployment | None = None, job_service: JobService | None = None
+    settings: Settings,
+    deployment: Deployment | None = None,
+    job_service: JobService | None = None,
+    feature_store: FeatureStore | None = None,
 ) -> TabopsAPI:
     """An app serving the registry under ``settings.home`` (or the deployment given).
 
@@ -65,6 +71,7 @@ def create_app(
         )
     served = deployment
     job_service = job_service or JobService.from_settings(settings, deployment)
+    store = feature_store or open_feature_store(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +89,8 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(job_service.close)
+            if feature_store is None:  # opened here, so closed here
+                await run_in_threadpool(store.close)
 
     app = TabopsAPI(
         title="tabops",
@@ -93,6 +102,8 @@ def create_app(
     app.state.deployment = deployment
     app.state.batchers = Batchers(settings)
     app.state.jobs = job_service
+    app.state.feature_store = store
+    app.state.entity_lookup = EntityLookup(store)
     install_error_handlers(app)
     app.fast = FastPredict(deployment, app.state.batchers, settings.max_batch_rows)
     app.include_router(health.router)
@@ -100,6 +111,8 @@ def create_app(
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(train.router)
+    app.include_router(features.router)
+    app.include_router(entities.router)
 
     def openapi() -> dict[str, Any]:
         # Rebuilt on every call: models load lazily, so the document follows what is served.

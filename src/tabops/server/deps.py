@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from tabops.config import Settings
 from tabops.deployment import Deployment
+from tabops.feature_store.base import FeatureStore
+from tabops.feature_store.serving import EntityLookup
 from tabops.jobs import JobService
 from tabops.registry.versions import ModelRegistry
 
@@ -35,7 +37,21 @@ def get_jobs(request: Request) -> JobService:
     return jobs
 
 
+def get_feature_store(request: Request) -> FeatureStore:
+    """The online feature store the app was created with."""
+    store: FeatureStore = request.app.state.feature_store
+    return store
+
+
+def get_entity_lookup(request: Request) -> EntityLookup:
+    """Lookups of entity features for models, over the app's store."""
+    lookup: EntityLookup = request.app.state.entity_lookup
+    return lookup
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+FeatureStoreDep = Annotated[FeatureStore, Depends(get_feature_store)]
+EntityLookupDep = Annotated[EntityLookup, Depends(get_entity_lookup)]

@@ -214,3 +214,50 @@ class TrainRequest(BaseModel):
 
     project: str = Field(description="The project file (tabops.yaml) or its folder.")
     data: str | None = Field(default=None, description="Train on this table instead.")
+
+
+class OnlineFeaturesResponse(BaseModel):
+    """An entity's latest features, as stored."""
+
+    view: str
+    entity_id: str
+    features: dict[str, Any]
+    event_time: datetime | None = Field(description="When the row's event happened.")
+    materialized_at: datetime = Field(description="When the row was written to the store.")
+
+
+class FeatureViewResponse(BaseModel):
+    """A view of the online store."""
+
+    view: str
+    entity: str
+    features: list[str]
+    entities: int
+    updated: datetime
+
+
+class EntityPredictionRequest(BaseModel):
+    """Request-time values that replace stored ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class EntityPredictionResponse(BaseModel):
+    """A prediction from an entity's stored features."""
+
+    entity_id: str
+    view: str
+    prediction_id: str
+    model: str
+    version: int
+    label: Any
+    class_name: str
+    probability: float
+    threshold: float
+    features: dict[str, Any] = Field(description="The features the model was given.")
+    overridden: list[str] = Field(description="Features taken from the request, not the store.")
+    event_time: datetime | None
+    materialized_at: datetime
+    timestamp: str

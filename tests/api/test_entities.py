@@ -1,0 +1,251 @@
+"""Features by entity: build, materialise, GET /v1/features/..., predict by entity id.
+
+A small loans-like event table (clients with repeated, dated loans) is trained once per
+module with window and row features; each test gets a private copy of that home.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from conftest import FAST_TRAIN, make_registry
+from tabops.config import Settings
+from tabops.feature_store.offline import build_feature_table, load_feature_table, materialize
+from tabops.feature_store.sql import open_feature_store
+from tabops.features import latest_rows
+from tabops.predictor import Predictor
+from tabops.project import load_project
+from tabops.server.app import create_app
+from tabops.training.register import train_project
+
+MODEL = "loans"
+VIEW = "clients"
+
+
+def make_loans(clients: int = 120, loans: int = 1_500, seed: int = 0) -> pd.DataFrame:
+    """Loans of repeated clients, with dates (ties included) and a learnable target."""
+    rng = np.random.default_rng(seed)
+    client = rng.integers(1000, 1000 + clients, loans)
+    birth_year = rng.integers(1950, 2000, clients + 1000)
+    own_car = rng.choice(["Y", "N"], clients + 1000)
+    date = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 700, loans), unit="D")
+    amount = rng.uniform(100, 400, loans).round(2)
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(loans),
+            "client": client,
+            "date": date.strftime("%Y-%m-%d"),
+            "amount": amount,
+            "birthday": [f"{year}-06-15" for year in birth_year[client - 1000]],
+            "own_car": own_car[client - 1000],
+        }
+    )
+    age = 2021 - birth_year[client - 1000]
+    logit = -2.0 + 0.004 * (amount - 250) + 0.04 * (45 - age) + 0.8 * (frame["own_car"] == "N")
+    frame["status"] = (rng.uniform(size=loans) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+PROJECT = {
+    "name": MODEL,
+    "data": "loans.csv",
+    "target": "status",
+    "entity": "client",
+    "timestamp": "date",
+    "positive_class": 1,
+    "class_names": {"0": "good", "1": "bad"},
+    "features": {
+        "view": VIEW,
+        "windows": [
+            {"name": "previous_loans", "function": "count"},
+            {"name": "previous_amount", "function": "mean", "column": "amount"},
+            {"name": "largest_30d", "function": "max", "column": "amount", "window": "30d"},
+        ],
+        "rows": [
+            {"name": "age", "kind": "years_between", "start": "birthday", "end": "date"},
+            {"name": "car", "kind": "flag", "column": "own_car", "true_values": ["Y"]},
+        ],
+    },
+    "schema": {
+        "columns": [
+            {"name": "client", "role": "excluded", "kind": "integer", "reason": "entity"},
+            {"name": "date", "role": "excluded", "kind": "datetime", "reason": "time"},
+            {"name": "status", "role": "target", "kind": "boolean"},
+            {"name": "amount", "kind": "numeric"},
+        ]
+    },
+    "train": {**FAST_TRAIN, "split": "group"},
+}
+
+
+def write_project(folder: Path, loans: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    loans.to_csv(folder / "loans.csv", index=False)
+    (folder / "tabops.yaml").write_text(yaml.safe_dump(PROJECT, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(home, project folder) with the loans model trained and its features materialised."""
+    home = tmp_path_factory.mktemp("loans-home")
+    folder = write_project(tmp_path_factory.mktemp("loans") / "project", make_loans())
+    project, _ = load_project(folder)
+    train_project(project, folder, make_registry(home))
+    store = open_feature_store(Settings(home=home))
+    materialize(project, folder, home, store, build=True)
+    store.engine.dispose()
+    return home, folder
+
+
+@pytest.fixture
+def loans_home(trained, tmp_path) -> tuple[Path, Path]:
+    home, folder = trained
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    return copy, folder
+
+
+@pytest.fixture
+def client(loans_home) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(home=loans_home[0], job_workers=0))) as test_client:
+        yield test_client
+
+
+def offline_latest(home: Path, folder: Path) -> pd.DataFrame:
+    project, _ = load_project(folder)
+    return latest_rows(load_feature_table(project, home), "client", "date").set_index("client")
+
+
+def same(left, right) -> bool:
+    if isinstance(left, float) and math.isnan(left):
+        return right is None or (isinstance(right, float) and math.isnan(right))
+    return left == right
+
+
+def test_served_features_equal_the_offline_features_of_each_latest_row(client, loans_home):
+    latest = offline_latest(*loans_home)
+    names = ["amount", "previous_loans", "previous_amount", "largest_30d", "age", "car"]
+    for client_id in latest.index[::7]:
+        response = client.get(f"/v1/features/{VIEW}/{client_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["entity_id"] == str(client_id)
+        assert body["event_time"].startswith(latest.loc[client_id, "date"])
+        for name in names:
+            assert same(latest.loc[client_id, name].item(), body["features"][name]), name
+
+
+def test_an_unknown_entity_or_view_is_a_404_naming_it(client):
+    response = client.get(f"/v1/features/{VIEW}/999999")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "entity_not_found"
+    assert "'999999'" in error["message"]
+    response = client.get("/v1/features/nowhere/1000")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "view_not_found"
+    response = client.get(f"/v1/models/{MODEL}/entities/999999/prediction")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "entity_not_found"
+
+
+def test_the_store_lists_its_views(client):
+    views = client.get("/v1/features").json()
+    assert [view["view"] for view in views] == [VIEW]
+    assert views[0]["entity"] == "client"
+    assert {"previous_loans", "car", "amount"} <= set(views[0]["features"])
+
+
+def test_predicting_by_entity_scores_the_stored_features(client, loans_home):
+    home, folder = loans_home
+    latest = offline_latest(home, folder)
+    predictor = Predictor.load(make_registry(home), MODEL)
+    client_id = int(latest.index[3])
+    response = client.get(f"/v1/models/{MODEL}/entities/{client_id}/prediction")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    record = {name: latest.loc[client_id, name].item() for name in predictor.spec.feature_names}
+    record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+    expected = predictor.predict_records([record])[0]
+    assert body["probability"] == expected.probability
+    assert body["class_name"] == expected.class_name
+    assert (body["model"], body["version"], body["view"]) == (MODEL, 1, VIEW)
+    assert body["overridden"] == []
+    assert set(body["features"]) == set(predictor.spec.feature_names)
+
+
+def test_overrides_replace_stored_values_for_one_request(client, loans_home):
+    home, _folder = loans_home
+    predictor = Predictor.load(make_registry(home), MODEL)
+    url = f"/v1/models/{MODEL}/entities/1003/prediction"
+    stored = client.get(url).json()
+    body = client.post(url, json={"overrides": {"amount": 399.0, "car": 0}}).json()
+    assert body["overridden"] == ["amount", "car"]
+    assert body["features"] == {**stored["features"], "amount": 399.0, "car": 0}
+    expected = predictor.predict_records([body["features"]])[0].probability
+    assert body["probability"] == expected
+    assert client.get(url).json()["probability"] == stored["probability"]  # nothing was kept
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"overrides": {"amount": "lots"}}, "overrides.amount"),
+        ({"overrides": {"salary": 1}}, "overrides.salary"),
+        ({"overrides": {"amount": 1}, "extra": True}, "extra"),
+    ],
+)
+def test_a_bad_override_is_a_422_naming_it(client, body, field):
+    response = client.post(f"/v1/models/{MODEL}/entities/1003/prediction", json=body)
+    assert response.status_code == 422, response.text
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+
+
+def test_a_model_without_an_entity_cannot_be_served_by_entity(home):
+    with TestClient(create_app(Settings(home=home, job_workers=0))) as client:
+        response = client.get("/v1/models/heart-failure/entities/1/prediction")
+    assert response.status_code == 409
+    assert "without an entity column" in response.json()["error"]["message"]
+
+
+def test_a_view_lacking_a_feature_the_model_needs_is_refused(loans_home):
+    home, _folder = loans_home
+    store = open_feature_store(Settings(home=home))
+    partial = pd.DataFrame({"client": [1], "amount": [120.0], "age": [30.0]})
+    store.write(VIEW, partial, "client")
+    store.engine.dispose()
+    with TestClient(create_app(Settings(home=home, job_workers=0))) as client:
+        response = client.get(f"/v1/models/{MODEL}/entities/1/prediction")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "features_unavailable"
+    assert "previous_loans" in error["message"]
+
+
+def test_materialising_again_writes_only_entities_that_changed(loans_home, tmp_path):
+    home, folder = loans_home
+    project, _ = load_project(folder)
+    store = open_feature_store(Settings(home=home))
+    again = materialize(project, folder, home, store)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert again.unchanged == again.entities
+    loans = pd.read_csv(folder / "loans.csv")
+    newer = loans[loans["client"] == 1003].tail(1).assign(loan_id=10**6, date="2023-01-01")
+    newcomer = newer.assign(loan_id=10**6 + 1, client=5000)
+    changed = tmp_path / "loans.csv"
+    pd.concat([loans, newer, newcomer]).to_csv(changed, index=False)
+    build_feature_table(project, folder, home, changed)
+    report = materialize(project, folder, home, store)
+    store.engine.dispose()
+    assert (report.inserted, report.updated) == (1, 1)
+    assert report.unchanged == again.entities - 1
