@@ -68,8 +68,12 @@ def parse_wrk_output(text: str) -> LoadResult:
     )
 
 
-def run_wrk(url: str, body: Path, connections: int, seconds: int) -> LoadResult:
+def run_wrk(
+    url: str, body: Path, connections: int, seconds: int, script: Path = SCRIPT
+) -> LoadResult:
     """POST ``body`` to ``url`` over ``connections`` connections for ``seconds`` seconds.
+
+    Another ``script`` may read ``body`` differently (``entities.lua`` reads ids from it).
 
     Raises:
         LoadError: wrk exited with an error or printed no summary.
@@ -86,7 +90,7 @@ def run_wrk(url: str, body: Path, connections: int, seconds: int) -> LoadResult:
         "10s",
         "--latency",
         "-s",
-        str(SCRIPT),
+        str(script),
         url,
         str(body),
     ]

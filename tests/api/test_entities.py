@@ -182,3 +182,15 @@ def test_materialising_again_writes_only_entities_that_changed(loans_home, tmp_p
     store.engine.dispose()
     assert (report.inserted, report.updated) == (1, 1)
     assert report.unchanged == again.entities - 1
+
+
+def test_the_fast_path_answers_as_the_routes_do(client):
+    url = f"/v1/models/{MODEL}/entities/1003/prediction"
+    first = client.get(url).json()  # loads the version through the routes
+    second = client.get(url).json()  # answered ahead of the routes
+    for key in ("probability", "label", "class_name", "features", "event_time", "view"):
+        assert first[key] == second[key]
+    missing = client.get(f"/v1/models/{MODEL}/entities/424242/prediction")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "entity_not_found"
+    assert "'424242'" in missing.json()["error"]["message"]

@@ -33,6 +33,7 @@ class EntityLookup:
     def __init__(self, store: FeatureStore, recheck_seconds: float = _RECHECK_SECONDS) -> None:
         self.store = store
         self.recheck_seconds = recheck_seconds
+        self.is_local = bool(getattr(store, "is_local", False))
         self._checked: dict[tuple[str, int], float] = {}
 
     def features(self, predictor: Predictor, entity_id: str) -> EntityFeatures:

@@ -8,6 +8,8 @@ features the view no longer has, or without ones it now has.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -78,6 +80,17 @@ _GET_ONE = _GET.where(_row_columns.entity_id == bindparam("entity_id"))
 _GET_MANY = _GET.where(_row_columns.entity_id.in_(bindparam("entity_ids", expanding=True)))
 
 
+_SQLITE_GET = (
+    "SELECT feature_values, event_time, materialized_at FROM online_features "
+    "WHERE view = ? AND entity_id = ?"
+)
+
+
+def _parse_sqlite_time(text: str) -> datetime:
+    """A timestamp as SQLAlchemy writes it to SQLite (naive UTC text), made aware."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def _utc(moment: datetime) -> datetime:
     # SQLite hands timestamps back without a zone, PostgreSQL in the session's zone; every
     # stored time is UTC.
@@ -106,9 +119,22 @@ class SqlFeatureStore:
             self._lookup_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._insert = _INSERTS[engine.dialect.name]
         metadata.create_all(engine, tables=[online_features_table, feature_views_table])
+        # SQLite lookups skip the pool: one read-only connection per thread answers a
+        # primary-key SELECT in about 10 us, where a pool checkout with its ping costs 60.
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._readers = threading.local()
+
+    @property
+    def is_local(self) -> bool:
+        """Whether a lookup is in-process (SQLite), cheap enough for an event loop."""
+        return self._sqlite_path is not None
 
     def close(self) -> None:
-        """Close the engine's pooled connections."""
+        """Close the engine's pooled connections and this thread's SQLite reader."""
+        reader = getattr(self._readers, "connection", None)
+        if reader is not None:
+            reader.close()
+            self._readers.connection = None
         self.engine.dispose()
 
     def write(
@@ -171,9 +197,29 @@ class SqlFeatureStore:
 
     def get(self, view: str, entity_id: str) -> OnlineRow | None:
         """The entity's row, or None when the view does not hold it."""
+        if self._sqlite_path:
+            return self._get_from_sqlite(self._sqlite_path, view, entity_id)
         with self._lookup_engine.connect() as connection:
             row = connection.execute(_GET_ONE, {"view": view, "entity_id": entity_id}).first()
         return None if row is None else _online_row(view, row)
+
+    def _get_from_sqlite(self, path: str, view: str, entity_id: str) -> OnlineRow | None:
+        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
+        if reader is None:
+            reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            reader.execute("PRAGMA query_only = ON")
+            self._readers.connection = reader
+        found = reader.execute(_SQLITE_GET, (view, entity_id)).fetchone()
+        if found is None:
+            return None
+        values, event_time, materialized_at = found
+        return OnlineRow(
+            view=view,
+            entity_id=entity_id,
+            values=orjson.loads(values),
+            event_time=None if event_time is None else _parse_sqlite_time(event_time),
+            materialized_at=_parse_sqlite_time(materialized_at),
+        )
 
     def get_many(self, view: str, entity_ids: Sequence[str]) -> dict[str, OnlineRow]:
         """The rows the view holds among ``entity_ids``, by id; unknown ids are left out."""

@@ -45,7 +45,7 @@ class TabopsAPI(FastAPI):
         if fast is not None:
             target = fast.match(scope)
             if target is not None:
-                await fast.answer(target[0], target[1], receive, send)
+                await fast.answer(target, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -105,7 +105,9 @@ def create_app(
     app.state.feature_store = store
     app.state.entity_lookup = EntityLookup(store)
     install_error_handlers(app)
-    app.fast = FastPredict(deployment, app.state.batchers, settings.max_batch_rows)
+    app.fast = FastPredict(
+        deployment, app.state.batchers, settings.max_batch_rows, app.state.entity_lookup
+    )
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)

@@ -52,6 +52,14 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
 ]
 
 
+def status_of(exc: TabopsError) -> tuple[int, str]:
+    """The HTTP status and error code of a tabops error."""
+    for error_type, status, code in _STATUS:
+        if isinstance(exc, error_type):
+            return status, code
+    return 500, "internal_error"
+
+
 class RequestBodyError(Exception):
     """A request body that is not what an endpoint takes (raised by routers)."""
 
@@ -101,11 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TabopsError)
     async def handle_tabops_error(_request: Request, exc: TabopsError) -> JSONResponse:
-        for error_type, status, code in _STATUS:
-            if isinstance(exc, error_type):
-                return error_response(status, code, exc.message, exc.problems)
-        logger.error("unmapped error: %s", exc.message)
-        return error_response(500, "internal_error", exc.message)
+        status, code = status_of(exc)
+        if status == 500:
+            logger.error("unmapped error: %s", exc.message)
+        return error_response(status, code, exc.message, exc.problems)
 
     @app.exception_handler(RequestBodyError)
     async def handle_body_error(_request: Request, exc: RequestBodyError) -> JSONResponse:

@@ -1,6 +1,7 @@
 """The predict routes answered at the ASGI level, ahead of the framework's routing.
 
-For ``POST /predict``, ``/v1/models/{name}/predict`` and ``/v1/models/{name}/predict/batch``
+For ``POST /predict``, ``/v1/models/{name}/predict`` and ``/v1/models/{name}/predict/batch``,
+and ``GET /v1/models/{name}/entities/{id}/prediction``,
 whose model version is already loaded and whose alias is freshly resolved, the application's
 ``__call__`` hands the request to ``FastPredict``, which reads the body and answers through
 ``predicting``: no routing, no dependency injection, no response model. Everything else
@@ -19,9 +20,11 @@ from urllib.parse import parse_qsl
 import orjson
 
 from tabops.deployment import Deployment
+from tabops.errors import FeatureStoreError
+from tabops.feature_store.serving import EntityLookup
 from tabops.predictor import Predictor
-from tabops.server.errors import RequestBodyError, error_document
-from tabops.server.predicting import Batchers, predict_batch, predict_one
+from tabops.server.errors import RequestBodyError, error_document, status_of
+from tabops.server.predicting import Batchers, predict_batch, predict_entity, predict_one
 
 logger = logging.getLogger("tabops.server")
 
@@ -34,47 +37,73 @@ _PREFIX = "/v1/models/"
 _ONE = "/predict"
 _BATCH = "/predict/batch"
 _JSON = [(b"content-type", b"application/json")]
+_ENTITY = "/prediction"
+_ENTITIES = "/entities/"
 _UNUSUAL = "\x00unusual"  # no version is called this: such queries go to the application
+Target = tuple[Predictor, str, str | None]
+"""(version, "one" | "batch" | "entity", entity id)"""
 
 
 class FastPredict:
     """Answers predict requests for loaded versions without the framework's routing."""
 
-    def __init__(self, deployment: Deployment, batchers: Batchers, max_batch_rows: int) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        batchers: Batchers,
+        max_batch_rows: int,
+        lookup: EntityLookup | None = None,
+    ) -> None:
         self.deployment = deployment
         self.batchers = batchers
         self.max_batch_rows = max_batch_rows
+        self.lookup = lookup
 
-    def match(self, scope: Scope) -> tuple[Predictor, bool] | None:
-        """(version, is a batch) when this layer answers the request, else None. No I/O."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+    def match(self, scope: Scope) -> Target | None:
+        """What this layer answers the request with, or None. No I/O."""
+        if scope["type"] != "http":
             return None
-        target = _route(scope["path"])
-        if target is None:
+        if scope["method"] == "POST":
+            route = _route(scope["path"])
+            entity_id = None
+        elif scope["method"] == "GET" and self.lookup is not None:
+            route, entity_id = _entity_route(scope["path"])
+        else:
             return None
-        name, batch = target
+        if route is None:
+            return None
+        name, kind = route
         ref = _version(scope.get("query_string", b""))
         if ref == _UNUSUAL:
             return None
         predictor = self.deployment.cached(name, ref)
         if predictor is None or predictor.lean is None:
             return None
-        return predictor, batch
+        return predictor, kind, entity_id
 
-    async def answer(self, predictor: Predictor, batch: bool, receive: Receive, send: Send) -> None:
+    async def answer(self, target: Target, receive: Receive, send: Send) -> None:
         """Read the body, answer it, and send the response."""
+        predictor, kind, entity_id = target
         body = await _read_body(receive)
         if body is None:  # the client went away before sending its body
             return
         try:
-            if batch:
+            if kind == "batch":
                 answer = await predict_batch(predictor, body, self.max_batch_rows)
+            elif kind == "entity" and self.lookup is not None and entity_id is not None:
+                batcher = self.batchers.get(predictor)
+                answer = await predict_entity(predictor, self.lookup, entity_id, {}, batcher)
             else:
                 answer = await predict_one(predictor, body, self.batchers.get(predictor))
         except RequestBodyError as exc:
             await _send(
                 send, exc.status, orjson.dumps(error_document(exc.code, exc.message, exc.problems))
             )
+            return
+        except FeatureStoreError as exc:
+            status, code = status_of(exc)
+            document = error_document(code, exc.message, exc.problems)
+            await _send(send, status, orjson.dumps(document))
             return
         except Exception:
             logger.exception("unexpected error scoring with %s", predictor.version.ref)
@@ -87,19 +116,29 @@ class FastPredict:
             await _stream(send, answer)
 
 
-def _route(path: str) -> tuple[str | None, bool] | None:
-    """(model name or None for the default model, is a batch) for a predict path."""
+def _route(path: str) -> tuple[str | None, str] | None:
+    """(model name or None for the default model, "one" or "batch") for a predict path."""
     if path in ("/predict", "/predict/"):
-        return None, False
+        return None, "one"
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
-    for suffix, batch in ((_BATCH, True), (_ONE, False)):
+    for suffix, kind in ((_BATCH, "batch"), (_ONE, "one")):
         if rest.endswith(suffix):
             name = rest[: -len(suffix)]
             if name and "/" not in name:
-                return name, batch
+                return name, kind
     return None
+
+
+def _entity_route(path: str) -> tuple[tuple[str, str] | None, str | None]:
+    """((model name, "entity"), entity id) for an entity prediction path."""
+    if not path.startswith(_PREFIX) or not path.endswith(_ENTITY):
+        return None, None
+    name, found, entity_id = path[len(_PREFIX) : -len(_ENTITY)].partition(_ENTITIES)
+    if not found or not name or "/" in name or not entity_id or "/" in entity_id:
+        return None, None
+    return (name, "entity"), entity_id
 
 
 def _version(query: bytes) -> str | None:

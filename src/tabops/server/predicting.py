@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tabops.config import Settings
 from tabops.errors import Problem
+from tabops.feature_store.serving import EntityFeatures, EntityLookup
 from tabops.predictor import Predictor
 from tabops.server.batching import MicroBatcher
 from tabops.server.errors import RequestBodyError
@@ -234,3 +235,89 @@ def _items(
         }
         for suffix, p in zip(suffixes, probabilities, strict=True)
     ]
+
+
+async def predict_entity(
+    predictor: Predictor,
+    lookup: EntityLookup,
+    entity_id: str,
+    overrides: dict[str, Any],
+    batcher: MicroBatcher | None,
+) -> bytes:
+    """The JSON answer for an entity: its stored features, overridden, scored.
+
+    An in-process store (SQLite) is read on the event loop; a networked one on a thread.
+
+    Raises:
+        FeatureStoreError: no such entity, or the store lacks features the version needs.
+        RequestBodyError: an unknown or invalid override (422), or stored values that do not
+            fit the version (409).
+    """
+    if lookup.is_local:
+        found = lookup.features(predictor, entity_id)
+    else:
+        found = await run_in_threadpool(lookup.features, predictor, entity_id)
+    record, row = _entity_record(predictor, found, entity_id, overrides)
+    if row is None:  # a version without an encoder: the frame path on a worker thread
+        probability = (await run_in_threadpool(predictor.predict_records, [record]))[0].probability
+    elif batcher is not None:
+        probability = await batcher.score(row)
+    else:
+        probability = float(predictor.score_encoded(row.reshape(1, -1))[0])
+    positive = probability >= predictor.threshold
+    label, class_name = predictor.positive if positive else predictor.negative
+    stored = found.row
+    return orjson.dumps(
+        {
+            "entity_id": stored.entity_id,
+            "view": stored.view,
+            "prediction_id": secrets.token_hex(16),
+            "model": predictor.name,
+            "version": predictor.version.version,
+            "label": label,
+            "class_name": class_name,
+            "probability": probability,
+            "threshold": predictor.threshold,
+            "features": record,
+            "overridden": sorted(overrides),
+            "event_time": stored.event_time.isoformat() if stored.event_time else None,
+            "materialized_at": stored.materialized_at.isoformat(),
+            "timestamp": _now(),
+        }
+    )
+
+
+def _entity_record(
+    predictor: Predictor, found: EntityFeatures, entity_id: str, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The record to score and its encoded row; the lean decoder checks a plain record."""
+    lean = predictor.lean
+    if not overrides and lean is not None:
+        values = lean.decode_one(orjson.dumps(found.record))
+        if values is not None:
+            encoded: np.ndarray = lean.encode([values])[0]
+            return found.record, encoded
+    unknown = [key for key in overrides if key not in found.record]
+    if unknown:
+        raise RequestBodyError(
+            422,
+            "invalid_input",
+            f"{predictor.version.ref} takes no feature(s) {', '.join(unknown)}",
+            [Problem(f"overrides.{key}", "not a feature of the model") for key in unknown],
+        )
+    record, problems = validate_record(predictor, {**found.record, **overrides})
+    bad_overrides = [p for p in problems if p.field.split(".")[0] in overrides]
+    if bad_overrides:
+        prefixed = [Problem(f"overrides.{p.field}", p.problem) for p in bad_overrides]
+        raise RequestBodyError(422, "invalid_input", "some overrides are invalid", prefixed)
+    if problems:
+        raise RequestBodyError(
+            409,
+            "stored_features_invalid",
+            f"the stored features of entity {entity_id!r} do not fit {predictor.version.ref}; "
+            "materialize them again",
+            problems,
+        )
+    if lean is None:
+        return record, None
+    return record, predictor.encode_records([record])[0]
