@@ -28,13 +28,34 @@ DEVICE_SEED_REQUEST = """{
 }"""
 
 
-def test_there_are_five_examples():
+def test_there_are_seven_examples():
     assert [path.name for path in EXAMPLES] == [
         "credit-card-fraud",
         "credit-risk",
+        "credit-risk-loans",
         "device-failure",
+        "device-failure-windows",
         "heart-failure",
         "heart-failure-no-time",
+    ]
+
+
+def test_the_credit_risk_loans_example_defines_the_five_seed_features():
+    project, _folder = load_project(REPO / "examples" / "credit-risk-loans")
+    assert project.schema_.feature_names == [
+        "nb_previous_loans",
+        "avg_amount_loans_previous",
+        "age",
+        "years_on_the_job",
+        "flag_own_car",
+    ]
+    assert project.features is not None
+    assert project.features.raw_inputs() == [
+        "loan_amount",
+        "birthday",
+        "loan_date",
+        "job_start_date",
+        "flag_own_car",
     ]
 
 
