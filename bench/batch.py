@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/batch.py [--rows 1000000,5000000] [--model lr|hgb] [--keep]
+    .venv/bin/python bench/batch.py --engine dask [--rows 2000000] [--model lr|hgb]
 
 For each size, a CSV of that many rows (the 30-feature synthetic table of
 ``peers/models.py``, repeated with fresh noise) is scored twice, each in a process of its
@@ -13,22 +14,48 @@ own, timed by wall clock, its peak resident memory read with GNU time (``%M``):
 
 Prints one markdown table: rows/s, the ratio to the baseline, and peak RSS; the last line
 compares tabops' peak RSS at the largest size with the smallest.
+
+With ``--engine dask``, a Parquet file of the first size (row groups of 100,000 rows) is
+scored to Parquet (``--output csv``: to CSV) by ``score_file_dask`` on local clusters of 1
+and of 2 worker processes (one thread each), and by the local engine for reference. Cold:
+one call that starts its own cluster (workers import tabops and rebuild the model). Warm:
+clusters started and warmed up once, then runs alternating between the set-ups
+(``--repeats``, default 3); the best run of each is compared. Prints seconds and rows/s,
+the 2-worker / 1-worker ratio, and whether every output's probabilities equal the first's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from peers.models import FEATURES, TARGET, make_table, prepare_models, tabops_environment
+import pyarrow as pa
+import pyarrow.parquet as pq
+from peers.models import (
+    FEATURES,
+    TARGET,
+    BenchModel,
+    make_table,
+    prepare_models,
+    tabops_environment,
+)
+
+from tabops.batch import score_file
+from tabops.integrations.dask import score_file_dask, start_local_cluster
 
 CHUNK = 200_000
+DASK_ROW_GROUP = 100_000
+DASK_WORKERS = (1, 2)
 BASELINE = """
 import pickle, sys
 import numpy as np, pandas as pd
@@ -44,19 +71,35 @@ frame.to_csv(destination, index=False)
 """
 
 
-def write_csv(path: Path, rows: int) -> None:
-    """``rows`` rows of the synthetic table's features, written in chunks."""
+def synthetic_chunks(rows: int) -> Iterator[pd.DataFrame]:
+    """``rows`` rows of the synthetic table's features, resampled with noise, in chunks."""
     table = make_table()[FEATURES]
     rng = np.random.default_rng(1)
     written = 0
+    while written < rows:
+        count = min(CHUNK, rows - written)
+        sample = table.sample(n=count, replace=True, random_state=int(rng.integers(1 << 31)))
+        noise = rng.normal(0, 0.01, size=sample.shape) * sample.abs().to_numpy()
+        yield pd.DataFrame(sample.to_numpy() + noise, columns=FEATURES)
+        written += count
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """``rows`` rows of the synthetic table's features, written in chunks."""
     with path.open("w") as handle:
-        while written < rows:
-            count = min(CHUNK, rows - written)
-            sample = table.sample(n=count, replace=True, random_state=int(rng.integers(1 << 31)))
-            noise = rng.normal(0, 0.01, size=sample.shape) * sample.abs().to_numpy()
-            chunk = pd.DataFrame(sample.to_numpy() + noise, columns=FEATURES)
-            chunk.to_csv(handle, header=written == 0, index=False)
-            written += count
+        for number, chunk in enumerate(synthetic_chunks(rows)):
+            chunk.to_csv(handle, header=number == 0, index=False)
+
+
+def write_parquet(path: Path, rows: int) -> None:
+    """The same rows as ``write_csv``, as Parquet with row groups of ``DASK_ROW_GROUP`` rows."""
+    writer: pq.ParquetWriter | None = None
+    for chunk in synthetic_chunks(rows):
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=DASK_ROW_GROUP)
+    if writer is not None:
+        writer.close()
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
@@ -77,17 +120,103 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return seconds, kilobytes * 1024
 
 
+def read_probabilities(path: Path) -> pd.Series:
+    """The probability column of a scored file."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path, usecols=["probability"])["probability"]
+    return pd.read_parquet(path, columns=["probability"])["probability"]
+
+
+def run_dask(model: BenchModel, work: Path, rows: int, repeats: int, output: str) -> None:
+    """Parquet to ``output`` on 1 and 2 local Dask workers, and in process for reference."""
+    import dask
+
+    source = work / "in.parquet"
+    warm = work / "warm.parquet"
+    print(f"[batch] writing {rows:,} rows of Parquet", file=sys.stderr)
+    write_parquet(source, rows)
+    write_parquet(warm, 10_000)
+    predictor = model.predictor
+    print(f"[batch] load average at the start: {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    cold = {}
+    for workers in DASK_WORKERS:
+        started = time.perf_counter()
+        score_file_dask(predictor, source, work / f"cold.{output}", workers=workers)
+        cold[workers] = time.perf_counter() - started
+        print(f"[batch] {workers} worker(s), cold: {cold[workers]:.1f} s", file=sys.stderr)
+    expected = read_probabilities(work / f"cold.{output}")
+    timings: dict[str, list[float]] = {"local": []}
+    same = {}
+    # The cluster score_file_dask starts (start_local_cluster) fetches results straight from
+    # its workers; these, started here to be warmed up once, are told to do the same.
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set({"distributed.client.direct-to-workers": True}))
+        addresses = {}
+        for workers in DASK_WORKERS:
+            cluster = stack.enter_context(start_local_cluster(workers, threads_per_worker=1))
+            addresses[workers] = cluster.scheduler_address
+            score_file_dask(
+                predictor, warm, work / "warm-out.parquet", scheduler=addresses[workers]
+            )
+            timings[f"{workers}"] = []
+        # Runs alternate between the set-ups, so a burst of load elsewhere on the machine
+        # lands on all of them; the best of the repeats is compared.
+        for repeat in range(repeats):
+            started = time.perf_counter()
+            score_file(predictor, source, work / f"local.{output}")
+            timings["local"].append(time.perf_counter() - started)
+            for workers, address in addresses.items():
+                scored_path = work / f"dask-{workers}.{output}"
+                started = time.perf_counter()
+                score_file_dask(predictor, source, scored_path, scheduler=address)
+                timings[f"{workers}"].append(time.perf_counter() - started)
+                scored = read_probabilities(scored_path)
+                same[workers] = np.array_equal(scored, expected, equal_nan=True)
+            runs = ", ".join(f"{key}: {values[-1]:.1f} s" for key, values in timings.items())
+            print(f"[batch] repeat {repeat + 1}: {runs}", file=sys.stderr)
+    local = read_probabilities(work / f"local.{output}")
+    same_local = np.array_equal(local, expected, equal_nan=True)
+    print(
+        f"model: bench-{model.key} ({TARGET} on 30 numeric features), {rows:,} rows, "
+        f"Parquet to {output.upper() if output == 'csv' else 'Parquet'}, row groups of "
+        f"{DASK_ROW_GROUP:,}; best and median of "
+        f"{repeats} warm runs\n"
+    )
+    print("| engine | best s | best rows/s | median s | cold s | same probabilities |")
+    print("|---|---:|---:|---:|---:|---|")
+    best = {key: min(values) for key, values in timings.items()}
+    for key, values in timings.items():
+        label = (
+            "local engine (in process)" if key == "local" else f"Dask, {key} worker(s) x 1 thread"
+        )
+        cold_text = "-" if key == "local" else f"{cold[int(key)]:.1f}"
+        equal = same_local if key == "local" else same[int(key)]
+        print(
+            f"| {label} | {best[key]:.2f} | {rows / best[key]:,.0f} | "
+            f"{statistics.median(values):.2f} | {cold_text} | {'yes' if equal else 'NO'} |"
+        )
+    print(f"\n2 workers / 1 worker, best warm rows/s: {best['1'] / best['2']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="1000000,5000000", help="comma-separated sizes")
+    parser.add_argument("--rows", default=None, help="comma-separated sizes")
     parser.add_argument("--model", default="lr", choices=["lr", "hgb"])
+    parser.add_argument("--engine", default="local", choices=["local", "dask"])
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs per set-up (dask)")
+    parser.add_argument("--output", default="parquet", choices=["parquet", "csv"], help="(dask)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
-    sizes = [int(size) for size in args.rows.split(",")]
+    default_rows = "2000000" if args.engine == "dask" else "1000000,5000000"
+    sizes = [int(size) for size in (args.rows or default_rows).split(",")]
     work = Path(tempfile.mkdtemp(prefix="tabops-batch-bench-"))
     home = work / "home"
     print(f"[batch] training bench-{args.model} in {work}", file=sys.stderr)
     (model,) = prepare_models([args.model], work, home)
+    if args.engine == "dask":
+        run_dask(model, work, sizes[0], args.repeats, args.output)
+        remove(work, keep=args.keep)
+        return
     tabops = str(Path(sys.executable).parent / "tabops")
     rows_out = []
     for size in sizes:
@@ -143,10 +272,15 @@ def main() -> None:
     if len(rows_out) > 1:
         ratio = rows_out[-1][4] / rows_out[0][4]
         print(f"\ntabops peak RSS at {sizes[-1]:,} rows / at {sizes[0]:,} rows: {ratio:.2f}")
-    if not args.keep:
-        for path in sorted(work.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        work.rmdir()
+    remove(work, keep=args.keep)
+
+
+def remove(work: Path, *, keep: bool) -> None:
+    if keep:
+        return
+    for path in sorted(work.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    work.rmdir()
 
 
 if __name__ == "__main__":

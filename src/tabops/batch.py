@@ -80,21 +80,22 @@ def score_file(
     if output_format == "sqlite":
         raise DataError("write predictions to .csv or .parquet")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_beside(destination)
-    side = _temp_beside(errors_path(destination))
+    temp = temp_beside(destination)
+    side = temp_beside(errors_path(destination))
     result = BatchResult(rows=0, positives=0, output=destination)
     writer: pq.ParquetWriter | None = None
     csv_handle: BinaryIO | None = None
     try:
         csv_handle = temp.open("wb") if output_format == "csv" else None
         for chunk in _chunks(source, chunk_rows):
-            scored, positives, invalid, problems = _score_chunk(predictor, chunk, result.rows + 1)
+            scored, positives, invalid, problems = score_chunk(predictor, chunk, result.rows + 1)
             if csv_handle is not None:
-                _write_csv(csv_handle, scored, header=result.rows == 0)
+                write_csv(csv_handle, scored, header=result.rows == 0)
             else:
-                writer = _write_parquet(writer, temp, scored)
+                table = pa.Table.from_pandas(scored, preserve_index=False)
+                writer = write_parquet(writer, temp, table)
             if problems:
-                _append_problems(side, problems, first=result.invalid_rows == 0)
+                append_problems(side, problems, first=result.invalid_rows == 0)
                 result.invalid_rows += invalid
                 result.problems.extend(problems[: _SHOWN - len(result.problems)])
             result.rows += len(scored)
@@ -156,9 +157,18 @@ def _chunks(source: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"cannot read {source.name}: {exc}") from exc
 
 
-def _score_chunk(
+def score_chunk(
     predictor: Predictor, chunk: pd.DataFrame, first_row: int
 ) -> tuple[pd.DataFrame, int, int, list[Problem]]:
+    """Score the valid rows of a chunk, numbering its rows from ``first_row``.
+
+    Returns:
+        The chunk plus ``probability``, ``label`` and ``class_name`` (empty on invalid
+        rows), the number of positives, the number of invalid rows, and their problems.
+
+    Raises:
+        InvalidInputError: a feature column is missing.
+    """
     invalid, problems = predictor.invalid_rows(chunk, first_row)
     valid = ~invalid
     probability = np.full(len(chunk), np.nan)
@@ -177,7 +187,7 @@ def _score_chunk(
     return scored, int(is_positive.sum()), int(invalid.sum()), problems
 
 
-def _write_csv(handle: BinaryIO, scored: pd.DataFrame, *, header: bool) -> None:
+def write_csv(handle: BinaryIO, scored: pd.DataFrame, *, header: bool) -> None:
     """Append a chunk with Arrow's CSV writer, or pandas' when Arrow cannot hold a column.
 
     Arrow's writer is about ten times faster than pandas' and its floats round-trip; a
@@ -191,12 +201,23 @@ def _write_csv(handle: BinaryIO, scored: pd.DataFrame, *, header: bool) -> None:
     pa_csv.write_csv(table, handle, write_options=pa_csv.WriteOptions(include_header=header))
 
 
-def _write_parquet(
-    writer: pq.ParquetWriter | None, temp: Path, scored: pd.DataFrame
+def write_parquet(
+    writer: pq.ParquetWriter | None,
+    temp: Path | BinaryIO,
+    table: pa.Table,
+    *,
+    use_dictionary: bool | list[str] = True,
 ) -> pq.ParquetWriter:
-    table = pa.Table.from_pandas(scored, preserve_index=False)
+    """Append a scored chunk to a Parquet file, opening it (with the chunk's schema) if needed.
+
+    ``use_dictionary`` (pyarrow's option, all columns or the named ones) is read only
+    when the file is opened.
+
+    Raises:
+        DataError: the chunk's columns cannot be cast to the types of the first chunk.
+    """
     if writer is None:
-        writer = pq.ParquetWriter(temp, table.schema)
+        writer = pq.ParquetWriter(temp, table.schema, use_dictionary=use_dictionary)
         writer.write_table(table)
         return writer
     try:
@@ -210,7 +231,8 @@ def _write_parquet(
     return writer
 
 
-def _append_problems(side: Path, problems: list[Problem], *, first: bool) -> None:
+def append_problems(side: Path, problems: list[Problem], *, first: bool) -> None:
+    """Append problems to the side file as (row, field, problem) lines."""
     rows = []
     for problem in problems:
         where, _, column = problem.field.partition(".")
@@ -219,7 +241,8 @@ def _append_problems(side: Path, problems: list[Problem], *, first: bool) -> Non
     pd.DataFrame(rows).to_csv(side, mode="a", header=first, index=False)
 
 
-def _temp_beside(path: Path) -> Path:
+def temp_beside(path: Path) -> Path:
+    """A free name in the target's folder, for a temp file that is renamed over the target."""
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(handle)
     Path(name).unlink()  # writers create it; only the unique name is wanted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,8 @@ from tabops.lean import LeanDecoder
 from tabops.registry.versions import ModelRegistry, ModelVersion
 from tabops.schema import FeatureSpec, Kind, coerce_frame, python_value
 
+SCORING_FILES = (MODEL_FILE, ONNX_FILE, GOLDEN_FILE)
+"""The files of a version a predictor is built from (the reference sample is optional)."""
 _MAX_PROBLEMS = 20
 _EXAMPLE_ROWS = 50
 
@@ -79,6 +81,7 @@ class Predictor:
         self.negative = (classes["negative"]["value"], _class_name(classes["negative"]))
         self.positive = (classes["positive"]["value"], _class_name(classes["positive"]))
         self.loaded_at = datetime.now(UTC)
+        self.registry: ModelRegistry | None = None  # set by ``load``; ``read_files`` uses it
 
     @property
     def name(self) -> str:
@@ -109,23 +112,53 @@ class Predictor:
             ArtifactIntegrityError: a file was changed or the golden rows no longer match.
         """
         version = registry.get_version(name, ref)
-        contents: dict[str, bytes] = {}
-        for file, expected in version.manifest["files"].items():
-            try:
-                data = registry.read_file(name, version.version, file)
-            except FileNotFoundError as exc:
-                raise ArtifactIntegrityError(f"{version.ref}: file {file} is missing") from exc
-            if hashlib.sha256(data).hexdigest() != expected:
-                raise ArtifactIntegrityError(f"{version.ref}: {file} does not match its sha256")
-            contents[file] = data
-        examples = None
-        if REFERENCE_FILE in contents:
-            examples = parquet_to_frame(contents[REFERENCE_FILE]).head(_EXAMPLE_ROWS)
-        predictor = cls(
-            version, load_model(contents[MODEL_FILE]), examples, contents.get(ONNX_FILE), threads
-        )
-        predictor.check_golden(parquet_to_frame(contents[GOLDEN_FILE]))
+        contents = _read_files(registry, version, version.manifest["files"])
+        predictor = cls.from_files(version, contents, threads=threads)
+        predictor.registry = registry
         return predictor
+
+    @classmethod
+    def from_files(
+        cls, version: ModelVersion, files: Mapping[str, bytes], *, threads: int = 1
+    ) -> Predictor:
+        """Build a version from its files' contents, checked as ``load`` checks them.
+
+        This is how another process (a Dask worker, a Spark executor) rebuilds a predictor
+        from bytes shipped to it, with no access to the registry.
+
+        Raises:
+            ArtifactIntegrityError: a file the model needs is absent, a file does not match
+                its sha256 in the manifest, or the golden rows no longer match.
+        """
+        expected = version.manifest["files"]
+        for file, data in files.items():
+            if file not in expected:
+                raise ArtifactIntegrityError(f"{version.ref} has no file {file}")
+            if hashlib.sha256(data).hexdigest() != expected[file]:
+                raise ArtifactIntegrityError(f"{version.ref}: {file} does not match its sha256")
+        for file in SCORING_FILES:
+            if file in expected and file not in files:
+                raise ArtifactIntegrityError(f"{version.ref}: file {file} is missing")
+        examples = None
+        if REFERENCE_FILE in files:
+            examples = parquet_to_frame(files[REFERENCE_FILE]).head(_EXAMPLE_ROWS)
+        predictor = cls(
+            version, load_model(files[MODEL_FILE]), examples, files.get(ONNX_FILE), threads
+        )
+        predictor.check_golden(parquet_to_frame(files[GOLDEN_FILE]))
+        return predictor
+
+    def read_files(self) -> dict[str, bytes]:
+        """The files ``from_files`` needs to rebuild this version, read again from its registry.
+
+        Raises:
+            ArtifactIntegrityError: a file is missing from the registry.
+            TypeError: the predictor was not loaded from a registry.
+        """
+        if self.registry is None:
+            raise TypeError("this predictor was not loaded from a registry")
+        files = [file for file in self.version.manifest["files"] if file in SCORING_FILES]
+        return _read_files(self.registry, self.version, files)
 
     def check_golden(self, golden: pd.DataFrame) -> None:
         """Refuse the version unless it reproduces the probabilities recorded at training.
@@ -271,6 +304,18 @@ class Predictor:
                 invalid |= bad
         found.sort(key=lambda item: (item[0], item[1]))
         return invalid, [problem for _row, _order, problem in found]
+
+
+def _read_files(
+    registry: ModelRegistry, version: ModelVersion, files: Iterable[str]
+) -> dict[str, bytes]:
+    contents: dict[str, bytes] = {}
+    for file in files:
+        try:
+            contents[file] = registry.read_file(version.name, version.version, file)
+        except FileNotFoundError as exc:
+            raise ArtifactIntegrityError(f"{version.ref}: file {file} is missing") from exc
+    return contents
 
 
 def _graph_refused(exc: Exception) -> str:

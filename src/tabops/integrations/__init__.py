@@ -1,0 +1,10 @@
+"""Scoring on other engines: a Dask cluster (``dask``) and Spark DataFrames (``spark``).
+
+``parquet_join`` joins the Parquet files Dask workers write into one, without re-encoding.
+
+Folder rules: each module adapts one optional engine and imports it inside its functions,
+never at import time, so ``import tabops.integrations.<engine>`` works without the engine;
+calling into it without the engine raises ``MissingExtraError`` naming the pip extra. Scoring
+semantics come from ``tabops.batch`` and ``tabops.predictor``, never re-implemented here, and
+nothing here imports a web framework or the CLI toolkit.
+"""
