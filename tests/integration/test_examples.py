@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -87,3 +90,30 @@ def test_heart_failure_without_time_excludes_only_time():
     without, _ = load_project(REPO / "examples" / "heart-failure-no-time")
 
     assert set(with_time.schema_.feature_names) - set(without.schema_.feature_names) == {"time"}
+
+
+@pytest.mark.slow
+def test_the_five_seed_features_are_computed_point_in_time_from_generated_loans(tmp_path):
+    generator = REPO / "examples" / "credit-risk-loans" / "make_loans.py"
+    data = tmp_path / "loans.parquet"
+    subprocess.run(
+        [sys.executable, str(generator), "--rows", "20000", "--output", str(data)],
+        check=True,
+        capture_output=True,
+    )
+    project, _folder = load_project(REPO / "examples" / "credit-risk-loans")
+    table = read_project_table(project, data)
+
+    assert validate_frame(table, project.schema_, require_target=True).is_valid
+    raw = pd.read_parquet(data)
+    pensioners = raw["job_start_date"].str.startswith("3021").fillna(False).to_numpy()
+    assert pensioners.any()
+    assert table.loc[pensioners, "years_on_the_job"].isna().all()
+    client = raw["id"].value_counts().index[0]
+    loans = table[table["id"] == client].sort_values("loan_date")
+    for _, loan in loans.iterrows():
+        earlier = loans[loans["loan_date"] < loan["loan_date"]]
+        assert loan["nb_previous_loans"] == len(earlier)
+        if earlier["loan_amount"].notna().any():
+            assert loan["avg_amount_loans_previous"] == pytest.approx(earlier["loan_amount"].mean())
+    assert set(table["flag_own_car"].dropna().unique()) <= {0.0, 1.0}

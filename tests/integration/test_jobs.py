@@ -225,3 +225,29 @@ def test_tabops_worker_runs_jobs_queued_by_another_process(
     assert finished.owner.split(":")[1] == str(worker_process.pid)
     worker_process.send_signal(signal.SIGINT)
     assert worker_process.wait(timeout=30) == 0
+
+
+def test_tabops_jobs_list_and_show(home, services, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tabops.cli.main import app
+    from tabops.config import get_settings
+
+    service = service_for(Settings(home=home), services)
+    job = service.submit_records(service.queue.runner.deployment.get(MODEL), records(2))
+    monkeypatch.setenv("TABOPS_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        listed = CliRunner().invoke(app, ["jobs", "list"])
+        shown = CliRunner().invoke(app, ["jobs", "show", job.id])
+        missing = CliRunner().invoke(app, ["jobs", "show", "nope"])
+    finally:
+        get_settings.cache_clear()
+    assert listed.exit_code == 0, listed.output
+    assert job.id in listed.output
+    assert "queued" in listed.output
+    assert shown.exit_code == 0, shown.output
+    assert f'"job_id": "{job.id}"' in shown.output
+    assert missing.exit_code == 1
+    assert "no job with id 'nope'" in missing.output

@@ -76,19 +76,4 @@ def show_job(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> No
     """One job's record, result summary included."""
     with reported_errors():
         job = _service().get(job_id)
-    console.print_json(
-        data={
-            "job_id": job.id,
-            "kind": job.kind,
-            "status": job.status,
-            "model": job.model,
-            "version": job.version,
-            "progress": job.progress,
-            "attempts": job.attempts,
-            "created": job.created.isoformat(),
-            "started": job.started.isoformat() if job.started else None,
-            "finished": job.finished.isoformat() if job.finished else None,
-            "result": job.result,
-            "error": job.error,
-        }
-    )
+    console.print_json(data=job.describe(), default=str)

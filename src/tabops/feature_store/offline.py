@@ -9,16 +9,14 @@ online store; the store writes only the entities whose values changed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from tabops import atomic
 from tabops.dataset import fingerprint_file
 from tabops.errors import DataError, Problem
 from tabops.feature_store.base import FeatureStore, MaterializeReport
@@ -66,7 +64,7 @@ def build_feature_table(
     table = read_project_table(project, source)
     folder = feature_folder(home, project.view)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / TABLE_FILE, lambda path: table.to_parquet(path, index=False))
+    atomic.write_with(folder / TABLE_FILE, lambda path: table.to_parquet(path, index=False))
     report = BuildReport(
         view=project.view,
         path=str(folder / TABLE_FILE),
@@ -80,7 +78,7 @@ def build_feature_table(
         built=datetime.now(UTC).isoformat(),
     )
     text = json.dumps(asdict(report), indent=2)
-    _write_atomically(folder / BUILD_FILE, lambda path: path.write_text(text))
+    atomic.write_with(folder / BUILD_FILE, lambda path: path.write_text(text))
     return report
 
 
@@ -134,14 +132,3 @@ def _entity(project: Project) -> str:
             [Problem("entity", "set entity: in tabops.yaml")],
         )
     return project.entity
-
-
-def _write_atomically(path: Path, write: Any) -> None:
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(Path(name))
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise

@@ -7,12 +7,11 @@ result instead of adding to it.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO
 
+from tabops import atomic
 from tabops.batch import errors_path
 from tabops.errors import DataError, Problem
 
@@ -44,17 +43,7 @@ class JobFiles:
 
     def write_bytes(self, path: Path, data: bytes) -> None:
         """Write ``data`` to ``path`` atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        atomic.write_bytes(path, data)
 
     def copy_upload(self, path: Path, source: IO[bytes], max_bytes: int) -> int:
         """Copy an upload to ``path`` atomically; returns its size.
@@ -62,27 +51,18 @@ class JobFiles:
         Raises:
             DataError: the upload is empty or larger than ``max_bytes``.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         size = 0
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                while chunk := source.read(_COPY_BYTES):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise DataError(
-                            f"the upload exceeds the limit of {max_bytes} bytes",
-                            [Problem("file", f"at most {max_bytes} bytes")],
-                        )
-                    stream.write(chunk)
-                stream.flush()
-                os.fsync(stream.fileno())
+        with atomic.replacing(path) as stream:
+            while chunk := source.read(_COPY_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DataError(
+                        f"the upload exceeds the limit of {max_bytes} bytes",
+                        [Problem("file", f"at most {max_bytes} bytes")],
+                    )
+                stream.write(chunk)
             if size == 0:
                 raise DataError("the upload is empty", [Problem("file", "must not be empty")])
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
         return size
 
     def remove(self, job_id: str) -> None:

@@ -115,6 +115,23 @@ class Job:
             params=params or {},
         )
 
+    def describe(self) -> dict[str, Any]:
+        """The job's state as plain values: what the API and the CLI show."""
+        return {
+            "job_id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "model": self.model,
+            "version": self.version,
+            "progress": self.progress,
+            "attempts": self.attempts,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "result": dict(self.result) if self.result is not None else None,
+            "error": self.error,
+        }
+
     @property
     def is_finished(self) -> bool:
         """Whether the job succeeded or failed (it will not change again)."""

@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from tabops import atomic
+
 _STAGING = ".staging"
 # A registration takes seconds; staging left this long belongs to a process that died.
 STALE_STAGING_SECONDS = 3600.0
@@ -48,18 +50,7 @@ class LocalArtifactStore:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write to a temp file beside the target, flush it to disk, then rename over it."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        atomic.write_bytes(self._path(key), data)
 
     def exists(self, key: str) -> bool:
         """Whether a file or directory exists under ``key``."""

@@ -71,20 +71,23 @@ async def predict_one(predictor: Predictor, body: bytes, batcher: MicroBatcher |
         probability = await batcher.score(row)
     else:
         probability = float(predictor.score_encoded(row.reshape(1, -1))[0])
+    return orjson.dumps(_decision(predictor, probability))
+
+
+def _decision(predictor: Predictor, probability: float) -> dict[str, Any]:
+    """The answer to one record: the version, the decision and its probability."""
     positive = probability >= predictor.threshold
     label, class_name = predictor.positive if positive else predictor.negative
-    return orjson.dumps(
-        {
-            "prediction_id": secrets.token_hex(16),
-            "model": predictor.name,
-            "version": predictor.version.version,
-            "label": label,
-            "class_name": class_name,
-            "probability": probability,
-            "threshold": predictor.threshold,
-            "timestamp": _now(),
-        }
-    )
+    return {
+        "prediction_id": secrets.token_hex(16),
+        "model": predictor.name,
+        "version": predictor.version.version,
+        "label": label,
+        "class_name": class_name,
+        "probability": probability,
+        "threshold": predictor.threshold,
+        "timestamp": _now(),
+    }
 
 
 def _encode_one(predictor: Predictor, body: bytes) -> np.ndarray | None:
@@ -264,25 +267,16 @@ async def predict_entity(
         probability = await batcher.score(row)
     else:
         probability = float(predictor.score_encoded(row.reshape(1, -1))[0])
-    positive = probability >= predictor.threshold
-    label, class_name = predictor.positive if positive else predictor.negative
     stored = found.row
     return orjson.dumps(
         {
             "entity_id": stored.entity_id,
             "view": stored.view,
-            "prediction_id": secrets.token_hex(16),
-            "model": predictor.name,
-            "version": predictor.version.version,
-            "label": label,
-            "class_name": class_name,
-            "probability": probability,
-            "threshold": predictor.threshold,
+            **_decision(predictor, probability),
             "features": record,
             "overridden": sorted(overrides),
             "event_time": stored.event_time.isoformat() if stored.event_time else None,
             "materialized_at": stored.materialized_at.isoformat(),
-            "timestamp": _now(),
         }
     )
 

@@ -206,28 +206,14 @@ def get_job_errors(job_id: str, jobs: JobsDep) -> FileResponse:
 
 
 def _document(jobs: JobService, job: Job, *, inline: bool) -> dict[str, Any]:
-    result = dict(job.result) if job.result is not None else None
-    result_url = errors_url = None
+    document = job.describe()
+    result = document["result"]
+    document["result_url"] = document["errors_url"] = None
     if job.kind == "score" and job.status == "succeeded":
-        result_url = f"/v1/jobs/{job.id}/result"
+        document["result_url"] = f"/v1/jobs/{job.id}/result"
         if result is not None and result.get("invalid_rows"):
-            errors_url = f"/v1/jobs/{job.id}/errors"
+            document["errors_url"] = f"/v1/jobs/{job.id}/errors"
         predictions = jobs.predictions(job) if inline else None
         if result is not None and predictions is not None:
             result["predictions"] = predictions
-    return {
-        "job_id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "model": job.model,
-        "version": job.version,
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "created": job.created,
-        "started": job.started,
-        "finished": job.finished,
-        "result": result,
-        "result_url": result_url,
-        "errors_url": errors_url,
-        "error": job.error,
-    }
+    return document
