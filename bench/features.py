@@ -10,7 +10,8 @@ Usage (from the repository root):
   wall time of each, reading the table included.
 - lift: ``device-failure`` (raw daily metrics) against ``device-failure-windows`` (the same
   plus per-device window features), each trained with the same candidates, seed and time
-  budget on the same time split; held-out ROC AUC and PR AUC.
+  budget on the same time split; held-out ROC AUC and PR AUC. ``--candidates project``
+  trains each with its project file's own candidates and budget.
 - serve: the credit-risk model (logistic regression, trained here) served by ``tabops
   serve`` pinned to core 0, its per-client features imported into the SQLite online store;
   wrk on core 1, 16 connections: POST of one client's record to ``/predict`` against GET
@@ -73,14 +74,15 @@ def part_build(work: Path, loans: int) -> None:
     print()
 
 
-def part_lift(budget: float) -> None:
+def part_lift(budget: float, candidates: str) -> None:
     print(
         "| project | features | ROC AUC | PR AUC | model | train s |\n|---|---:|---:|---:|---|---:|"
     )
     for name in ("device-failure", "device-failure-windows"):
         project, folder = load_project(EXAMPLES / name)
-        project.train.candidates = ["random_forest", "hist_gradient_boosting"]
-        project.train.time_budget_s = budget
+        if candidates != "project":
+            project.train.candidates = candidates.split(",")  # type: ignore[assignment]
+            project.train.time_budget_s = budget
         frame = read_project_table(project, resolve_data_path(project, folder))
         started = time.perf_counter()
         result = train_model(project, frame)
@@ -175,6 +177,11 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=1_000_000)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument(
+        "--candidates",
+        default="random_forest,hist_gradient_boosting",
+        help="candidates for the lift part; 'project' keeps each project's own list and budget",
+    )
     options = parser.parse_args()
     parts = options.parts.split(",")
     with tempfile.TemporaryDirectory(prefix="tabops-features-") as folder:
@@ -182,7 +189,7 @@ def main() -> None:
         if "build" in parts:
             part_build(work, options.loans)
         if "lift" in parts:
-            part_lift(options.budget)
+            part_lift(options.budget, options.candidates)
         if "serve" in parts:
             part_serve(work, options.duration)
 
