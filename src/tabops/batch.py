@@ -109,12 +109,7 @@ def score_file(
             csv_handle.close()
         if result.rows == 0:
             raise DataError(f"{source.name} holds no rows")
-        os.replace(temp, destination)
-        if result.invalid_rows:
-            result.errors = errors_path(destination)
-            os.replace(side, result.errors)
-        else:
-            errors_path(destination).unlink(missing_ok=True)  # from an earlier run
+        publish_output(temp, side, destination, result)
     finally:
         if csv_handle is not None:
             csv_handle.close()
@@ -239,6 +234,16 @@ def append_problems(side: Path, problems: list[Problem], *, first: bool) -> None
         row = int(where.removeprefix("row "))
         rows.append({"row": row, "field": column, "problem": problem.problem})
     pd.DataFrame(rows).to_csv(side, mode="a", header=first, index=False)
+
+
+def publish_output(temp: Path, side: Path, destination: Path, result: BatchResult) -> None:
+    """Rename a finished output (and its side file of bad rows, if any) into place."""
+    os.replace(temp, destination)
+    if result.invalid_rows:
+        result.errors = errors_path(destination)
+        os.replace(side, result.errors)
+    else:
+        errors_path(destination).unlink(missing_ok=True)  # from an earlier run
 
 
 def temp_beside(path: Path) -> Path:

@@ -29,13 +29,6 @@ KUESKI_FEATURES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tabops.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(database_url) -> Iterator[SqlFeatureStore]:
     feature_store = SqlFeatureStore(create_database_engine(database_url))

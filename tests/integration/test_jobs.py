@@ -26,13 +26,6 @@ TABOPS = Path(sys.executable).parent / "tabops"
 MODEL = "heart-failure"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tabops.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(database_url) -> Iterator[JobStore]:
     job_store = JobStore(create_database_engine(database_url))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import importlib
 import io
-import os
 import re
 import threading
 from collections import deque
@@ -40,6 +39,7 @@ from tabops.batch import (
     BatchResult,
     append_problems,
     errors_path,
+    publish_output,
     score_chunk,
     temp_beside,
     write_csv,
@@ -186,12 +186,7 @@ def score_file_dask(
         if joined is not None:
             joined.close()
         handle.close()
-        os.replace(temp, destination)
-        if result.invalid_rows:
-            result.errors = errors_path(destination)
-            os.replace(side, result.errors)
-        else:
-            errors_path(destination).unlink(missing_ok=True)  # from an earlier run
+        publish_output(temp, side, destination, result)
     finally:
         if handle is not None:
             handle.close()

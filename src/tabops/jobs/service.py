@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import Engine
 
 from tabops.batch import check_file, count_rows
 from tabops.config import Settings
@@ -31,9 +32,14 @@ class JobService:
         self.max_upload_bytes = max_upload_bytes
 
     @classmethod
-    def from_settings(cls, settings: Settings, deployment: Deployment) -> JobService:
-        """The jobs of ``settings``' database and queue, scored on ``deployment``'s models."""
-        store = JobStore(create_database_engine(settings.metadata_url))
+    def from_settings(
+        cls, settings: Settings, deployment: Deployment, engine: Engine | None = None
+    ) -> JobService:
+        """The jobs of ``settings``' database (or ``engine``) and queue.
+
+        Scoring jobs run on ``deployment``'s models.
+        """
+        store = JobStore(engine or create_database_engine(settings.metadata_url))
         files = JobFiles(settings.jobs_path)
         runner = JobRunner(store, files, deployment, settings.job_lease_seconds)
         queue = JobQueue(build_huey(settings), store, runner)

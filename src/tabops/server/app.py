@@ -14,10 +14,11 @@ from starlette.types import Receive, Scope, Send
 
 from tabops import __version__
 from tabops.config import Settings, get_settings
+from tabops.database import create_database_engine
 from tabops.deployment import Deployment
 from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
-from tabops.feature_store.sql import open_feature_store
+from tabops.feature_store.sql import SqlFeatureStore
 from tabops.jobs import JobService
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
@@ -70,8 +71,10 @@ def create_app(
             threads=settings.onnx_threads,
         )
     served = deployment
-    job_service = job_service or JobService.from_settings(settings, deployment)
-    store = feature_store or open_feature_store(settings)
+    # One engine (one connection pool) serves the job records and the online store.
+    engine = create_database_engine(settings.metadata_url)
+    job_service = job_service or JobService.from_settings(settings, deployment, engine)
+    store = feature_store or SqlFeatureStore(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
