@@ -1,19 +1,20 @@
-"""Scoring a file on a Dask cluster: one task per partition, one output file in input order.
+"""Scoring a file on a Dask cluster: ``dask.dataframe`` partitions, one output file in input order.
 
 The driver splits the input into partitions (CSV: runs of lines, found by counting line
-breaks; Parquet: runs of row groups) and checks the feature columns before any work starts. The
-version's files travel to every worker once as bytes, so the model needs no shared
-filesystem; each worker process rebuilds and verifies the predictor once and caches it. A
-task reads its partition, scores it with ``tabops.batch.score_chunk`` and encodes it as CSV
-text or a whole Parquet file, so the driver only appends bytes, in input order and a bounded
-number of partitions at a time, to a temp file renamed into place (Parquet parts are joined
-by copying their row groups, ``parquet_join``). Invalid rows and the side file of problems
-(numbered across the whole input) are those of ``tabops.batch.score_file``.
+breaks; Parquet: runs of row groups) and checks the feature columns before any work starts.
+The partitions become a ``dask.dataframe`` (``from_map``) scored by ``map_partitions``; the
+version's files travel in the graph once, so the model needs no shared filesystem, and each
+worker process rebuilds and verifies the predictor once and caches it. Each partition is
+scored with ``tabops.batch.score_chunk`` and written by its worker as a file of its own (CSV
+text, or a whole Parquet file) in a scratch folder beside the output; only a few numbers
+per partition come back. The driver appends the part files in input order to a temp file
+renamed into place, copying bytes inside the kernel (Parquet parts are joined by copying
+their row groups, ``parquet_join``). Invalid rows and the side file of problems (numbered
+across the whole input) are those of ``tabops.batch.score_file``.
 
-The input is read by the workers, so on a remote cluster it must be at a path every worker
-sees (a shared mount). CSV is split at line breaks, so a quoted field may not hold one. On a
-remote cluster, results pass through the scheduler unless Dask's
-``distributed.client.direct-to-workers`` is set (the driver must reach the workers).
+The input is read and the parts are written by the workers, so on a remote cluster both the
+input and the output must be at paths every worker and the driver see (a shared mount). CSV
+is split at line breaks, so a quoted field may not hold one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from __future__ import annotations
 import glob
 import importlib
 import io
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,7 +51,7 @@ from tabops.batch import (
 )
 from tabops.dataset import PARQUET_SUFFIXES, table_format
 from tabops.errors import DataError, MissingExtraError, Problem, TabopsError
-from tabops.integrations.parquet_join import JoinedParquetWriter
+from tabops.integrations.parquet_join import Footer, JoinedParquetWriter, copy_bytes, read_footer
 from tabops.predictor import Predictor
 from tabops.registry.versions import ModelVersion
 
@@ -55,7 +59,7 @@ PartitionProgress = Callable[[int, int, int], None]
 """Called with the rows written, the partitions written and the partitions in all."""
 
 _SHOWN = 20  # problems kept in the result for display; the side file has them all
-_IN_FLIGHT_PER_THREAD = 2  # enough to keep every worker thread busy while the driver writes
+_IN_FLIGHT_PER_THREAD = 2  # enough to keep every worker thread busy while the driver appends
 _SCAN_BYTES = 1 << 20
 _GLOB = re.compile(r"[*?\[]")
 _DIGITS = re.compile(r"(\d+)")
@@ -87,19 +91,39 @@ class _ShippedModel:
     files: dict[str, bytes]
 
 
+@dataclass(frozen=True)
+class _Output:
+    """Where and how the workers write scored partitions."""
+
+    scratch: str
+    csv: bool
+    chunk_rows: int
+
+    def part(self, number: int) -> Path:
+        return Path(self.scratch) / f"part-{number:06d}.{'csv' if self.csv else 'parquet'}"
+
+
 @dataclass
 class _ScoredPart:
-    """A scored partition, encoded by the worker; rows are numbered from 1 within it.
+    """What a worker reports of a partition it wrote; rows are numbered from 1 within it."""
 
-    ``data`` is CSV text, or a whole Parquet file of ``schema`` (empty when no rows).
-    """
-
-    data: bytes = b""
-    schema: pa.Schema | None = None
     rows: int = 0
     positives: int = 0
     invalid: int = 0
     problems: list[Problem] = field(default_factory=list)
+    footer: Footer | None = None  # a Parquet part's, decoded by the worker
+
+
+_SUMMARY = pd.DataFrame(
+    {
+        "rows": pd.Series(dtype="int64"),
+        "positives": pd.Series(dtype="int64"),
+        "invalid": pd.Series(dtype="int64"),
+        "problems": pd.Series(dtype=object),
+        "footer": pd.Series(dtype=object),
+    }
+)
+"""The frame ``map_partitions`` returns: one row per partition."""
 
 
 def score_file_dask(
@@ -128,13 +152,15 @@ def score_file_dask(
         threads_per_worker: threads of each local worker.
         partition_rows: rows per partition: lines of a CSV (the local engine's chunks when
             both are the same size), or whole Parquet row groups up to this many rows (a
-            larger row group is a partition of its own, scored in chunks of this size).
+            larger row group is a partition of its own). A partition is scored in chunks of
+            this many rows.
         progress: called after each partition is written.
 
     Raises:
         MissingExtraError: Dask is not installed.
-        DataError: unreadable or empty input, an unknown output format, or chunks whose
-            extra columns change type in a Parquet output.
+        DataError: unreadable or empty input, an unknown output format, a part file the
+            driver cannot see (the output is not on a shared path), or chunks whose extra
+            columns change type in a Parquet output.
         InvalidInputError: a feature column is missing (nothing is written).
         TabopsError: the scheduler cannot be reached.
     """
@@ -142,36 +168,47 @@ def score_file_dask(
     output_format = table_format(destination)
     if output_format == "sqlite":
         raise DataError("write predictions to .csv or .parquet")
-    parts = _plan(predictor, source, partition_rows)
+    parts, meta = _plan(predictor, source, partition_rows)
     if not parts:
         raise DataError(f"{_display_name(source)} holds no rows")
     model = _ShippedModel(predictor.version, predictor.read_files())
     destination.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_beside(destination)
     side = temp_beside(errors_path(destination))
+    scratch = tempfile.mkdtemp(
+        prefix=f".{destination.name}.", suffix=".parts", dir=destination.parent
+    )
+    output = _Output(scratch, csv=output_format == "csv", chunk_rows=partition_rows)
     result = BatchResult(rows=0, positives=0, output=destination)
-    csv = output_format == "csv"
-    handle: BinaryIO | None = None
     try:
-        handle = temp.open("wb")
-        joined = None if csv else JoinedParquetWriter(handle)
-        schema: pa.Schema | None = None  # the first part's, which every part must have
-        with _connect(distributed, scheduler, workers, threads_per_worker) as client:
-            shipped = client.scatter(model, broadcast=True, hash=False)
-            options = {"csv": csv, "chunk_rows": partition_rows}
-            for done, scored in enumerate(_scored_in_order(client, parts, shipped, options), 1):
+        with (
+            temp.open("wb") as handle,
+            _connect(distributed, scheduler, workers, threads_per_worker) as client,
+        ):
+            joined = None if output.csv else JoinedParquetWriter(handle)
+            schema: pa.Schema | None = None  # the first part's, which every part must have
+            partitions = _scored_partitions(client, parts, meta, model, output)
+            for number, scored in enumerate(_scored_in_order(client, partitions)):
+                path = _part_file(output, number)
                 if joined is None:
-                    handle.write(scored.data)
+                    _append_whole(handle, path)
                 elif scored.rows:
-                    schema = schema or scored.schema
-                    if scored.schema is None or not scored.schema.equals(schema):
+                    part_schema = pq.read_schema(path)
+                    schema = schema or part_schema
+                    if not part_schema.equals(schema):
                         # The local engine casts a chunk to the first one's types; so does
                         # the part, scored again (rarely: a column's guessed type changed).
-                        part = parts[done - 1]
                         scored = client.submit(
-                            _score_part, part, shipped, **options, schema=schema, pure=False
+                            _rescore_part,
+                            parts[number],
+                            model,
+                            output,
+                            number,
+                            schema,
+                            pure=False,
                         ).result()
-                    joined.append(scored.data)
+                    joined.append(path, scored.footer)
+                path.unlink()
                 if scored.problems:
                     problems = _renumbered(scored.problems, result.rows)
                     append_problems(side, problems, first=result.invalid_rows == 0)
@@ -180,16 +217,14 @@ def score_file_dask(
                 result.rows += scored.rows
                 result.positives += scored.positives
                 if progress is not None:
-                    progress(result.rows, done, len(parts))
-        if result.rows == 0:
-            raise DataError(f"{_display_name(source)} holds no rows")
-        if joined is not None:
-            joined.close()
-        handle.close()
+                    progress(result.rows, number + 1, len(parts))
+            if result.rows == 0:
+                raise DataError(f"{_display_name(source)} holds no rows")
+            if joined is not None:
+                joined.close()
         publish_output(temp, side, destination, result)
     finally:
-        if handle is not None:
-            handle.close()
+        shutil.rmtree(scratch, ignore_errors=True)
         temp.unlink(missing_ok=True)
         side.unlink(missing_ok=True)
     return result
@@ -249,22 +284,47 @@ def _connect(
         with client:
             yield client
         return
-    # Results come straight from the workers, not through the scheduler, which shares this
-    # process and would copy each of them twice more.
     with (
         start_local_cluster(workers, threads_per_worker) as cluster,
-        distributed.Client(cluster, set_as_default=False, direct_to_workers=True) as client,
+        distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
 
 
-def _scored_in_order(
-    client: Any, parts: list[_CsvPart | _ParquetPart], model: Any, options: dict[str, Any]
-) -> Iterator[_ScoredPart]:
-    """Results in input order, with at most a few partitions per worker thread in flight.
+def _scored_partitions(
+    client: Any,
+    parts: list[_CsvPart | _ParquetPart],
+    meta: pd.DataFrame,
+    model: _ShippedModel,
+    output: _Output,
+) -> list[Any]:
+    """One delayed summary per partition: read (``from_map``) and score (``map_partitions``).
 
-    The bound keeps memory (on the workers, holding results not yet written) to a few
-    partitions whatever the file's size.
+    Dask fuses the two steps into one task per partition, so the rows never leave the
+    worker that reads them. The model is sent to the cluster once, ahead of them.
+    """
+    import dask
+
+    # Used through Any, like ``distributed``: strict mypy refuses their untyped calls.
+    dd: Any = importlib.import_module("dask.dataframe")
+    delayed: Any = importlib.import_module("dask.delayed").delayed
+    shipped = client.persist(delayed(model, traverse=False))
+    # The input's columns reach the model as pandas reads them, not converted to Arrow
+    # strings as Dask does by default.
+    with dask.config.set({"dataframe.convert-string": False}):
+        frames = dd.from_map(_read_part, parts, meta=meta, label="tabops-read")
+        scored = frames.map_partitions(
+            _score_partition, shipped, output, meta=_SUMMARY, enforce_metadata=False
+        )
+        return list(scored.to_delayed())
+
+
+def _scored_in_order(client: Any, partitions: list[Any]) -> Iterator[_ScoredPart]:
+    """The partitions' summaries in input order, with a few per worker thread in flight.
+
+    Partitions are submitted in order as earlier ones are taken, so the driver appends
+    each part while later ones are scored, and the part files waiting in the scratch
+    folder stay a few whatever the input's size.
     """
     threads = sum(client.nthreads().values())
     in_flight = max(2, _IN_FLIGHT_PER_THREAD * threads)
@@ -273,23 +333,49 @@ def _scored_in_order(
 
     def submit_more() -> None:
         nonlocal submitted
-        while submitted < len(parts) and len(waiting) < in_flight:
-            part, header = parts[submitted], submitted == 0
-            future = client.submit(_score_part, part, model, **options, header=header, pure=False)
-            waiting.append(future)
+        while submitted < len(partitions) and len(waiting) < in_flight:
+            # An earlier partition goes first when a worker has the choice.
+            priority = len(partitions) - submitted
+            waiting.append(client.compute(partitions[submitted], priority=priority))
             submitted += 1
 
     try:
         submit_more()
         while waiting:
             future = waiting.popleft()
-            scored: _ScoredPart = future.result()
+            summary = _summary(future.result())
             future.release()
             submit_more()
-            yield scored
+            yield summary
     finally:
         for future in waiting:
             future.cancel()
+
+
+def _summary(frame: pd.DataFrame) -> _ScoredPart:
+    row = frame.iloc[0]
+    return _ScoredPart(
+        int(row["rows"]),
+        int(row["positives"]),
+        int(row["invalid"]),
+        list(row["problems"]),
+        row["footer"],
+    )
+
+
+def _part_file(output: _Output, number: int) -> Path:
+    path = output.part(number)
+    if not path.is_file():
+        raise DataError(
+            f"partition {number + 1} was written where this machine cannot read it "
+            f"({path}): on a remote cluster, write the output to a path every worker shares"
+        )
+    return path
+
+
+def _append_whole(handle: BinaryIO, path: Path) -> None:
+    with path.open("rb") as part:
+        copy_bytes(part, handle, 0, os.fstat(part.fileno()).st_size)
 
 
 def _renumbered(problems: list[Problem], offset: int) -> list[Problem]:
@@ -321,49 +407,84 @@ def _worker_predictor(model: _ShippedModel) -> Predictor:
     return predictor
 
 
-def _score_part(
+def _score_partition(
+    frame: pd.DataFrame,
+    model: _ShippedModel,
+    output: _Output,
+    partition_info: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """``map_partitions``' function: score a partition into its part file, return a summary."""
+    number = partition_info["number"] if partition_info is not None else 0
+    scored = _write_scored(frame, model, output, number)
+    return pd.DataFrame(
+        {
+            "rows": [scored.rows],
+            "positives": [scored.positives],
+            "invalid": [scored.invalid],
+            "problems": [scored.problems],
+            "footer": [scored.footer],
+        }
+    )
+
+
+def _rescore_part(
     part: _CsvPart | _ParquetPart,
     model: _ShippedModel,
-    *,
-    csv: bool,
-    chunk_rows: int,
-    header: bool = False,
+    output: _Output,
+    number: int,
+    schema: pa.Schema,
+) -> _ScoredPart:
+    return _write_scored(_read_part(part), model, output, number, schema)
+
+
+def _write_scored(
+    frame: pd.DataFrame,
+    model: _ShippedModel,
+    output: _Output,
+    number: int,
     schema: pa.Schema | None = None,
 ) -> _ScoredPart:
-    """Score a partition and encode it: CSV text (``header`` on the first), or Parquet.
+    """Score a partition in chunks into its part file: CSV (the first has the header), or Parquet.
 
     A Parquet part has the first chunk's column types, or ``schema`` when given; a later
     chunk is cast to them as the local engine casts it (``DataError`` when it cannot be).
     """
     predictor = _worker_predictor(model)
     scored = _ScoredPart()
-    buffer = io.BytesIO()
-    writer: pq.ParquetWriter | None = None
-    for chunk in _read_part(part, chunk_rows):
-        frame, positives, invalid, problems = score_chunk(predictor, chunk, scored.rows + 1)
-        if csv:
-            write_csv(buffer, frame, header=header and buffer.tell() == 0)
-        else:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                types = schema or table.schema
-                # Dictionary-encoding a continuous column is tried and abandoned page by
-                # page; leaving floats out makes writing about 7x faster.
-                keep = [column.name for column in types if not pa.types.is_floating(column.type)]
-                writer = pq.ParquetWriter(buffer, types, use_dictionary=keep)
-            writer = write_parquet(writer, buffer, table)
-        scored.rows += len(frame)
-        scored.positives += positives
-        scored.invalid += invalid
-        scored.problems.extend(problems)
+    path = output.part(number)
+    with path.open("wb") as handle:
+        writer: pq.ParquetWriter | None = None
+        for start in range(0, max(len(frame), 1), output.chunk_rows):
+            chunk = frame.iloc[start : start + output.chunk_rows]
+            if chunk.empty:
+                break
+            result, positives, invalid, problems = score_chunk(predictor, chunk, scored.rows + 1)
+            if output.csv:
+                write_csv(handle, result, header=number == 0 and scored.rows == 0)
+            else:
+                table = pa.Table.from_pandas(result, preserve_index=False)
+                if writer is None:
+                    types = schema or table.schema
+                    # Dictionary-encoding a continuous column is tried and abandoned page by
+                    # page; leaving floats out makes writing about 7x faster.
+                    keep = [item.name for item in types if not pa.types.is_floating(item.type)]
+                    writer = pq.ParquetWriter(handle, types, use_dictionary=keep)
+                writer = write_parquet(writer, handle, table)
+            scored.rows += len(result)
+            scored.positives += positives
+            scored.invalid += invalid
+            scored.problems.extend(problems)
+        if writer is not None:
+            writer.close()
     if writer is not None:
-        writer.close()
-        scored.schema = writer.schema
-    scored.data = buffer.getvalue()
+        # Decoding the footer here spares the driver, which joins the parts one by one.
+        with path.open("rb") as written:
+            scored.footer = read_footer(written, path.name)
     return scored
 
 
-def _read_part(part: _CsvPart | _ParquetPart, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _read_part(part: _CsvPart | _ParquetPart) -> pd.DataFrame:
+    """A partition's rows, as the local engine reads them (``from_map``'s function)."""
     try:
         if isinstance(part, _CsvPart):
             with open(part.path, "rb") as handle:
@@ -371,13 +492,10 @@ def _read_part(part: _CsvPart | _ParquetPart, chunk_rows: int) -> Iterator[pd.Da
                 block = handle.read(part.end - part.start)
             frame = pd.read_csv(io.BytesIO(part.header + block))
             frame.columns = [str(column) for column in frame.columns]
-            yield frame
-        else:
-            parquet = pq.ParquetFile(part.path)
-            for batch in parquet.iter_batches(
-                batch_size=chunk_rows, row_groups=list(part.row_groups)
-            ):
-                yield batch.to_pandas()
+            return frame
+        table = pq.ParquetFile(part.path).read_row_groups(list(part.row_groups))
+        rows: pd.DataFrame = table.to_pandas()
+        return rows
     except (OSError, ValueError, pd.errors.ParserError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {Path(part.path).name}: {exc}") from exc
 
@@ -387,14 +505,19 @@ def _read_part(part: _CsvPart | _ParquetPart, chunk_rows: int) -> Iterator[pd.Da
 
 def _plan(
     predictor: Predictor, source: Path | str, partition_rows: int
-) -> list[_CsvPart | _ParquetPart]:
-    """The partitions of the input, after checking every file has the feature columns."""
+) -> tuple[list[_CsvPart | _ParquetPart], pd.DataFrame]:
+    """The partitions of the input and an empty frame of its columns.
+
+    Every file is checked for the feature columns first.
+    """
     files = _input_files(source)
     if len(files) == 1 and table_format(files[0]) == "csv":
         columns, csv_parts = _plan_csv(files[0], partition_rows)
-        predictor.invalid_rows(pd.DataFrame(columns=columns))  # raises on a missing column
-        return list(csv_parts)
+        meta = pd.DataFrame(columns=columns)
+        predictor.invalid_rows(meta)  # raises on a missing column
+        return list(csv_parts), meta
     parts: list[_CsvPart | _ParquetPart] = []
+    metas = []
     for path in files:
         try:
             parquet = pq.ParquetFile(path)
@@ -404,8 +527,9 @@ def _plan(
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(f"cannot read {path.name}: {exc}") from exc
         predictor.invalid_rows(empty)
+        metas.append(empty)
         parts.extend(_plan_parquet(path, parquet.metadata, partition_rows))
-    return parts
+    return parts, metas[0]
 
 
 def _input_files(source: Path | str) -> list[Path]:

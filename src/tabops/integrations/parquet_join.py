@@ -13,12 +13,17 @@ row count are edited.
 
 from __future__ import annotations
 
+import io
+import os
 import struct
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from tabops.errors import DataError
 
 MAGIC = b"PAR1"
+_BLOCK = 1 << 20
 
 # Thrift compact-protocol type ids (a bool field carries its value in its type: 1 or 2).
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -34,6 +39,70 @@ Field = tuple[int, int, Any]
 """(field id, type id, value); a struct is a list of fields, a list is (type id, items)."""
 
 
+@dataclass(frozen=True)
+class Footer:
+    """A Parquet file's decoded footer and the offset it starts at."""
+
+    fields: list[Field]
+    start: int
+
+
+def read_footer(handle: BinaryIO, name: str) -> Footer:
+    """The footer of the Parquet file open in ``handle`` (``name`` is for messages).
+
+    Raises:
+        DataError: the file is not a plain (unencrypted) Parquet file.
+    """
+    size = handle.seek(0, io.SEEK_END)
+    handle.seek(max(size - 8, 0))
+    tail = handle.read(8)
+    handle.seek(0)
+    if size < 12 or handle.read(4) != MAGIC or tail[-4:] != MAGIC:
+        raise DataError(f"the scored partition {name} is not a Parquet file")
+    length = int.from_bytes(tail[:4], "little")
+    start = size - 8 - length
+    if start < len(MAGIC):
+        raise DataError(f"the scored partition {name} is not a Parquet file")
+    handle.seek(start)
+    fields, _end = _read_struct(handle.read(length), 0)
+    return Footer(fields, start)
+
+
+def copy_bytes(source: BinaryIO, destination: BinaryIO, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``source`` from ``offset`` to ``destination``.
+
+    Between two files the kernel copies them (``copy_file_range``), without passing them
+    through this process (a buffered ``destination`` is flushed first). Anything else is
+    copied a block at a time.
+    """
+    try:
+        source_fd, destination_fd = source.fileno(), destination.fileno()
+    except (OSError, io.UnsupportedOperation):
+        source_fd = destination_fd = -1
+    if source_fd >= 0 and hasattr(os, "copy_file_range"):
+        destination.flush()
+        try:
+            copied = 0
+            while copied < length:
+                step = os.copy_file_range(
+                    source_fd, destination_fd, length - copied, offset + copied
+                )
+                if step == 0:
+                    raise DataError("a scored partition ended before its footer said it would")
+                copied += step
+            return
+        except OSError:
+            if copied:  # part of it is in place: carry on by hand from there
+                offset, length = offset + copied, length - copied
+    source.seek(offset)
+    while length > 0:
+        block = source.read(min(length, _BLOCK))
+        if not block:
+            raise DataError("a scored partition ended before its footer said it would")
+        destination.write(block)
+        length -= len(block)
+
+
 class JoinedParquetWriter:
     """Writes Parquet parts of one schema, appended in order, as one Parquet file."""
 
@@ -44,27 +113,27 @@ class JoinedParquetWriter:
         self.row_groups: list[list[Field]] = []
         self.rows = 0
 
-    def append(self, part: bytes) -> None:
+    def append(self, path: Path, footer: Footer | None = None) -> None:
         """Copy a whole Parquet file's row groups after those already written.
 
+        ``footer`` is the file's, read beforehand by ``read_footer`` (by the process that
+        wrote the file, say); otherwise it is read here.
+
         Raises:
-            DataError: ``part`` is not a plain (unencrypted) Parquet file.
+            DataError: ``path`` is not a plain (unencrypted) Parquet file.
         """
-        if len(part) < 12 or part[:4] != MAGIC or part[-4:] != MAGIC:
-            raise DataError("a scored partition is not a Parquet file")
-        footer_length = int.from_bytes(part[-8:-4], "little")
-        footer_start = len(part) - 8 - footer_length
-        footer, _end = _read_struct(part, footer_start)
-        if self.position == 0:
-            self.handle.write(MAGIC)
-            self.position = len(MAGIC)
-            self.footer = footer
-        shift = self.position - len(MAGIC)  # the part's body started right after its magic
-        for group in _value(footer, _FILE_ROW_GROUPS, (_STRUCT, []))[1]:
-            self.row_groups.append(_moved(group, shift, ordinal=len(self.row_groups)))
-        self.rows += _value(footer, _FILE_NUM_ROWS, 0)
-        self.handle.write(memoryview(part)[len(MAGIC) : footer_start])
-        self.position += footer_start - len(MAGIC)
+        with path.open("rb") as part:
+            footer = footer or read_footer(part, path.name)
+            if self.position == 0:
+                self.handle.write(MAGIC)
+                self.position = len(MAGIC)
+                self.footer = footer.fields
+            shift = self.position - len(MAGIC)  # the part's body started right after its magic
+            for group in _value(footer.fields, _FILE_ROW_GROUPS, (_STRUCT, []))[1]:
+                self.row_groups.append(_moved(group, shift, ordinal=len(self.row_groups)))
+            self.rows += _value(footer.fields, _FILE_NUM_ROWS, 0)
+            copy_bytes(part, self.handle, len(MAGIC), footer.start - len(MAGIC))
+            self.position += footer.start - len(MAGIC)
 
     def close(self) -> None:
         """Write the footer listing every row group; the handle stays open."""
