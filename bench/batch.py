@@ -160,12 +160,14 @@ def run_dask(model: BenchModel, work: Path, rows: int, repeats: int, output: str
             # Each run writes a new file: replacing the last run's (freeing 500 MB of
             # blocks, about 0.3 s here) is not scoring, and would be timed otherwise.
             (work / f"local.{output}").unlink(missing_ok=True)
+            os.sync()  # the last run's 500 MB go to disk now, not during this one
             started = time.perf_counter()
             score_file(predictor, source, work / f"local.{output}")
             timings["local"].append(time.perf_counter() - started)
             for workers, address in addresses.items():
                 scored_path = work / f"dask-{workers}.{output}"
                 scored_path.unlink(missing_ok=True)
+                os.sync()
                 started = time.perf_counter()
                 score_file_dask(predictor, source, scored_path, scheduler=address)
                 timings[f"{workers}"].append(time.perf_counter() - started)

@@ -12,10 +12,13 @@ import pytest
 
 from tabops.errors import DataError
 from tabops.integrations.parquet_join import (
-    JoinedParquetWriter,
+    MAGIC,
     _read_struct,
     _write_struct,
-    copy_bytes,
+    body,
+    joined_footer,
+    moved_row_groups,
+    read_footer,
 )
 
 
@@ -56,25 +59,24 @@ def test_a_footer_is_written_back_byte_for_byte(frames):
 
 
 @pytest.mark.parametrize("page_index", [False, True])
-@pytest.mark.parametrize("buffering", [0, -1], ids=["file", "buffered"])
-def test_joined_parts_read_as_one_file_with_every_row_group(
-    frames, page_index, buffering, tmp_path
-):
-    parts = []
+def test_parts_copied_where_they_land_read_as_one_file_with_every_row_group(frames, page_index):
+    joined = io.BytesIO()
+    joined.write(MAGIC)
+    row_groups: list = []
+    first = None
     for number, frame in enumerate(frames):
-        parts.append(tmp_path / f"part-{number}.parquet")
-        parts[-1].write_bytes(parquet_bytes(frame, write_page_index=page_index))
-    output = tmp_path / "joined.parquet"
-    with output.open("wb", buffering=buffering) as handle:
-        joined = JoinedParquetWriter(handle)
-        for part in parts:
-            joined.append(part)
-        joined.close()
+        data = parquet_bytes(frame, write_page_index=page_index)
+        footer = read_footer(data, f"part {number}")
+        first = first or footer
+        row_groups.extend(moved_row_groups(footer, joined.tell(), len(row_groups)))
+        joined.write(body(data, footer))
+    joined.write(joined_footer(first, row_groups, sum(len(frame) for frame in frames)))
 
-    data = output.read_bytes()
+    data = joined.getvalue()
     metadata = pq.ParquetFile(io.BytesIO(data)).metadata
     everything = pd.concat(frames, ignore_index=True)
     pd.testing.assert_frame_equal(pq.read_table(io.BytesIO(data)).to_pandas(), everything)
+    assert metadata.num_rows == len(everything)
     assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [
         700,
         300,
@@ -90,32 +92,6 @@ def test_joined_parts_read_as_one_file_with_every_row_group(
 
 
 @pytest.mark.parametrize("content", [b"PAR1 not really", b"PAR1" + b"\xff" * 8 + b"PAR1", b""])
-def test_a_part_that_is_not_parquet_is_refused(content, tmp_path):
-    part = tmp_path / "part.parquet"
-    part.write_bytes(content)
-    joined = JoinedParquetWriter(io.BytesIO())
-
-    with pytest.raises(DataError, match=r"part\.parquet is not a Parquet file"):
-        joined.append(part)
-
-
-def test_copying_between_buffers_goes_a_block_at_a_time():
-    source = io.BytesIO(bytes(range(256)) * 10_000)
-    destination = io.BytesIO(b"head")
-
-    destination.seek(0, io.SEEK_END)
-    copy_bytes(source, destination, 100, 2_000_000)
-
-    assert destination.getvalue() == b"head" + source.getvalue()[100:2_000_100]
-
-
-def test_a_source_shorter_than_promised_is_a_data_error(tmp_path):
-    source = tmp_path / "short"
-    source.write_bytes(b"x" * 10)
-
-    with (
-        source.open("rb") as handle,
-        (tmp_path / "out").open("wb", buffering=0) as out,
-        pytest.raises(DataError, match="ended before"),
-    ):
-        copy_bytes(handle, out, 0, 100)
+def test_a_part_that_is_not_parquet_is_refused(content):
+    with pytest.raises(DataError, match="part 3 is not a Parquet file"):
+        read_footer(content, "part 3")

@@ -3,18 +3,19 @@
 The driver splits the input into partitions (CSV: runs of lines, found by counting line
 breaks; Parquet: runs of row groups) and checks the feature columns before any work starts.
 The partitions become a ``dask.dataframe`` (``from_map``) scored by ``map_partitions``; the
-version's files travel in the graph once, so the model needs no shared filesystem, and each
-worker process rebuilds and verifies the predictor once and caches it. Each partition is
-scored with ``tabops.batch.score_chunk`` and written by its worker as a file of its own (CSV
-text, or a whole Parquet file) in a scratch folder beside the output; only a few numbers
-per partition come back. The driver appends the part files in input order to a temp file
-renamed into place, copying bytes inside the kernel (Parquet parts are joined by copying
-their row groups, ``parquet_join``). Invalid rows and the side file of problems (numbered
-across the whole input) are those of ``tabops.batch.score_file``.
+version's files are sent to the cluster once, so the model needs no shared filesystem, and
+each worker process rebuilds and verifies the predictor once and caches it. A partition is
+scored with ``tabops.batch.score_chunk`` and encoded (CSV text, or a whole Parquet file) by
+the worker that read it; the same worker then writes the bytes into the output's temp file,
+at the offset where the previous partition ended (a chain of small tasks), so rows never
+cross the network and the driver copies nothing. Parquet parts are joined by copying their
+row groups and writing one footer (``parquet_join``). The temp file is renamed into place
+at the end. Invalid rows and the side file of problems (numbered across the whole input)
+are those of ``tabops.batch.score_file``.
 
-The input is read and the parts are written by the workers, so on a remote cluster both the
-input and the output must be at paths every worker and the driver see (a shared mount). CSV
-is split at line breaks, so a quoted field may not hold one.
+The workers read the input and write the output, so on a remote cluster both must be at
+paths every worker and the driver see (a shared mount). CSV is split at line breaks, so a
+quoted field may not hold one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import importlib
 import io
 import os
 import re
-import shutil
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -51,7 +50,14 @@ from tabops.batch import (
 )
 from tabops.dataset import PARQUET_SUFFIXES, table_format
 from tabops.errors import DataError, MissingExtraError, Problem, TabopsError
-from tabops.integrations.parquet_join import Footer, JoinedParquetWriter, copy_bytes, read_footer
+from tabops.integrations.parquet_join import (
+    MAGIC,
+    Footer,
+    body,
+    joined_footer,
+    moved_row_groups,
+    read_footer,
+)
 from tabops.predictor import Predictor
 from tabops.registry.versions import ModelVersion
 
@@ -93,37 +99,44 @@ class _ShippedModel:
 
 @dataclass(frozen=True)
 class _Output:
-    """Where and how the workers write scored partitions."""
+    """The file the workers write scored partitions into, at the offsets they are given."""
 
-    scratch: str
+    path: str
     csv: bool
     chunk_rows: int
 
-    def part(self, number: int) -> Path:
-        return Path(self.scratch) / f"part-{number:06d}.{'csv' if self.csv else 'parquet'}"
-
 
 @dataclass
-class _ScoredPart:
-    """What a worker reports of a partition it wrote; rows are numbered from 1 within it."""
+class _Appended:
+    """What a worker reports of a partition it wrote; rows are numbered from 1 within it.
 
+    ``end`` is the offset just after the partition's bytes; the other fields the next
+    partition needs are carried along: the first Parquet part's ``schema`` and footer
+    (``first``) and how many row groups came before.
+    """
+
+    end: int
     rows: int = 0
     positives: int = 0
     invalid: int = 0
     problems: list[Problem] = field(default_factory=list)
-    footer: Footer | None = None  # a Parquet part's, decoded by the worker
+    schema: pa.Schema | None = None
+    first: Footer | None = None
+    row_groups_before: int = 0
+    row_groups: list[list[Any]] = field(default_factory=list)
 
 
-_SUMMARY = pd.DataFrame(
+_SCORED = pd.DataFrame(
     {
         "rows": pd.Series(dtype="int64"),
         "positives": pd.Series(dtype="int64"),
         "invalid": pd.Series(dtype="int64"),
         "problems": pd.Series(dtype=object),
-        "footer": pd.Series(dtype=object),
+        "data": pd.Series(dtype=object),
+        "schema": pd.Series(dtype=object),
     }
 )
-"""The frame ``map_partitions`` returns: one row per partition."""
+"""The frame ``map_partitions`` returns: one row per partition, its encoded bytes included."""
 
 
 def score_file_dask(
@@ -158,8 +171,8 @@ def score_file_dask(
 
     Raises:
         MissingExtraError: Dask is not installed.
-        DataError: unreadable or empty input, an unknown output format, a part file the
-            driver cannot see (the output is not on a shared path), or chunks whose extra
+        DataError: unreadable or empty input, an unknown output format, an output folder
+            the workers cannot write to (it is not on a shared path), or chunks whose extra
             columns change type in a Parquet output.
         InvalidInputError: a feature column is missing (nothing is written).
         TabopsError: the scheduler cannot be reached.
@@ -175,56 +188,41 @@ def score_file_dask(
     destination.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_beside(destination)
     side = temp_beside(errors_path(destination))
-    scratch = tempfile.mkdtemp(
-        prefix=f".{destination.name}.", suffix=".parts", dir=destination.parent
-    )
-    output = _Output(scratch, csv=output_format == "csv", chunk_rows=partition_rows)
+    csv = output_format == "csv"
+    # The workers write into the file; it exists first so that a worker which does not
+    # see this folder fails instead of writing somewhere else.
+    temp.write_bytes(b"" if csv else MAGIC)
+    output = _Output(str(temp.resolve()), csv=csv, chunk_rows=partition_rows)
     result = BatchResult(rows=0, positives=0, output=destination)
     try:
-        with (
-            temp.open("wb") as handle,
-            _connect(distributed, scheduler, workers, threads_per_worker) as client,
-        ):
-            joined = None if output.csv else JoinedParquetWriter(handle)
-            schema: pa.Schema | None = None  # the first part's, which every part must have
-            partitions = _scored_partitions(client, parts, meta, model, output)
-            for number, scored in enumerate(_scored_in_order(client, partitions)):
-                path = _part_file(output, number)
-                if joined is None:
-                    _append_whole(handle, path)
-                elif scored.rows:
-                    part_schema = pq.read_schema(path)
-                    schema = schema or part_schema
-                    if not part_schema.equals(schema):
-                        # The local engine casts a chunk to the first one's types; so does
-                        # the part, scored again (rarely: a column's guessed type changed).
-                        scored = client.submit(
-                            _rescore_part,
-                            parts[number],
-                            model,
-                            output,
-                            number,
-                            schema,
-                            pure=False,
-                        ).result()
-                    joined.append(path, scored.footer)
-                path.unlink()
-                if scored.problems:
-                    problems = _renumbered(scored.problems, result.rows)
+        first: Footer | None = None
+        row_groups: list[list[Any]] = []
+        end = 0
+        with _connect(distributed, scheduler, workers, threads_per_worker) as client:
+            for number, appended in enumerate(
+                _appended_in_order(client, parts, meta, model, output)
+            ):
+                first = first or appended.first
+                row_groups.extend(appended.row_groups)
+                end = appended.end
+                if appended.problems:
+                    problems = _renumbered(appended.problems, result.rows)
                     append_problems(side, problems, first=result.invalid_rows == 0)
-                    result.invalid_rows += scored.invalid
+                    result.invalid_rows += appended.invalid
                     result.problems.extend(problems[: _SHOWN - len(result.problems)])
-                result.rows += scored.rows
-                result.positives += scored.positives
+                result.rows += appended.rows
+                result.positives += appended.positives
                 if progress is not None:
                     progress(result.rows, number + 1, len(parts))
-            if result.rows == 0:
-                raise DataError(f"{_display_name(source)} holds no rows")
-            if joined is not None:
-                joined.close()
+        if result.rows == 0:
+            raise DataError(f"{_display_name(source)} holds no rows")
+        with temp.open("r+b") as handle:
+            handle.seek(end)
+            if first is not None:
+                handle.write(joined_footer(first, row_groups, result.rows))
+            handle.truncate()
         publish_output(temp, side, destination, result)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
         temp.unlink(missing_ok=True)
         side.unlink(missing_ok=True)
     return result
@@ -291,91 +289,73 @@ def _connect(
         yield client
 
 
-def _scored_partitions(
+def _appended_in_order(
     client: Any,
     parts: list[_CsvPart | _ParquetPart],
     meta: pd.DataFrame,
     model: _ShippedModel,
     output: _Output,
-) -> list[Any]:
-    """One delayed summary per partition: read (``from_map``) and score (``map_partitions``).
+) -> Iterator[_Appended]:
+    """Score every partition and write it into the output, reporting each in input order.
 
-    Dask fuses the two steps into one task per partition, so the rows never leave the
-    worker that reads them. The model is sent to the cluster once, ahead of them.
+    Partition ``n`` is read (``from_map``) and scored and encoded (``map_partitions``) in
+    one task; a second task, on the worker holding the encoded bytes, writes them where
+    partition ``n - 1`` ended, so only a few numbers per partition cross the network and
+    the driver copies nothing. Partitions are submitted in order, a few per worker thread
+    ahead of the one being written, which bounds the workers' memory whatever the size.
     """
     import dask
 
     # Used through Any, like ``distributed``: strict mypy refuses their untyped calls.
     dd: Any = importlib.import_module("dask.dataframe")
     delayed: Any = importlib.import_module("dask.delayed").delayed
-    shipped = client.persist(delayed(model, traverse=False))
+    distributed = _import_distributed()
+    shipped = client.persist(delayed(model, traverse=False))  # sent once, used by every task
+    (model_future,) = distributed.futures_of(shipped)
     # The input's columns reach the model as pandas reads them, not converted to Arrow
     # strings as Dask does by default.
     with dask.config.set({"dataframe.convert-string": False}):
         frames = dd.from_map(_read_part, parts, meta=meta, label="tabops-read")
         scored = frames.map_partitions(
-            _score_partition, shipped, output, meta=_SUMMARY, enforce_metadata=False
+            _score_partition, shipped, output, meta=_SCORED, enforce_metadata=False
         )
-        return list(scored.to_delayed())
-
-
-def _scored_in_order(client: Any, partitions: list[Any]) -> Iterator[_ScoredPart]:
-    """The partitions' summaries in input order, with a few per worker thread in flight.
-
-    Partitions are submitted in order as earlier ones are taken, so the driver appends
-    each part while later ones are scored, and the part files waiting in the scratch
-    folder stay a few whatever the input's size.
-    """
-    threads = sum(client.nthreads().values())
-    in_flight = max(2, _IN_FLIGHT_PER_THREAD * threads)
-    waiting: deque[Any] = deque()  # distributed Futures
+        partitions = list(scored.to_delayed())
+    in_flight = max(2, _IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    waiting: deque[Any] = deque()  # distributed Futures of _append_part
+    previous: Any = None
     submitted = 0
 
     def submit_more() -> None:
-        nonlocal submitted
+        nonlocal previous, submitted
         while submitted < len(partitions) and len(waiting) < in_flight:
-            # An earlier partition goes first when a worker has the choice.
-            priority = len(partitions) - submitted
-            waiting.append(client.compute(partitions[submitted], priority=priority))
+            # An earlier partition goes first when a worker has the choice; writing one
+            # goes before scoring another.
+            rank = len(partitions) - submitted
+            encoded = client.compute(partitions[submitted], priority=rank)
+            previous = client.submit(
+                _append_part,
+                encoded,
+                previous,
+                parts[submitted],
+                model_future,
+                output,
+                pure=False,
+                priority=rank + len(partitions),
+            )
+            waiting.append(previous)
             submitted += 1
 
     try:
         submit_more()
         while waiting:
             future = waiting.popleft()
-            summary = _summary(future.result())
-            future.release()
+            appended: _Appended = future.result()
             submit_more()
-            yield summary
+            future.release()
+            yield appended
     finally:
         for future in waiting:
             future.cancel()
-
-
-def _summary(frame: pd.DataFrame) -> _ScoredPart:
-    row = frame.iloc[0]
-    return _ScoredPart(
-        int(row["rows"]),
-        int(row["positives"]),
-        int(row["invalid"]),
-        list(row["problems"]),
-        row["footer"],
-    )
-
-
-def _part_file(output: _Output, number: int) -> Path:
-    path = output.part(number)
-    if not path.is_file():
-        raise DataError(
-            f"partition {number + 1} was written where this machine cannot read it "
-            f"({path}): on a remote cluster, write the output to a path every worker shares"
-        )
-    return path
-
-
-def _append_whole(handle: BinaryIO, path: Path) -> None:
-    with path.open("rb") as part:
-        copy_bytes(part, handle, 0, os.fstat(part.fileno()).st_size)
 
 
 def _renumbered(problems: list[Problem], offset: int) -> list[Problem]:
@@ -413,74 +393,115 @@ def _score_partition(
     output: _Output,
     partition_info: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """``map_partitions``' function: score a partition into its part file, return a summary."""
+    """``map_partitions``' function: a one-row frame of the partition scored and encoded."""
     number = partition_info["number"] if partition_info is not None else 0
-    scored = _write_scored(frame, model, output, number)
-    return pd.DataFrame(
-        {
-            "rows": [scored.rows],
-            "positives": [scored.positives],
-            "invalid": [scored.invalid],
-            "problems": [scored.problems],
-            "footer": [scored.footer],
-        }
-    )
+    scored = _encoded(frame, model, output, header=number == 0)
+    return pd.DataFrame({name: [value] for name, value in scored.items()})
 
 
-def _rescore_part(
-    part: _CsvPart | _ParquetPart,
-    model: _ShippedModel,
-    output: _Output,
-    number: int,
-    schema: pa.Schema,
-) -> _ScoredPart:
-    return _write_scored(_read_part(part), model, output, number, schema)
-
-
-def _write_scored(
+def _encoded(
     frame: pd.DataFrame,
     model: _ShippedModel,
     output: _Output,
-    number: int,
+    *,
+    header: bool,
     schema: pa.Schema | None = None,
-) -> _ScoredPart:
-    """Score a partition in chunks into its part file: CSV (the first has the header), or Parquet.
+) -> dict[str, Any]:
+    """Score a partition in chunks and encode it: CSV (with ``header``) or Parquet.
 
-    A Parquet part has the first chunk's column types, or ``schema`` when given; a later
-    chunk is cast to them as the local engine casts it (``DataError`` when it cannot be).
+    A Parquet part is a whole file with the first chunk's column types, or ``schema`` when
+    given; a later chunk is cast to them as the local engine casts it (``DataError`` when it
+    cannot be).
     """
     predictor = _worker_predictor(model)
-    scored = _ScoredPart()
-    path = output.part(number)
-    with path.open("wb") as handle:
-        writer: pq.ParquetWriter | None = None
-        for start in range(0, max(len(frame), 1), output.chunk_rows):
-            chunk = frame.iloc[start : start + output.chunk_rows]
-            if chunk.empty:
-                break
-            result, positives, invalid, problems = score_chunk(predictor, chunk, scored.rows + 1)
-            if output.csv:
-                write_csv(handle, result, header=number == 0 and scored.rows == 0)
-            else:
-                table = pa.Table.from_pandas(result, preserve_index=False)
-                if writer is None:
-                    types = schema or table.schema
-                    # Dictionary-encoding a continuous column is tried and abandoned page by
-                    # page; leaving floats out makes writing about 7x faster.
-                    keep = [item.name for item in types if not pa.types.is_floating(item.type)]
-                    writer = pq.ParquetWriter(handle, types, use_dictionary=keep)
-                writer = write_parquet(writer, handle, table)
-            scored.rows += len(result)
-            scored.positives += positives
-            scored.invalid += invalid
-            scored.problems.extend(problems)
-        if writer is not None:
-            writer.close()
+    counts = {"rows": 0, "positives": 0, "invalid": 0}
+    found: list[Problem] = []
+    buffer = io.BytesIO()
+    writer: pq.ParquetWriter | None = None
+    for start in range(0, len(frame), output.chunk_rows):
+        chunk = frame.iloc[start : start + output.chunk_rows]
+        scored, positives, invalid, problems = score_chunk(predictor, chunk, counts["rows"] + 1)
+        if output.csv:
+            write_csv(buffer, scored, header=header and counts["rows"] == 0)
+        else:
+            table = pa.Table.from_pandas(scored, preserve_index=False)
+            if writer is None:
+                types = schema or table.schema
+                # Dictionary-encoding a continuous column is tried and abandoned page by
+                # page; leaving floats out makes writing about 7x faster.
+                keep = [item.name for item in types if not pa.types.is_floating(item.type)]
+                writer = pq.ParquetWriter(buffer, types, use_dictionary=keep)
+            writer = write_parquet(writer, buffer, table)
+        counts["rows"] += len(scored)
+        counts["positives"] += positives
+        counts["invalid"] += invalid
+        found.extend(problems)
     if writer is not None:
-        # Decoding the footer here spares the driver, which joins the parts one by one.
-        with path.open("rb") as written:
-            scored.footer = read_footer(written, path.name)
-    return scored
+        writer.close()
+    return {
+        **counts,
+        "problems": found,
+        "data": buffer.getvalue(),
+        "schema": writer.schema if writer is not None else None,
+    }
+
+
+def _append_part(
+    encoded: pd.DataFrame,
+    previous: _Appended | None,
+    part: _CsvPart | _ParquetPart,
+    model: _ShippedModel,
+    output: _Output,
+) -> _Appended:
+    """Write an encoded partition into the output where the previous one ended."""
+    scored = encoded.iloc[0]
+    data: bytes = scored["data"]
+    appended = _Appended(
+        end=previous.end if previous is not None else (0 if output.csv else len(MAGIC)),
+        rows=int(scored["rows"]),
+        positives=int(scored["positives"]),
+        invalid=int(scored["invalid"]),
+        problems=list(scored["problems"]),
+    )
+    if previous is not None:
+        appended.schema, appended.row_groups_before = previous.schema, previous.row_groups_before
+    if output.csv:
+        _write_at(output, data, appended.end)
+        appended.end += len(data)
+        return appended
+    if not appended.rows:
+        return appended
+    schema = appended.schema or scored["schema"]
+    if not scored["schema"].equals(schema):
+        # The local engine casts a chunk to the first one's types; so is the partition,
+        # scored again (rarely: a column's type was guessed differently).
+        data = _encoded(_read_part(part), model, output, header=False, schema=schema)["data"]
+    footer = read_footer(data, "a scored partition")
+    if appended.schema is None:
+        appended.schema, appended.first = schema, footer
+    appended.row_groups = moved_row_groups(footer, appended.end, appended.row_groups_before)
+    appended.row_groups_before += len(appended.row_groups)
+    piece = body(data, footer)
+    _write_at(output, piece, appended.end)
+    appended.end += len(piece)
+    return appended
+
+
+def _write_at(output: _Output, data: bytes | memoryview, offset: int) -> None:
+    try:
+        descriptor = os.open(output.path, os.O_WRONLY)
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"a Dask worker cannot write to {output.path}: on a remote cluster, write the "
+            "output to a folder every worker shares"
+        ) from exc
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(descriptor, view, offset)
+            view, offset = view[written:], offset + written
+    finally:
+        os.close(descriptor)
 
 
 def _read_part(part: _CsvPart | _ParquetPart) -> pd.DataFrame:

@@ -3,8 +3,10 @@
 A Parquet file is ``PAR1``, the column chunks of its row groups (plus any page indexes and
 bloom filters), a footer, the footer's length and ``PAR1``. The footer is a Thrift
 compact-protocol ``FileMetaData`` whose row groups record absolute file offsets. Parts
-written with one schema are joined by copying each part's body in order and writing one
-footer that lists every row group, its offsets moved by where its part's bytes landed.
+written with one schema are joined by copying each part's body in order (``body``) and
+writing one footer that lists every row group (``joined_footer``), its offsets moved by
+where its part's bytes landed (``moved_row_groups``). The copies can be made by several
+processes, each knowing where its part goes.
 
 The Thrift codec below is generic (it keeps every field it reads, known or not), so a
 footer it does not change is written back byte for byte; only offsets, ordinals and the
@@ -13,17 +15,13 @@ row count are edited.
 
 from __future__ import annotations
 
-import io
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tabops.errors import DataError
 
 MAGIC = b"PAR1"
-_BLOCK = 1 << 20
 
 # Thrift compact-protocol type ids (a bool field carries its value in its type: 1 or 2).
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -46,106 +44,60 @@ class Footer:
     fields: list[Field]
     start: int
 
+    @property
+    def rows(self) -> int:
+        """The file's row count."""
+        return int(_value(self.fields, _FILE_NUM_ROWS, 0))
 
-def read_footer(handle: BinaryIO, name: str) -> Footer:
-    """The footer of the Parquet file open in ``handle`` (``name`` is for messages).
+    @property
+    def row_groups(self) -> list[list[Field]]:
+        """The row groups' metadata, in file order."""
+        return list(_value(self.fields, _FILE_ROW_GROUPS, (_STRUCT, []))[1])
+
+
+def read_footer(data: bytes, name: str) -> Footer:
+    """The footer of a whole Parquet file held in ``data`` (``name`` is for messages).
 
     Raises:
-        DataError: the file is not a plain (unencrypted) Parquet file.
+        DataError: ``data`` is not a plain (unencrypted) Parquet file.
     """
-    size = handle.seek(0, io.SEEK_END)
-    handle.seek(max(size - 8, 0))
-    tail = handle.read(8)
-    handle.seek(0)
-    if size < 12 or handle.read(4) != MAGIC or tail[-4:] != MAGIC:
-        raise DataError(f"the scored partition {name} is not a Parquet file")
-    length = int.from_bytes(tail[:4], "little")
-    start = size - 8 - length
+    if len(data) < 12 or data[:4] != MAGIC or data[-4:] != MAGIC:
+        raise DataError(f"{name} is not a Parquet file")
+    length = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - length
     if start < len(MAGIC):
-        raise DataError(f"the scored partition {name} is not a Parquet file")
-    handle.seek(start)
-    fields, _end = _read_struct(handle.read(length), 0)
+        raise DataError(f"{name} is not a Parquet file")
+    fields, _end = _read_struct(data, start)
     return Footer(fields, start)
 
 
-def copy_bytes(source: BinaryIO, destination: BinaryIO, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``source`` from ``offset`` to ``destination``.
+def body(data: bytes, footer: Footer) -> memoryview:
+    """A Parquet file's bytes between its leading magic and its footer: its row groups."""
+    return memoryview(data)[len(MAGIC) : footer.start]
 
-    Between two files the kernel copies them (``copy_file_range``), without passing them
-    through this process (a buffered ``destination`` is flushed first). Anything else is
-    copied a block at a time.
+
+def moved_row_groups(footer: Footer, position: int, first_ordinal: int) -> list[list[Field]]:
+    """The file's row groups as they are once its body is copied to ``position`` of another.
+
+    Ordinals are numbered on from ``first_ordinal`` (the row groups copied before it).
     """
-    try:
-        source_fd, destination_fd = source.fileno(), destination.fileno()
-    except (OSError, io.UnsupportedOperation):
-        source_fd = destination_fd = -1
-    if source_fd >= 0 and hasattr(os, "copy_file_range"):
-        destination.flush()
-        try:
-            copied = 0
-            while copied < length:
-                step = os.copy_file_range(
-                    source_fd, destination_fd, length - copied, offset + copied
-                )
-                if step == 0:
-                    raise DataError("a scored partition ended before its footer said it would")
-                copied += step
-            return
-        except OSError:
-            if copied:  # part of it is in place: carry on by hand from there
-                offset, length = offset + copied, length - copied
-    source.seek(offset)
-    while length > 0:
-        block = source.read(min(length, _BLOCK))
-        if not block:
-            raise DataError("a scored partition ended before its footer said it would")
-        destination.write(block)
-        length -= len(block)
+    shift = position - len(MAGIC)  # the body started right after the part's magic
+    return [
+        _moved(group, shift, ordinal=first_ordinal + number)
+        for number, group in enumerate(footer.row_groups)
+    ]
 
 
-class JoinedParquetWriter:
-    """Writes Parquet parts of one schema, appended in order, as one Parquet file."""
+def joined_footer(first: Footer, row_groups: list[list[Field]], rows: int) -> bytes:
+    """The end of a joined file: its footer, the footer's length and the magic.
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
-        self.position = 0
-        self.footer: list[Field] | None = None
-        self.row_groups: list[list[Field]] = []
-        self.rows = 0
-
-    def append(self, path: Path, footer: Footer | None = None) -> None:
-        """Copy a whole Parquet file's row groups after those already written.
-
-        ``footer`` is the file's, read beforehand by ``read_footer`` (by the process that
-        wrote the file, say); otherwise it is read here.
-
-        Raises:
-            DataError: ``path`` is not a plain (unencrypted) Parquet file.
-        """
-        with path.open("rb") as part:
-            footer = footer or read_footer(part, path.name)
-            if self.position == 0:
-                self.handle.write(MAGIC)
-                self.position = len(MAGIC)
-                self.footer = footer.fields
-            shift = self.position - len(MAGIC)  # the part's body started right after its magic
-            for group in _value(footer.fields, _FILE_ROW_GROUPS, (_STRUCT, []))[1]:
-                self.row_groups.append(_moved(group, shift, ordinal=len(self.row_groups)))
-            self.rows += _value(footer.fields, _FILE_NUM_ROWS, 0)
-            copy_bytes(part, self.handle, len(MAGIC), footer.start - len(MAGIC))
-            self.position += footer.start - len(MAGIC)
-
-    def close(self) -> None:
-        """Write the footer listing every row group; the handle stays open."""
-        if self.footer is None:
-            raise DataError("no Parquet part was written")
-        footer = _replaced(self.footer, _FILE_NUM_ROWS, _I64, self.rows)
-        footer = _replaced(footer, _FILE_ROW_GROUPS, _LIST, (_STRUCT, self.row_groups))
-        encoded = bytearray()
-        _write_struct(encoded, footer)
-        self.handle.write(encoded)
-        self.handle.write(len(encoded).to_bytes(4, "little"))
-        self.handle.write(MAGIC)
+    The footer is ``first`` part's, listing every row group.
+    """
+    fields = _replaced(first.fields, _FILE_NUM_ROWS, _I64, rows)
+    fields = _replaced(fields, _FILE_ROW_GROUPS, _LIST, (_STRUCT, row_groups))
+    encoded = bytearray()
+    _write_struct(encoded, fields)
+    return bytes(encoded) + len(encoded).to_bytes(4, "little") + MAGIC
 
 
 def _moved(group: list[Field], shift: int, *, ordinal: int) -> list[Field]:
