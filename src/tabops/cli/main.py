@@ -268,8 +268,8 @@ def predict(
                     progress=lambda rows: bar.update(task, completed=rows),
                 )
     console.print(
-        f"[green]scored {result.rows} rows[/] with {predictor.version.ref} "
-        f"({result.positives} {predictor.positive[1]}) -> {result.output}"
+        f"[green]scored {result.rows:,} rows[/] with {predictor.version.ref} "
+        f"({result.positives:,} labelled {predictor.positive[1]}) -> {result.output}"
     )
     if result.errors is not None:
         shown = "; ".join(f"{p.field}: {p.problem}" for p in result.problems[:5])

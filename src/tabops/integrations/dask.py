@@ -425,13 +425,7 @@ def _encoded(
             write_csv(buffer, scored, header=header and counts["rows"] == 0)
         else:
             table = pa.Table.from_pandas(scored, preserve_index=False)
-            if writer is None:
-                types = schema or table.schema
-                # Dictionary-encoding a continuous column is tried and abandoned page by
-                # page; leaving floats out makes writing about 7x faster.
-                keep = [item.name for item in types if not pa.types.is_floating(item.type)]
-                writer = pq.ParquetWriter(buffer, types, use_dictionary=keep)
-            writer = write_parquet(writer, buffer, table)
+            writer = write_parquet(writer, buffer, table, schema=schema)
         counts["rows"] += len(scored)
         counts["positives"] += positives
         counts["invalid"] += invalid
