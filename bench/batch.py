@@ -20,8 +20,10 @@ scored to Parquet (``--output csv``: to CSV) by ``score_file_dask`` on local clu
 and of 2 worker processes (one thread each), and by the local engine for reference. Cold:
 one call that starts its own cluster (workers import tabops and rebuild the model). Warm:
 clusters started and warmed up once, then runs alternating between the set-ups
-(``--repeats``, default 3); the best run of each is compared. Prints seconds and rows/s,
-the 2-worker / 1-worker ratio, and whether every output's probabilities equal the first's.
+(``--repeats``, default 3), each writing a new file after the last one is removed and the
+page cache flushed (``os.sync``). Prints the best and median seconds and rows/s, the
+2-worker / 1-worker ratio of both, and whether every output's probabilities equal the
+first's.
 """
 
 from __future__ import annotations
