@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conftest import REPO
+from example_files import example_data_path
 from tabops.artifact import ONNX_FILE
 from tabops.compiled import COMPILE_TOLERANCE, CompiledScorer, compile_model, split_model
 from tabops.config import Settings
@@ -25,7 +26,7 @@ from tabops.registry.versions import MANIFEST
 from tabops.schema import FeatureSpec, coerce_frame, infer_schema
 from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.training.candidates import build_candidate
-from tabops.training.register import read_project_table, resolve_data_path
+from tabops.training.register import read_project_table
 from tabops.training.train import encode_target
 
 EXAMPLES = sorted(path.parent.name for path in (REPO / "examples").glob("*/tabops.yaml"))
@@ -56,7 +57,7 @@ class ExampleData:
 @cache
 def example_data(name: str) -> ExampleData | None:
     project, folder = load_project(REPO / "examples" / name)
-    path = resolve_data_path(project, folder)
+    path = example_data_path(project, folder)
     if not path.is_file():
         return None
     frame = read_project_table(project, path)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
+from example_files import example_data_path
 from tabops.project import load_project
 from tabops.server.schemas import build_record_model
-from tabops.training.register import read_project_table, resolve_data_path
+from tabops.training.register import read_project_table
 from tabops.validation import validate_frame
 
 EXAMPLES = sorted(path.parent for path in (REPO / "examples").glob("*/tabops.yaml"))
@@ -65,7 +66,7 @@ def test_the_credit_risk_loans_example_defines_the_five_seed_features():
 @pytest.mark.parametrize("folder", EXAMPLES, ids=lambda path: path.name)
 def test_example_data_matches_its_feature_spec(folder: Path):
     project, project_dir = load_project(folder)
-    path = resolve_data_path(project, project_dir)
+    path = example_data_path(project, project_dir)
     if not path.is_file():
         pytest.skip(f"{project.name}: data not found at {path}")
 
