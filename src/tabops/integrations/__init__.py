@@ -1,6 +1,8 @@
 """Scoring on other engines: a Dask cluster (``dask``) and Spark DataFrames (``spark``).
 
-``parquet_join`` joins the Parquet files Dask workers write into one, without re-encoding.
+``dask`` is a package: the driver (``engine``), the input's partitions (``partitions``) and
+the workers' side (``workers``). ``parquet_join`` lets workers copy Parquet parts into one
+file, each at its own offset, without re-encoding.
 
 Folder rules: each module adapts one optional engine and imports it inside its functions,
 never at import time, so ``import tabops.integrations.<engine>`` works without the engine;
