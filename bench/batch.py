@@ -23,13 +23,15 @@ clusters started and warmed up once, then runs alternating between the set-ups
 (``--repeats``, default 3), each writing a new file after the last one is removed and the
 page cache flushed (``os.sync``). Prints the best and median seconds and rows/s, the
 2-worker / 1-worker ratio of both, and whether every output's probabilities equal the
-first's.
+first's. Last, what the machine allows: 1 and then 2 processes (no Dask) reading and
+scoring every row group at once, started together.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -38,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +55,10 @@ from peers.models import (
     tabops_environment,
 )
 
-from tabops.batch import score_file
+from tabops.batch import score_chunk, score_file
 from tabops.integrations.dask import score_file_dask, start_local_cluster
+from tabops.predictor import Predictor
+from tabops.registry import LocalArtifactStore, ModelRegistry
 
 CHUNK = 200_000
 DASK_ROW_GROUP = 100_000
@@ -203,6 +208,48 @@ def run_dask(model: BenchModel, work: Path, rows: int, repeats: int, output: str
         f"\n2 workers / 1 worker, warm rows/s: best {best['1'] / best['2']:.2f}, "
         f"median {medians['1'] / medians['2']:.2f}"
     )
+    one, two = (
+        max(read_and_score_rate(work / "home", model.name, source, processes) for _ in range(3))
+        for processes in (1, 2)
+    )
+    print(
+        f"Without Dask, reading and scoring only (best of 3): 1 process {one:,.0f} rows/s, "
+        f"2 processes {two:,.0f} rows/s: {two / one:.2f}"
+    )
+
+
+def read_and_score_rate(home: Path, name: str, source: Path, processes: int) -> float:
+    """Rows/s of ``processes`` processes each reading and scoring every row group of
+    ``source`` at once, started together: what the machine allows, without Dask or writing.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start = context.Barrier(processes)
+    workers = [
+        context.Process(target=_read_and_score, args=(home, name, source, start, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    seconds = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    groups = pq.ParquetFile(source).metadata.num_row_groups
+    rows = sum(pq.ParquetFile(source).metadata.row_group(i).num_rows for i in range(groups))
+    return processes * rows / max(seconds)
+
+
+def _read_and_score(home: Path, name: str, source: Path, start: Any, results: Any) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"  # as in a Dask worker
+    pa.set_cpu_count(1)
+    predictor = Predictor.load(ModelRegistry(LocalArtifactStore(home / "registry")), name)
+    parquet = pq.ParquetFile(source)
+    score_chunk(predictor, parquet.read_row_group(0).to_pandas(), 1)  # warm up
+    start.wait()
+    started = time.perf_counter()
+    for group in range(parquet.metadata.num_row_groups):
+        score_chunk(predictor, parquet.read_row_group(group).to_pandas(), 1)
+    results.put(time.perf_counter() - started)
 
 
 def main() -> None:
