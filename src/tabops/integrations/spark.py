@@ -14,15 +14,14 @@ worker rebuilds and verifies the predictor once and keeps it.
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from tabops.batch import score_chunk
-from tabops.errors import DataError, MissingExtraError
+from tabops.errors import DataError
+from tabops.integrations.shipped import engine_module, worker_predictor
 from tabops.predictor import Predictor
 from tabops.registry.versions import ModelVersion
 
@@ -31,9 +30,6 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 OUTPUT_COLUMNS = ("probability", "label", "class_name")
-
-_PREDICTORS: dict[tuple[str, int, tuple[str, ...]], Predictor] = {}
-_PREDICTORS_LOCK = threading.Lock()
 
 
 def score_spark_dataframe(frame: DataFrame, predictor: Predictor) -> DataFrame:
@@ -93,7 +89,7 @@ class SparkScorer:
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Score each batch; rows are numbered per batch, since no side file is written."""
-        predictor = _worker_predictor(self.version, self.files)
+        predictor = worker_predictor(self.version, self.files)
         for batch in batches:
             scored, _positives, _invalid, _problems = score_chunk(predictor, batch, 1)
             if self.label_dtype is not None:
@@ -101,24 +97,9 @@ class SparkScorer:
             yield scored
 
 
-def _worker_predictor(version: ModelVersion, files: dict[str, bytes]) -> Predictor:
-    """The predictor of a shipped version, built and verified once per Python worker."""
-    key = (version.name, version.version, tuple(sorted(version.manifest["files"].values())))
-    with _PREDICTORS_LOCK:
-        predictor = _PREDICTORS.get(key)
-        if predictor is None:
-            _PREDICTORS.clear()  # a worker scores one version at a time; drop older ones
-            predictor = Predictor.from_files(version, files)
-            _PREDICTORS[key] = predictor
-    return predictor
-
-
 def _spark_types() -> Any:
     """``pyspark.sql.types``, imported when first needed."""
-    try:
-        return importlib.import_module("pyspark.sql.types")
-    except ImportError as exc:
-        raise MissingExtraError("Spark", "spark") from exc
+    return engine_module("pyspark.sql.types", "Spark", "spark")
 
 
 def _label_type(types: Any, label: object) -> Any:

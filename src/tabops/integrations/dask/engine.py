@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from tabops.batch import (
     temp_beside,
 )
 from tabops.dataset import table_format
-from tabops.errors import DataError, MissingExtraError, Problem, TabopsError
+from tabops.errors import DataError, Problem, TabopsError
 from tabops.integrations.dask.partitions import CsvPart, ParquetPart, display_name, plan, read_part
 from tabops.integrations.dask.workers import (
     SCORED,
@@ -31,6 +30,7 @@ from tabops.integrations.dask.workers import (
     score_partition,
 )
 from tabops.integrations.parquet_join import MAGIC, Footer, joined_footer
+from tabops.integrations.shipped import engine_module
 from tabops.predictor import Predictor
 
 PartitionProgress = Callable[[int, int, int], None]
@@ -130,11 +130,7 @@ def score_file_dask(
 
 
 def _import_distributed() -> Any:
-    """The ``distributed`` module, used through ``Any``: strict mypy refuses its untyped calls."""
-    try:
-        return importlib.import_module("distributed")
-    except ImportError as exc:
-        raise MissingExtraError("Dask", "dask") from exc
+    return engine_module("distributed", "Dask", "dask")
 
 
 def start_local_cluster(workers: int = 2, threads_per_worker: int = 1) -> Any:
@@ -207,9 +203,8 @@ def _appended_in_order(
     """
     import dask
 
-    # Used through Any, like ``distributed``: strict mypy refuses their untyped calls.
-    dd: Any = importlib.import_module("dask.dataframe")
-    delayed: Any = importlib.import_module("dask.delayed").delayed
+    dd = engine_module("dask.dataframe", "Dask", "dask")
+    delayed = engine_module("dask.delayed", "Dask", "dask").delayed
     distributed = _import_distributed()
     shipped = client.persist(delayed(model, traverse=False))  # sent once, used by every task
     (model_future,) = distributed.futures_of(shipped)

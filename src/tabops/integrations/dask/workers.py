@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from tabops.batch import score_chunk, write_csv, write_parquet
 from tabops.errors import DataError, Problem
 from tabops.integrations.dask.partitions import CsvPart, ParquetPart, read_part
 from tabops.integrations.parquet_join import MAGIC, Footer, body, moved_row_groups, read_footer
-from tabops.predictor import Predictor
+from tabops.integrations.shipped import worker_predictor
 from tabops.registry.versions import ModelVersion
 
 
@@ -70,23 +69,6 @@ SCORED = pd.DataFrame(
 """The frame ``map_partitions`` returns: one row per partition, its encoded bytes included."""
 
 
-_PREDICTORS: dict[tuple[str, int, tuple[str, ...]], Predictor] = {}
-_PREDICTORS_LOCK = threading.Lock()
-
-
-def _worker_predictor(model: ShippedModel) -> Predictor:
-    """The predictor of a shipped model, built and verified once per worker process."""
-    files = model.version.manifest["files"]
-    key = (model.version.name, model.version.version, tuple(sorted(files.values())))
-    with _PREDICTORS_LOCK:
-        predictor = _PREDICTORS.get(key)
-        if predictor is None:
-            _PREDICTORS.clear()  # a worker serves one run at a time; drop older versions
-            predictor = Predictor.from_files(model.version, model.files)
-            _PREDICTORS[key] = predictor
-    return predictor
-
-
 def score_partition(
     frame: pd.DataFrame,
     model: ShippedModel,
@@ -113,7 +95,7 @@ def _encoded(
     given; a later chunk is cast to them as the local engine casts it (``DataError`` when it
     cannot be).
     """
-    predictor = _worker_predictor(model)
+    predictor = worker_predictor(model.version, model.files)
     counts = {"rows": 0, "positives": 0, "invalid": 0}
     found: list[Problem] = []
     buffer = io.BytesIO()
