@@ -2,7 +2,8 @@
 
 ``dask`` is a package: the driver (``engine``), the input's partitions (``partitions``) and
 the workers' side (``workers``). ``parquet_join`` lets workers copy Parquet parts into one
-file, each at its own offset, without re-encoding.
+file, each at its own offset, without re-encoding; ``shipped`` holds what both engines use
+(loading the engine, the predictor a worker rebuilds from a version's files).
 
 Folder rules: each module adapts one optional engine and imports it inside its functions,
 never at import time, so ``import tabops.integrations.<engine>`` works without the engine;
