@@ -17,6 +17,8 @@ from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.errors import DataError, InvalidInputError, MissingExtraError
 from tabops.integrations.dask import score_file_dask, start_local_cluster
+from tabops.integrations.dask.partitions import CsvPart
+from tabops.integrations.dask.workers import Output, ShippedModel, append_part, score_partition
 from tabops.predictor import Predictor
 
 distributed = pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
@@ -225,3 +227,17 @@ def test_cli_scheduler_without_the_dask_engine_is_refused(home, tmp_path, monkey
     get_settings.cache_clear()
     assert result.exit_code == 1
     assert "--scheduler needs --engine dask" in result.output
+
+
+@pytest.mark.parametrize("csv", [True, False], ids=["csv", "parquet"])
+def test_a_worker_that_cannot_see_the_output_folder_says_it_must_be_shared(
+    predictor, heart, tmp_path, csv
+):
+    # What a worker on another host without the shared mount meets: no such file.
+    model = ShippedModel(predictor.version, predictor.read_files())
+    output = Output(str(tmp_path / "elsewhere" / "out.tmp"), csv=csv, chunk_rows=100_000)
+    encoded = score_partition(heart, model, output, partition_info={"number": 0})
+    part = CsvPart(str(tmp_path / "in.csv"), 0, 0, b"")
+
+    with pytest.raises(DataError, match="write the output to a folder every worker shares"):
+        append_part(encoded, None, part, model, output)
