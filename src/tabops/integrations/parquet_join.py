@@ -45,11 +45,6 @@ class Footer:
     start: int
 
     @property
-    def rows(self) -> int:
-        """The file's row count."""
-        return int(_value(self.fields, _FILE_NUM_ROWS, 0))
-
-    @property
     def row_groups(self) -> list[list[Field]]:
         """The row groups' metadata, in file order."""
         return list(_value(self.fields, _FILE_ROW_GROUPS, (_STRUCT, []))[1])

@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from tabops.deployment import Deployment
+from tabops.feature_store.serving import EntityLookup
 from tabops.server.deps import DeploymentDep, EntityLookupDep
 from tabops.server.predicting import predict_entity as predict_stored_entity
 from tabops.server.schemas import (
@@ -38,10 +40,7 @@ async def predict_entity(
     version: str | None = None,
 ) -> Response:
     """Predict for an entity from its stored features (``?version=`` as for predict)."""
-    predictor = await run_in_threadpool(deployment.get, name, version)
-    batcher = request.app.state.batchers.get(predictor)
-    answer = await predict_stored_entity(predictor, lookup, entity_id, {}, batcher)
-    return Response(answer, media_type="application/json")
+    return await _answer(request, deployment, lookup, name, version, entity_id, {})
 
 
 @router.post(_PATH, response_model=EntityPredictionResponse, responses=_ERRORS)
@@ -55,7 +54,19 @@ async def predict_entity_with_overrides(
     version: str | None = None,
 ) -> Response:
     """As the GET, with ``{"overrides": {...}}`` replacing stored values for this request."""
+    return await _answer(request, deployment, lookup, name, version, entity_id, body.overrides)
+
+
+async def _answer(
+    request: Request,
+    deployment: Deployment,
+    lookup: EntityLookup,
+    name: str,
+    version: str | None,
+    entity_id: str,
+    overrides: dict[str, Any],
+) -> Response:
     predictor = await run_in_threadpool(deployment.get, name, version)
     batcher = request.app.state.batchers.get(predictor)
-    answer = await predict_stored_entity(predictor, lookup, entity_id, body.overrides, batcher)
+    answer = await predict_stored_entity(predictor, lookup, entity_id, overrides, batcher)
     return Response(answer, media_type="application/json")
