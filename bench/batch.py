@@ -57,8 +57,10 @@ from peers.models import (
 
 from tabops.batch import score_chunk, score_file
 from tabops.integrations.dask import score_file_dask, start_local_cluster
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry import LocalArtifactStore, ModelRegistry
+from tabops.serving.context import RequestContext
+from tabops.serving.core import ServingCore
 
 CHUNK = 200_000
 DASK_ROW_GROUP = 100_000
@@ -244,11 +246,12 @@ def _read_and_score(home: Path, name: str, source: Path, start: Any, results: An
     pa.set_cpu_count(1)
     predictor = Predictor.load(ModelRegistry(LocalArtifactStore(home / "registry")), name)
     parquet = pq.ParquetFile(source)
-    score_chunk(predictor, parquet.read_row_group(0).to_pandas(), 1)  # warm up
+    core, context = ServingCore(), RequestContext("file")
+    score_chunk(core, context, predictor, parquet.read_row_group(0).to_pandas(), 1)  # warm up
     start.wait()
     started = time.perf_counter()
     for group in range(parquet.metadata.num_row_groups):
-        score_chunk(predictor, parquet.read_row_group(group).to_pandas(), 1)
+        score_chunk(core, context, predictor, parquet.read_row_group(group).to_pandas(), 1)
     results.put(time.perf_counter() - started)
 
 

@@ -38,8 +38,7 @@ from peers.processes import free_port, pinned_server, wait_until_answering
 from wrk.load import run_wrk
 
 from tabops.feature_store.offline import build_feature_table
-from tabops.project import load_project
-from tabops.training.register import read_project_table, resolve_data_path
+from tabops.project import load_project, read_project_table, resolve_data_path
 from tabops.training.train import train_model
 
 ROOT = Path(__file__).resolve().parent.parent

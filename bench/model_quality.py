@@ -19,8 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tabops.project import Project, load_project
-from tabops.training.register import read_project_table, resolve_data_path
+from tabops.project import Project, load_project, read_project_table, resolve_data_path
 from tabops.training.train import train_model
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

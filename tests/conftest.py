@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_limits
 
 from tabops.config import Settings
+from tabops.model.manifest import Manifest
 from tabops.project import PROJECT_FILE, Project, load_project
 from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.server.app import create_app
@@ -68,6 +69,19 @@ def project_dir(tmp_path: Path) -> Path:
 def heart_project(project_dir: Path) -> Project:
     project, _folder = load_project(project_dir)
     return project
+
+
+def stub_manifest(**extra: Any) -> Manifest:
+    """The least a manifest must say: target, classes, threshold and one feature."""
+    return Manifest.model_validate(
+        {
+            "target": "y",
+            "classes": {"negative": {"value": 0}, "positive": {"value": 1}},
+            "threshold": 0.5,
+            "feature_spec": {"columns": [{"name": "x", "kind": "numeric"}]},
+            **extra,
+        }
+    )
 
 
 def make_registry(home: Path) -> ModelRegistry:

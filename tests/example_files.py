@@ -12,8 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tabops.project import Project
-from tabops.training.register import resolve_data_path
+from tabops.project import Project, resolve_data_path
 
 GENERATED_ROWS = 40_000
 GENERATORS = {"credit-risk-loans": "make_loans.py"}

@@ -29,7 +29,7 @@ from sklearn.datasets import make_classification
 from sklearn.pipeline import Pipeline
 
 from peers.processes import last_line, run_logged
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
 

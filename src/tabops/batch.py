@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 
 from tabops.dataset import read_table, table_format
 from tabops.errors import DataError, Problem
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
+from tabops.serving.context import RequestContext
+from tabops.serving.core import ServingCore
 
 CHUNK_ROWS = 100_000
 ERRORS_SUFFIX = ".errors.csv"
@@ -64,12 +66,16 @@ def score_file(
     source: Path,
     destination: Path,
     *,
+    core: ServingCore | None = None,
+    context: RequestContext | None = None,
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
 ) -> BatchResult:
     """Append ``probability``, ``label`` and ``class_name`` to every row of a file.
 
-    The output keeps the input columns; its format follows its suffix.
+    The output keeps the input columns; its format follows its suffix. Rows are decided
+    by ``core`` (its hooks see every scored row) under ``context``; by a core without
+    hooks when None.
 
     Raises:
         DataError: unreadable input, an unknown output format, or chunks whose extra columns
@@ -82,13 +88,17 @@ def score_file(
     destination.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_beside(destination)
     side = temp_beside(errors_path(destination))
+    core = core or ServingCore()
+    context = context or RequestContext("file")
     result = BatchResult(rows=0, positives=0, output=destination)
     writer: pq.ParquetWriter | None = None
     csv_handle: BinaryIO | None = None
     try:
         csv_handle = temp.open("wb") if output_format == "csv" else None
         for chunk in _chunks(source, chunk_rows):
-            scored, positives, invalid, problems = score_chunk(predictor, chunk, result.rows + 1)
+            scored, positives, invalid, problems = score_chunk(
+                core, context, predictor, chunk, result.rows + 1
+            )
             if csv_handle is not None:
                 write_csv(csv_handle, scored, header=result.rows == 0)
             else:
@@ -153,9 +163,13 @@ def _chunks(source: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def score_chunk(
-    predictor: Predictor, chunk: pd.DataFrame, first_row: int
+    core: ServingCore,
+    context: RequestContext,
+    predictor: Predictor,
+    chunk: pd.DataFrame,
+    first_row: int,
 ) -> tuple[pd.DataFrame, int, int, list[Problem]]:
-    """Score the valid rows of a chunk, numbering its rows from ``first_row``.
+    """Score the valid rows of a chunk through ``core``, numbering rows from ``first_row``.
 
     Returns:
         The chunk plus ``probability``, ``label`` and ``class_name`` (empty on invalid
@@ -164,22 +178,22 @@ def score_chunk(
     Raises:
         InvalidInputError: a feature column is missing.
     """
-    invalid, problems = predictor.invalid_rows(chunk, first_row)
-    valid = ~invalid
-    probability = np.full(len(chunk), np.nan)
-    if valid.any():
-        probability[valid] = predictor.score_frame(chunk.loc[valid])
-    is_positive = probability >= predictor.threshold
-    positive_value, positive_name = predictor.positive
-    negative_value, negative_name = predictor.negative
+    found = core.decide_frame(context, predictor, chunk, first_row)
+    decisions, valid = found.decisions, found.valid
     scored = chunk.copy()
-    scored["probability"] = probability
-    labels = pd.Series(np.where(is_positive, positive_value, negative_value), index=chunk.index)
-    names = pd.Series(np.where(is_positive, positive_name, negative_name), index=chunk.index)
-    everything = bool(valid.all())  # keep the label's own type when no row is blank
-    scored["label"] = labels if everything else labels.where(valid)
-    scored["class_name"] = names if everything else names.where(valid)
-    return scored, int(is_positive.sum()), int(invalid.sum()), problems
+    if bool(valid.all()):  # keep the label's own type when no row is blank
+        scored["probability"] = decisions.probabilities
+        scored["label"] = decisions.label_array()
+        scored["class_name"] = decisions.class_name_array()
+    else:
+        probability = np.full(len(chunk), np.nan)
+        probability[valid] = decisions.probabilities
+        scored["probability"] = probability
+        index = chunk.index[valid]  # blanks where rows were invalid, as where() leaves them
+        scored["label"] = pd.Series(decisions.label_array(), index=index).reindex(chunk.index)
+        names = pd.Series(decisions.class_name_array(), index=index, dtype=object)
+        scored["class_name"] = names.reindex(chunk.index)
+    return scored, decisions.positives, int((~valid).sum()), found.problems
 
 
 def write_csv(handle: BinaryIO, scored: pd.DataFrame, *, header: bool) -> None:

@@ -1,6 +1,17 @@
 """The one exception tree of tabops; transports map it to HTTP statuses or exit codes.
 
 TabopsError
+├── RequestError              a request is not what the endpoint takes
+│   ├── EmptyBodyError        the body is empty
+│   ├── MalformedBodyError    the body does not parse (JSON, a form)
+│   ├── InvalidRequestError   the body or a parameter has the wrong shape
+│   ├── BatchTooLargeError    more records than one request may carry
+│   ├── UploadTooLargeError   an upload beyond the size limit
+│   ├── UnsupportedMediaError a content type the endpoint cannot read
+│   └── ResourceNotFoundError something the request names does not exist
+├── AccessError               the caller may not do this
+│   ├── NotAuthenticatedError no credentials, or unknown ones
+│   └── NotAuthorizedError    known caller, but not allowed this action
 ├── ProjectError              the project file is missing or invalid
 ├── DataError                 a data file cannot be read or does not fit the task
 ├── InvalidInputError         records offered for prediction break the feature spec
@@ -9,13 +20,15 @@ TabopsError
 ├── RegistryError             the model registry cannot do what was asked
 │   ├── ModelNotFoundError    no such model
 │   ├── VersionNotFoundError  no such version or alias of a model
+│   ├── CardNotFoundError     the version has no model card
 │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
 ├── TrainingError             training could not produce a model
 ├── DatabaseError             the metadata database cannot be reached or its URL is wrong
 ├── FeatureStoreError         the online store cannot give what was asked
 │   ├── FeatureViewNotFoundError no such feature view
 │   ├── EntityNotFoundError   no features for that entity id
-│   └── FeaturesUnavailableError the store lacks the view or features a model needs
+│   ├── FeaturesUnavailableError the store lacks the view or features a model needs
+│   └── StoredFeaturesInvalidError stored values no longer fit the model
 └── JobError                  a job cannot be found or does not hold what was asked
     ├── JobNotFoundError      no job has that id
     └── JobNotFinishedError   the job has no result yet
@@ -41,6 +54,50 @@ class TabopsError(Exception):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+
+
+class RequestError(TabopsError):
+    """A request is not what the endpoint takes (the caller's mistake)."""
+
+
+class EmptyBodyError(RequestError):
+    """The request body is empty."""
+
+
+class MalformedBodyError(RequestError):
+    """The request body does not parse (not JSON, a broken form)."""
+
+
+class InvalidRequestError(RequestError):
+    """The body or a parameter has the wrong shape (not an object, an index out of range)."""
+
+
+class BatchTooLargeError(RequestError):
+    """More records than one request may carry."""
+
+
+class UploadTooLargeError(RequestError):
+    """An upload beyond the configured size limit."""
+
+
+class UnsupportedMediaError(RequestError):
+    """A content type the endpoint cannot read."""
+
+
+class ResourceNotFoundError(RequestError):
+    """Something the request names does not exist."""
+
+
+class AccessError(TabopsError):
+    """The caller may not do what it asked."""
+
+
+class NotAuthenticatedError(AccessError):
+    """No credentials, or credentials nobody issued."""
+
+
+class NotAuthorizedError(AccessError):
+    """A known caller asked for an action it is not allowed."""
 
 
 class ProjectError(TabopsError):
@@ -95,6 +152,10 @@ class VersionNotFoundError(RegistryError):
     """No such version or alias exists for a model."""
 
 
+class CardNotFoundError(RegistryError):
+    """The version has no model card."""
+
+
 class ArtifactIntegrityError(RegistryError):
     """A stored version fails its hash or golden-row check and must not be served."""
 
@@ -117,6 +178,10 @@ class EntityNotFoundError(FeatureStoreError):
 
 class FeaturesUnavailableError(FeatureStoreError):
     """The store lacks the view or features a model needs (materialize them first)."""
+
+
+class StoredFeaturesInvalidError(FeatureStoreError):
+    """The stored features of an entity no longer fit the model (materialize them again)."""
 
 
 class JobError(TabopsError):

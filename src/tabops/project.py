@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
@@ -18,7 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from tabops.errors import Problem, ProjectError
+from tabops.dataset import read_table
+from tabops.errors import DataError, Problem, ProjectError
+from tabops.features import compute_features
 from tabops.features.definitions import FeatureDefinitions, WindowFeature
 from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role
 
@@ -293,3 +296,28 @@ def save_project(project: Project, path: Path) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)
     os.replace(temp_name, path)
+
+
+def resolve_data_path(project: Project, project_dir: Path, override: Path | None = None) -> Path:
+    """The training table: the override, else the project's path relative to its folder."""
+    if override is not None:
+        return override
+    path = Path(project.data).expanduser()
+    return path if path.is_absolute() else project_dir / path
+
+
+def read_project_table(project: Project, path: Path) -> pd.DataFrame:
+    """A table read with the project's read options and renames, derived features added.
+
+    Raises:
+        DataError: the table is unreadable, lacks a column the project renames, or lacks a
+            column a derived feature reads.
+    """
+    frame = read_table(path, project.read_options)
+    missing = [name for name in project.rename if name not in frame.columns]
+    if missing:
+        raise DataError(f"{path.name} has no column(s) {missing} to rename")
+    frame = frame.rename(columns=project.rename)
+    if project.features is not None:
+        frame = compute_features(frame, project.features, project.entity, project.timestamp)
+    return frame

@@ -21,7 +21,7 @@ from tabops.config import Settings
 from tabops.feature_store.offline import build_feature_table, load_feature_table, materialize
 from tabops.feature_store.sql import open_feature_store
 from tabops.features import latest_rows
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.project import load_project
 from tabops.server.app import create_app
 from tabops.training.register import train_project

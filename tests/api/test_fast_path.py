@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from conftest import SEED_REQUEST
 from tabops.config import Settings
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.server.app import TabopsAPI, create_app
-from tabops.server.predicting import STREAM_ROWS
+from tabops.server.codecs.v1 import STREAM_ROWS
 
 MODEL = "heart-failure"
 PREDICT = f"/v1/models/{MODEL}/predict"
@@ -96,7 +96,7 @@ def test_concurrent_requests_each_get_their_own_records_probability(home, predic
     async def scenario(app, client):
         records = varied_records(await fetch_examples(client, 50), 64)
         answers = await asyncio.gather(*(client.post(PREDICT, json=r) for r in records))
-        batcher = app.state.batchers.get(app.state.deployment.get(MODEL))
+        batcher = app.state.core.batchers.get(app.state.deployment.get(MODEL))
         return records, answers, batcher, is_answered_fast(app, PREDICT, "")
 
     records, answers, batcher, fast = serve(home, scenario)
@@ -132,7 +132,7 @@ def test_concurrent_requests_are_answered_correctly_with_micro_batching_off(home
     async def scenario(app, client):
         records = varied_records(await fetch_examples(client, 20), 40)
         answers = await asyncio.gather(*(client.post(PREDICT, json=r) for r in records))
-        return records, answers, app.state.batchers.get(app.state.deployment.get(MODEL))
+        return records, answers, app.state.core.batchers.get(app.state.deployment.get(MODEL))
 
     records, answers, batcher = serve(home, scenario, micro_batch_rows=1)
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from conftest import HEART_CSV
 from tabops.batch import score_file
 from tabops.config import Settings
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry import ModelRegistry
 from tabops.server.app import create_app
 

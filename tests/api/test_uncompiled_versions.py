@@ -9,11 +9,12 @@ from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 
 from conftest import SEED_REQUEST
-from tabops.artifact import GOLDEN_FILE, MODEL_FILE, REFERENCE_FILE, dump_model, load_model
 from tabops.config import Settings
-from tabops.predictor import Predictor
+from tabops.model.calibration import CalibratedPipeline
+from tabops.model.files import GOLDEN_FILE, MODEL_FILE, REFERENCE_FILE, dump_model, load_model
+from tabops.model.manifest import Manifest
+from tabops.model.predictor import Predictor
 from tabops.server.app import create_app
-from tabops.training.calibration import CalibratedPipeline
 
 
 @pytest.fixture
@@ -34,10 +35,10 @@ def legacy_home(home, registry):
     }
     manifest = {
         k: v
-        for k, v in current.manifest.items()
+        for k, v in current.manifest.document().items()
         if k not in {"compiled", "files", "name", "version", "created"}
     }
-    registry.register("heart-failure", files, manifest)
+    registry.register("heart-failure", files, Manifest.model_validate(manifest))
     registry.set_alias("heart-failure", "production", 2)
     return home
 

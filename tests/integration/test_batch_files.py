@@ -8,7 +8,7 @@ import pytest
 
 from tabops.batch import count_rows, errors_path, score_file
 from tabops.errors import DataError, InvalidInputError
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 MODEL = "heart-failure"
 

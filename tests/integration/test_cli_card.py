@@ -12,9 +12,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from tabops.artifact import CARD_FILE
+from conftest import stub_manifest
 from tabops.cli.main import app
 from tabops.config import Settings, get_settings
+from tabops.model.files import CARD_FILE
 from tabops.registry import LocalArtifactStore, ModelRegistry
 
 Invoke = Callable[..., Result]
@@ -50,7 +51,7 @@ def invoke() -> Invoke:
 
 def register(registry: ModelRegistry, card: bytes | None = CARD) -> int:
     files = {"model.skops": b"x"} | ({CARD_FILE: card} if card is not None else {})
-    return registry.register(MODEL, files, manifest={}).version
+    return registry.register(MODEL, files, stub_manifest()).version
 
 
 def text(result: Result) -> str:

@@ -17,16 +17,15 @@ from sklearn.preprocessing import StandardScaler
 
 from conftest import REPO
 from example_files import example_data_path
-from tabops.artifact import ONNX_FILE
-from tabops.compiled import COMPILE_TOLERANCE, CompiledScorer, compile_model, split_model
 from tabops.config import Settings
-from tabops.predictor import Predictor
-from tabops.project import load_project
+from tabops.model.calibration import CalibratedPipeline, ProbabilityCalibrator
+from tabops.model.compiled import COMPILE_TOLERANCE, CompiledScorer, compile_model, split_model
+from tabops.model.files import ONNX_FILE
+from tabops.model.predictor import Predictor
+from tabops.project import load_project, read_project_table
 from tabops.registry.versions import MANIFEST
 from tabops.schema import FeatureSpec, coerce_frame, infer_schema
-from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.training.candidates import build_candidate
-from tabops.training.register import read_project_table
 from tabops.training.train import encode_target
 
 EXAMPLES = sorted(path.parent.name for path in (REPO / "examples").glob("*/tabops.yaml"))
@@ -224,11 +223,11 @@ def other_graph(spec: FeatureSpec, candidate: str, precision: str = "double") ->
 
 
 def heart_spec(registry) -> FeatureSpec:
-    return FeatureSpec.model_validate(registry.get_version(MODEL, 1).manifest["feature_spec"])
+    return registry.get_version(MODEL, 1).manifest.feature_spec
 
 
 def test_a_trained_version_stores_its_verified_graph_and_is_served_by_onnxruntime(registry):
-    manifest = registry.get_version(MODEL, 1).manifest
+    manifest = registry.get_version(MODEL, 1).manifest.document()
     graph = registry.read_file(MODEL, 1, ONNX_FILE)
 
     predictor = Predictor.load(registry, MODEL, 1)

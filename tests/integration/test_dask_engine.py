@@ -19,7 +19,7 @@ from tabops.errors import DataError, InvalidInputError, MissingExtraError
 from tabops.integrations.dask import score_file_dask, start_local_cluster
 from tabops.integrations.dask.partitions import CsvPart
 from tabops.integrations.dask.workers import Output, ShippedModel, append_part, score_partition
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 distributed = pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
 

@@ -13,9 +13,8 @@ from conftest import DATASETS
 from tabops.cli.main import app
 from tabops.dataset import read_table
 from tabops.errors import DataError
-from tabops.project import load_project
+from tabops.project import load_project, resolve_data_path
 from tabops.schema import Kind, Role, SchemaInference, coerce_frame, infer_schema
-from tabops.training.register import resolve_data_path
 from tabops.validation import validate_frame
 
 HEART = "heart_failure_clinical_records_dataset.csv"

@@ -17,10 +17,11 @@ import pytest
 from conftest import HEART_CSV, make_registry
 from tabops.config import Settings
 from tabops.database import create_database_engine
-from tabops.deployment import Deployment
 from tabops.errors import DatabaseError, JobNotFoundError
 from tabops.jobs import Job, JobService, JobStore
 from tabops.jobs.run import is_owner_gone, process_owner
+from tabops.serving.core import ServingCore
+from tabops.serving.deployment import Deployment
 
 TABOPS = Path(sys.executable).parent / "tabops"
 MODEL = "heart-failure"
@@ -48,8 +49,8 @@ def services() -> Iterator[list[JobService]]:
 
 
 def service_for(settings: Settings, opened: list[JobService]) -> JobService:
-    deployment = Deployment(make_registry(settings.home), None, 0.0)
-    service = JobService.from_settings(settings, deployment)
+    core = ServingCore(Deployment(make_registry(settings.home), None, 0.0))
+    service = JobService.from_settings(settings, core)
     opened.append(service)
     return service
 
@@ -165,9 +166,9 @@ def test_jobs_run_with_their_records_in_postgresql(home, postgres_url, services)
     service.queue.start(workers=1)
     finished = wait_for(service, job.id)
     assert finished.status == "succeeded"
-    assert [p["prediction_id"] for p in service.predictions(finished)] == [
-        f"{job.id}-{index}" for index in range(3)
-    ]
+    ids = [p["prediction_id"] for p in service.predictions(finished)]
+    assert [prediction_id[-8:] for prediction_id in ids] == ["00000000", "00000001", "00000002"]
+    assert len({prediction_id[:24] for prediction_id in ids}) == 1
 
 
 def test_jobs_run_on_a_redis_queue(home, redis_url, services):

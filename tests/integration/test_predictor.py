@@ -17,7 +17,7 @@ from tabops.errors import (
     ModelNotFoundError,
     VersionNotFoundError,
 )
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry import ModelRegistry
 
 MODEL = "heart-failure"
@@ -45,7 +45,7 @@ def test_predictor_load_verifies_and_loads_the_production_version(registry):
 
     assert predictor.name == MODEL
     assert predictor.version.version == 1
-    assert predictor.threshold == registry.get_version(MODEL, 1).manifest["threshold"]
+    assert predictor.threshold == registry.get_version(MODEL, 1).manifest.threshold
     assert predictor.negative == (0, "survived")
     assert predictor.positive == (1, "dead")
     assert len(predictor.spec.features) == 12

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stub_manifest
 from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
 from tabops.registry import LocalArtifactStore, ModelRegistry, parse_model_ref
 
@@ -50,7 +51,7 @@ def demo(store: LocalArtifactStore) -> ModelRegistry:
     """A registry holding three versions of ``demo``."""
     registry = ModelRegistry(store)
     for number in range(1, 4):
-        registry.register("demo", {"model.bin": f"v{number}".encode()}, {"n": number})
+        registry.register("demo", {"model.bin": f"v{number}".encode()}, stub_manifest(n=number))
     return registry
 
 
@@ -62,7 +63,7 @@ def staging_leftovers(root: Path) -> list[Path]:
 def test_register_numbers_versions_from_one_upwards(store):
     registry = ModelRegistry(store)
 
-    numbers = [registry.register("demo", FILES, {}).version for _ in range(3)]
+    numbers = [registry.register("demo", FILES, stub_manifest()).version for _ in range(3)]
 
     assert numbers == [1, 2, 3]
     assert registry.list_versions("demo") == [1, 2, 3]
@@ -77,12 +78,12 @@ def test_register_first_version_becomes_production_and_later_ones_do_not(demo):
 def test_register_writes_files_and_a_manifest_with_their_hashes(store, root):
     registry = ModelRegistry(store)
 
-    version = registry.register("demo", FILES, {"metrics": {"roc_auc": 0.9}})
+    version = registry.register("demo", FILES, stub_manifest(metrics={"roc_auc": 0.9}))
 
     folder = root / "demo" / "versions" / "1"
     assert (folder / "notes" / "readme.txt").read_bytes() == b"hello"
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest == version.manifest
+    assert manifest == version.manifest.document()
     assert manifest["metrics"] == {"roc_auc": 0.9}
     assert manifest["name"] == "demo"
     assert manifest["version"] == 1
@@ -95,10 +96,10 @@ def test_register_writes_files_and_a_manifest_with_their_hashes(store, root):
 def test_versions_sort_numerically_past_nine(store):
     registry = ModelRegistry(store)
     for _ in range(11):
-        registry.register("demo", FILES, {})
+        registry.register("demo", FILES, stub_manifest())
 
     assert registry.list_versions("demo") == list(range(1, 12))
-    assert registry.register("demo", FILES, {}).version == 12
+    assert registry.register("demo", FILES, stub_manifest()).version == 12
 
 
 def test_interrupted_publish_leaves_no_version_and_no_staging_dir(store, root):
@@ -114,12 +115,12 @@ def test_interrupted_registration_leaves_no_visible_version(store, root):
     registry = ModelRegistry(store)
 
     with pytest.raises(OSError, match="disk unplugged"):
-        registry.register("demo", InterruptedFiles(FILES), {})
+        registry.register("demo", InterruptedFiles(FILES), stub_manifest())
 
     assert registry.list_versions("demo") == []
     assert registry.list_models() == []
     assert staging_leftovers(root) == []
-    assert registry.register("demo", FILES, {}).version == 1
+    assert registry.register("demo", FILES, stub_manifest()).version == 1
 
 
 def test_publish_to_an_existing_version_returns_false_and_changes_nothing(demo, store, root):
@@ -148,7 +149,7 @@ def test_leftover_hidden_staging_directories_are_never_listed(demo, root):
 
     assert demo.list_versions("demo") == [1, 2, 3]
     assert demo.list_models() == ["demo"]
-    assert demo.register("demo", FILES, {}).version == 4
+    assert demo.register("demo", FILES, stub_manifest()).version == 4
 
 
 def test_set_alias_points_alias_and_returns_previous_target(demo):
@@ -157,7 +158,7 @@ def test_set_alias_points_alias_and_returns_previous_target(demo):
 
     assert demo.aliases("demo") == {"production": 3, "staging": 2}
     assert demo.resolve("demo", "staging") == 2
-    assert demo.get_version("demo", "production").manifest["n"] == 3
+    assert demo.get_version("demo", "production").manifest.document()["n"] == 3
     assert demo.get_version("demo").version == 3
 
 
@@ -242,7 +243,7 @@ def test_invalid_model_names_are_not_found_and_touch_nothing_outside_root(demo, 
     with pytest.raises(ModelNotFoundError):
         demo.set_alias(name, "production", 1)
     with pytest.raises(RegistryError, match="invalid model name"):
-        demo.register(name, FILES, {})
+        demo.register(name, FILES, stub_manifest())
     assert sorted(p.name for p in root.parent.iterdir()) == ["outside", "registry"]
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tabops.config import Settings
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.server.app import create_app
 

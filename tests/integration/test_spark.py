@@ -14,7 +14,7 @@ import pytest
 from tabops.batch import score_file
 from tabops.errors import DataError, InvalidInputError
 from tabops.integrations.spark import score_spark_dataframe
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 pyspark_sql = pytest.importorskip(
     "pyspark.sql", reason="pyspark is not installed (pip install 'tabops[spark]')"

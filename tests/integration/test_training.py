@@ -42,7 +42,7 @@ class Trained:
         self.project, self.folder = load_project(folder)
         self.registry = make_registry(home)
         self.outcome: TrainOutcome = train_project(self.project, self.folder, self.registry)
-        self.manifest = self.outcome.version.manifest
+        self.manifest = self.outcome.version.manifest.document()
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,15 @@ from sklearn.metrics import brier_score_loss
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from tabops.artifact import CARD_FILE, MODEL_FILE, dump_model, load_model
 from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.errors import ProjectError, TrainingError
+from tabops.model.calibration import CalibratedPipeline
+from tabops.model.files import CARD_FILE, MODEL_FILE, dump_model, load_model
 from tabops.project import PROJECT_FILE, Project, TrainSettings, load_project, save_project
 from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.schema import Role, coerce_frame, infer_schema
 from tabops.training import candidates
-from tabops.training.calibration import CalibratedPipeline
 from tabops.training.package import package_version_files
 from tabops.training.train import TrainingResult, train_model
 
@@ -85,7 +85,8 @@ def assert_no_sampler(model: Any) -> None:
 
 
 def package(project: Project, result: TrainingResult, frame: pd.DataFrame, folder: Path):
-    return package_version_files(project, result, frame, folder / "table.csv", "0" * 64)
+    files, manifest = package_version_files(project, result, frame, folder / "table.csv", "0" * 64)
+    return files, manifest.document()
 
 
 def validation_features(project: Project, frame: pd.DataFrame, result: TrainingResult):
@@ -400,7 +401,7 @@ def test_cli_train_prints_guards_split_leaderboard_calibration_threshold_and_int
     assert result.exit_code == 0, result.output
     printed = " ".join(result.output.split())
     registry = ModelRegistry(LocalArtifactStore(get_settings().registry_path))
-    manifest = registry.get_version("demo", 1).manifest
+    manifest = registry.get_version("demo", 1).manifest.document()
     [leak] = [g for g in manifest["guards"] if g["guard"] == "probable_leak"]
     assert f"warning: {leak['message']}" in printed
     assert f"split: {manifest['split']}" in printed

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from tabops.server.batching import PROBE_EVERY, MicroBatcher
+from tabops.serving.batching import PROBE_EVERY, MicroBatcher
 
 POISON = -1.0
 TIMEOUT = 5.0  # seconds: a future left unresolved must fail the test, not hang it

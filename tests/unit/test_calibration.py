@@ -9,9 +9,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import brier_score_loss
 from sklearn.pipeline import Pipeline
 
-from tabops.artifact import dump_model, load_model
+from tabops.model.calibration import CalibratedPipeline, ProbabilityCalibrator
+from tabops.model.files import dump_model, load_model
 from tabops.schema import infer_schema
-from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.training.candidates import build_candidate, strip_resampling
 
 METHODS = ("sigmoid", "isotonic")

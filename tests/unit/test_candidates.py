@@ -13,8 +13,8 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tabops.encoding import FeatureEncoder
 from tabops.errors import TrainingError
+from tabops.model.encoder import FeatureEncoder
 from tabops.schema import FeatureSpec, infer_schema
 from tabops.training.candidates import (
     BASE_CANDIDATES,

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from tabops.encoding import FeatureEncoder
-from tabops.lean import LeanDecoder
+from tabops.errors import TabopsError
+from tabops.model.decoder import LeanDecoder
+from tabops.model.encoder import FeatureEncoder
 from tabops.schema import FeatureSpec, Kind, infer_schema
-from tabops.server.errors import RequestBodyError
-from tabops.server.records import parse_json_object
-from tabops.server.schemas import build_record_model
+from tabops.server.codecs.v1 import parse_json_object
+from tabops.serving.records import build_record_model
 
 ROWS = 120
 COLOURS = ["blue", "green", "red"]
@@ -66,7 +66,7 @@ def validate_fully(record_model: type[BaseModel], body: bytes) -> dict[str, Any]
     """The full path's verdict on a single-record body: the validated record, or None."""
     try:
         document = parse_json_object(body)
-    except RequestBodyError:
+    except TabopsError:
         return None
     if set(document) == {"features"} and isinstance(document["features"], dict):
         document = document["features"]  # the API accepts a record under "features"
@@ -80,7 +80,7 @@ def validate_batch_fully(record_model: type[BaseModel], body: bytes) -> list[dic
     """The full path's verdict on a ``{"records": [...]}`` body."""
     try:
         document = parse_json_object(body)
-    except RequestBodyError:
+    except TabopsError:
         return None
     if set(document) != {"records"} or not isinstance(document["records"], list):
         return None

@@ -10,21 +10,16 @@ from rich.table import Table
 
 from tabops.cli.output import console, open_registry, reported_errors
 from tabops.config import get_settings
-from tabops.deployment import Deployment
 from tabops.jobs import JobService
 
 app = typer.Typer(help="Follow asynchronous jobs.", no_args_is_help=True)
 
 
 def _service() -> JobService:
+    from tabops.serving.core import ServingCore
+
     settings = get_settings()
-    deployment = Deployment(
-        open_registry(),
-        settings.default_model,
-        settings.alias_cache_seconds,
-        threads=settings.onnx_threads,
-    )
-    return JobService.from_settings(settings, deployment)
+    return JobService.from_settings(settings, ServingCore.from_settings(settings, open_registry()))
 
 
 def worker(

@@ -32,11 +32,17 @@ from tabops.config import get_settings
 from tabops.dataset import read_table
 from tabops.errors import GateFailedError
 from tabops.integrations.dask import score_file_dask
-from tabops.predictor import Predictor
-from tabops.project import PROJECT_FILE, load_project, save_project
+from tabops.model.predictor import Predictor
+from tabops.project import (
+    PROJECT_FILE,
+    load_project,
+    read_project_table,
+    resolve_data_path,
+    save_project,
+)
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 from tabops.scaffold import build_project
-from tabops.training.register import read_project_table, resolve_data_path, train_project
+from tabops.training.register import train_project
 from tabops.training.train import TrainingResult, count_training_steps
 from tabops.validation import validate_frame
 

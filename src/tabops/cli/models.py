@@ -13,8 +13,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tabops.artifact import CARD_FILE
 from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
+from tabops.model.files import CARD_FILE
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
@@ -37,12 +37,12 @@ def list_models() -> None:
             aliases = registry.aliases(name)
             for number in registry.list_versions(name):
                 manifest = registry.get_version(name, number).manifest
-                metrics = manifest.get("metrics", {})
+                metrics = manifest.metrics
                 table.add_row(
                     name,
                     str(number),
                     ", ".join(sorted(a for a, v in aliases.items() if v == number)),
-                    str(manifest.get("created", ""))[:10],
+                    (manifest.created or "")[:10],
                     *(format_metric(metrics.get(metric)) for metric in _METRICS),
                 )
     if not table.row_count:
@@ -62,18 +62,19 @@ def show(
         version = open_registry().get_version(name, ref)
     manifest = version.manifest
     if as_json:
-        console.print_json(json.dumps(manifest))
+        console.print_json(json.dumps(manifest.document()))
         return
-    console.print(f"[bold]{version.ref}[/] created {manifest['created']}")
-    console.print(f"candidate: {manifest['candidate']}, threshold {manifest['threshold']:.4f}")
-    metrics = ", ".join(f"{k} {format_metric(v)}" for k, v in manifest["metrics"].items())
+    console.print(f"[bold]{version.ref}[/] created {manifest.created}")
+    console.print(f"candidate: {manifest.candidate}, threshold {manifest.threshold:.4f}")
+    metrics = ", ".join(f"{k} {format_metric(v)}" for k, v in manifest.metrics.items())
     console.print(f"test metrics: {metrics}")
-    features = [c["name"] for c in manifest["feature_spec"]["columns"] if c["role"] == "feature"]
+    features = manifest.feature_spec.feature_names
     console.print(f"features ({len(features)}): {', '.join(features)}")
-    data = manifest["data"]
-    console.print(f"data: {data['path']} sha256 {data['sha256'][:16]}…, rows {data['rows']}")
-    console.print(f"trained in {manifest['training_seconds']} s")
-    console.print(f"libraries: {manifest['library_versions']}")
+    data = manifest.data
+    if data is not None:
+        console.print(f"data: {data.path} sha256 {data.sha256[:16]}…, rows {data.rows}")
+    console.print(f"trained in {manifest.training_seconds} s")
+    console.print(f"libraries: {manifest.library_versions}")
 
 
 @app.command()

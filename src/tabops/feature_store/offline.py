@@ -21,8 +21,7 @@ from tabops.dataset import fingerprint_file
 from tabops.errors import DataError, Problem
 from tabops.feature_store.base import FeatureStore, MaterializeReport
 from tabops.features import latest_rows
-from tabops.project import Project
-from tabops.training.register import read_project_table, resolve_data_path
+from tabops.project import Project, read_project_table, resolve_data_path
 
 TABLE_FILE = "table.parquet"
 BUILD_FILE = "build.json"

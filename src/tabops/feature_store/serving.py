@@ -1,7 +1,7 @@
 """Serving by entity id: the stored features a model version needs, checked and merged.
 
 A version's manifest says which view it reads and which features it takes
-(``manifest["features"]``). Before the first lookup for a version, the view's metadata is
+(the manifest's ``features``). Before the first lookup for a version, the view's metadata is
 checked to hold every one of them, so a model is never scored on a partial row; the check
 is repeated when the view is rewritten.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from tabops.errors import EntityNotFoundError, FeaturesUnavailableError, Problem
 from tabops.feature_store.base import FeatureStore, OnlineRow
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 _RECHECK_SECONDS = 2.0
 
@@ -54,13 +54,13 @@ class EntityLookup:
 
     def _requirements(self, predictor: Predictor) -> tuple[str, list[str]]:
         version = predictor.version
-        needs = version.manifest.get("features")
-        if not needs:
+        needs = version.manifest.features
+        if needs is None:
             raise FeaturesUnavailableError(
                 f"{version.ref} was trained without an entity column, so it cannot be "
                 "served by entity"
             )
-        view, names = str(needs["view"]), list(needs["names"])
+        view, names = needs.view, list(needs.names)
         key = (version.name, version.version)
         if time.monotonic() - self._checked.get(key, -1e9) > self.recheck_seconds:
             summary = self.store.view(view)

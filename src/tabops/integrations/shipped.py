@@ -7,11 +7,21 @@ import threading
 from typing import Any
 
 from tabops.errors import MissingExtraError
-from tabops.predictor import Predictor
-from tabops.registry.versions import ModelVersion
+from tabops.model.manifest import ModelVersion
+from tabops.model.predictor import Predictor
+from tabops.serving.context import RequestContext
+from tabops.serving.core import ServingCore
 
 _PREDICTORS: dict[tuple[str, int, tuple[str, ...]], Predictor] = {}
 _PREDICTORS_LOCK = threading.Lock()
+WORKER_CORE = ServingCore()
+"""The serving core of a Dask or Spark worker: it scores shipped versions, with no hooks
+(a sink does not travel with the model's files)."""
+
+
+def worker_context() -> RequestContext:
+    """The request context of rows scored on a cluster worker."""
+    return RequestContext("file")
 
 
 def engine_module(name: str, engine: str, extra: str) -> Any:
@@ -31,7 +41,7 @@ def worker_predictor(version: ModelVersion, files: dict[str, bytes]) -> Predicto
 
     A worker scores one version at a time, so an older one is dropped when another comes.
     """
-    key = (version.name, version.version, tuple(sorted(version.manifest["files"].values())))
+    key = (version.name, version.version, tuple(sorted(version.manifest.files.values())))
     with _PREDICTORS_LOCK:
         predictor = _PREDICTORS.get(key)
         if predictor is None:

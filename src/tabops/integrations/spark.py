@@ -21,9 +21,14 @@ import pandas as pd
 
 from tabops.batch import score_chunk
 from tabops.errors import DataError
-from tabops.integrations.shipped import engine_module, worker_predictor
-from tabops.predictor import Predictor
-from tabops.registry.versions import ModelVersion
+from tabops.integrations.shipped import (
+    WORKER_CORE,
+    engine_module,
+    worker_context,
+    worker_predictor,
+)
+from tabops.model.manifest import ModelVersion
+from tabops.model.predictor import Predictor
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -90,8 +95,11 @@ class SparkScorer:
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Score each batch; rows are numbered per batch, since no side file is written."""
         predictor = worker_predictor(self.version, self.files)
+        context = worker_context()
         for batch in batches:
-            scored, _positives, _invalid, _problems = score_chunk(predictor, batch, 1)
+            scored, _positives, _invalid, _problems = score_chunk(
+                WORKER_CORE, context, predictor, batch, 1
+            )
             if self.label_dtype is not None:
                 scored["label"] = scored["label"].astype(self.label_dtype)
             yield scored

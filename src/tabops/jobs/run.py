@@ -21,13 +21,14 @@ import orjson
 import psutil
 
 from tabops.batch import score_file
-from tabops.deployment import Deployment
 from tabops.errors import GateFailedError, TabopsError
 from tabops.jobs.files import JobFiles
 from tabops.jobs.records import Job, JobStore
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.project import load_project
 from tabops.registry.versions import ModelRegistry
+from tabops.serving.context import RequestContext
+from tabops.serving.core import ServingCore
 from tabops.training.register import train_project
 from tabops.training.train import TrainingResult, count_training_steps
 
@@ -102,19 +103,20 @@ class Heartbeat:
 
 
 class JobRunner:
-    """Runs jobs for one process: scoring on the deployment's models, training into its registry."""
+    """Runs jobs for one process: scoring through the serving core, training into its registry."""
 
     def __init__(
         self,
         store: JobStore,
         files: JobFiles,
-        deployment: Deployment,
+        core: ServingCore,
         lease_seconds: float,
     ) -> None:
         self.store = store
         self.files = files
-        self.deployment = deployment
-        self.registry: ModelRegistry = deployment.registry
+        self.core = core
+        self.deployment = core.served_deployment()
+        self.registry: ModelRegistry = self.deployment.registry
         self.lease_seconds = lease_seconds
         self.owner = process_owner()
 
@@ -152,40 +154,37 @@ class JobRunner:
             return self._train(job, beat)
         if job.model is None or job.version is None or job.input_format is None:
             raise TabopsError("the job record names no model version or input")
+        # Authorized when it was submitted; the version was fixed then too.
         predictor = self.deployment.get(job.model, job.version)
+        context = RequestContext("job", request_id=job.id)
         if job.input_format == "json":
-            return self._score_records(job, predictor, beat)
-        return self._score_file(job, predictor, beat)
+            return self._score_records(job, predictor, context, beat)
+        return self._score_file(job, predictor, context, beat)
 
-    def _score_records(self, job: Job, predictor: Predictor, beat: Heartbeat) -> dict[str, Any]:
+    def _score_records(
+        self, job: Job, predictor: Predictor, context: RequestContext, beat: Heartbeat
+    ) -> dict[str, Any]:
         assert job.input_format is not None
         records = orjson.loads(self.files.input_path(job.id, job.input_format).read_bytes())
+        document: dict[str, Any] = {}
         items: list[dict[str, Any]] = []
         positives = 0
+        decisions = None
         for start in range(0, len(records), _RECORD_CHUNK):
             chunk = records[start : start + _RECORD_CHUNK]
-            for offset, prediction in enumerate(predictor.predict_records(chunk)):
-                positives += prediction.label == predictor.positive[0]
-                items.append(
-                    {
-                        "prediction_id": f"{job.id}-{start + offset}",
-                        "label": prediction.label,
-                        "class_name": prediction.class_name,
-                        "probability": prediction.probability,
-                    }
-                )
+            decisions = self.core.decide_records_now(context, predictor, chunk, decisions)
+            document = document or decisions.head()
+            items.extend(decisions.items())
+            positives += decisions.positives
             beat.progress = len(items) / len(records)
-        document = {
-            "model": predictor.name,
-            "version": predictor.version.version,
-            "threshold": predictor.threshold,
-            "predictions": items,
-        }
+        document["predictions"] = items
         path = self.files.result_path(job.id, job.input_format)
         self.files.write_bytes(path, orjson.dumps(document))
         return {"rows": len(items), "positives": positives}
 
-    def _score_file(self, job: Job, predictor: Predictor, beat: Heartbeat) -> dict[str, Any]:
+    def _score_file(
+        self, job: Job, predictor: Predictor, context: RequestContext, beat: Heartbeat
+    ) -> dict[str, Any]:
         assert job.input_format is not None
         source = self.files.input_path(job.id, job.input_format)
         total = job.params.get("rows") or estimate_csv_rows(source)
@@ -194,7 +193,12 @@ class JobRunner:
             beat.progress = min(rows / total, 0.99) if total else 0.0
 
         result = score_file(
-            predictor, source, self.files.result_path(job.id, job.input_format), progress=advance
+            predictor,
+            source,
+            self.files.result_path(job.id, job.input_format),
+            core=self.core,
+            context=context,
+            progress=advance,
         )
         return {
             "rows": result.rows,

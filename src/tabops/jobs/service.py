@@ -11,15 +11,14 @@ from sqlalchemy import Engine
 from tabops.batch import check_file, count_rows
 from tabops.config import Settings
 from tabops.database import create_database_engine
-from tabops.deployment import Deployment
 from tabops.errors import DataError, JobError, JobNotFinishedError, Problem
 from tabops.jobs.files import JobFiles
 from tabops.jobs.queue import JobQueue, build_huey
 from tabops.jobs.records import Job, JobStore
 from tabops.jobs.run import JobRunner
-from tabops.predictor import Predictor
-from tabops.project import load_project
-from tabops.training.register import resolve_data_path
+from tabops.model.predictor import Predictor
+from tabops.project import load_project, resolve_data_path
+from tabops.serving.core import ServingCore
 
 
 class JobService:
@@ -33,15 +32,15 @@ class JobService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, deployment: Deployment, engine: Engine | None = None
+        cls, settings: Settings, core: ServingCore, engine: Engine | None = None
     ) -> JobService:
         """The jobs of ``settings``' database (or ``engine``) and queue.
 
-        Scoring jobs run on ``deployment``'s models.
+        Scoring jobs run through ``core`` (its deployment's models, its hooks).
         """
         store = JobStore(engine or create_database_engine(settings.metadata_url))
         files = JobFiles(settings.jobs_path)
-        runner = JobRunner(store, files, deployment, settings.job_lease_seconds)
+        runner = JobRunner(store, files, core, settings.job_lease_seconds)
         queue = JobQueue(build_huey(settings), store, runner)
         return cls(store, files, queue, settings.max_upload_bytes)
 

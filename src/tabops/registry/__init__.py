@@ -3,9 +3,10 @@
 Only the store adapters (``local.py``) touch disk; ``versions.py`` holds the logic.
 """
 
+from tabops.model.manifest import ModelVersion
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.store import ArtifactStore
-from tabops.registry.versions import ModelRegistry, ModelVersion, parse_model_ref
+from tabops.registry.versions import ModelRegistry, parse_model_ref
 
 __all__ = [
     "ArtifactStore",

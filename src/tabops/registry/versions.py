@@ -6,11 +6,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
+from tabops.model.manifest import FORMAT, Manifest, ModelVersion
 from tabops.registry.store import ArtifactStore
 
 MANIFEST = "manifest.json"
@@ -19,20 +19,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
 _MAX_PUBLISH_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model and its manifest."""
-
-    name: str
-    version: int
-    manifest: dict[str, Any]
-
-    @property
-    def ref(self) -> str:
-        """``name:version``, the form the CLI accepts."""
-        return f"{self.name}:{self.version}"
 
 
 def is_version_number(ref: str | int) -> bool:
@@ -74,9 +60,7 @@ class ModelRegistry:
         children = self.store.list_children(f"{name}/versions")
         return sorted(int(child) for child in children if _NUMBER.match(child))
 
-    def register(
-        self, name: str, files: Mapping[str, bytes], manifest: Mapping[str, Any]
-    ) -> ModelVersion:
+    def register(self, name: str, files: Mapping[str, bytes], manifest: Manifest) -> ModelVersion:
         """Publish a new version: the next free number, with file hashes in its manifest.
 
         The first version of a model also becomes its ``production`` version.
@@ -87,14 +71,17 @@ class ModelRegistry:
         for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
             existing = self.list_versions(name)
             version = (existing[-1] if existing else 0) + 1
-            document = {
-                **manifest,
-                "name": name,
-                "version": version,
-                "created": datetime.now(UTC).isoformat(),
-                "files": hashes,
-            }
-            content = {**files, MANIFEST: _json(document)}
+            document = Manifest.model_validate(
+                {
+                    **manifest.document(),
+                    "format": FORMAT,
+                    "name": name,
+                    "version": version,
+                    "created": datetime.now(UTC).isoformat(),
+                    "files": hashes,
+                }
+            )
+            content = {**files, MANIFEST: document.to_json()}
             if self.store.publish(f"{name}/versions/{version}", content):
                 if DEFAULT_ALIAS not in self.aliases(name):
                     self.set_alias(name, DEFAULT_ALIAS, version)
@@ -104,8 +91,9 @@ class ModelRegistry:
     def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
         """A version by number, by alias, or (``ref`` None) the production one."""
         version = self.resolve(name, ref)
-        raw = self.store.read_bytes(f"{name}/versions/{version}/{MANIFEST}")
-        return ModelVersion(name=name, version=version, manifest=json.loads(raw))
+        key = f"{name}/versions/{version}/{MANIFEST}"
+        manifest = Manifest.from_json(self.store.read_bytes(key), f"{name}:{version} {MANIFEST}")
+        return ModelVersion(name=name, version=version, manifest=manifest)
 
     def read_file(self, name: str, version: int, file: str) -> bytes:
         """The bytes of one file of a version."""

@@ -15,7 +15,6 @@ from starlette.types import Receive, Scope, Send
 from tabops import __version__
 from tabops.config import Settings, get_settings
 from tabops.database import create_database_engine
-from tabops.deployment import Deployment
 from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
 from tabops.feature_store.sql import SqlFeatureStore
@@ -23,58 +22,56 @@ from tabops.jobs import JobService
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.versions import ModelRegistry
 from tabops.server.errors import install_error_handlers
-from tabops.server.fastpath import FastPredict
+from tabops.server.fastpath import FastPredict, PredictEndpoints
 from tabops.server.openapi import build_openapi
-from tabops.server.predicting import Batchers
 from tabops.server.routers import entities, features, health, jobs, models, predict, train
+from tabops.serving.core import ServingCore
+from tabops.serving.hooks import Hooks
 
 logger = logging.getLogger("tabops.server")
 
 
 class TabopsAPI(FastAPI):
-    """FastAPI, with predict requests for loaded versions answered before any middleware.
+    """FastAPI, with predict requests answered before the middleware and routing.
 
     Starlette's middleware stack and routing cost about 20 us a request, as much as
-    scoring one: ``FastPredict`` answers those requests first, the rest go to FastAPI.
+    scoring one: ``FastPredict`` answers those requests first, through the same serving
+    core and hooks as every route; the rest go to FastAPI.
     """
 
     fast: FastPredict | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a predict request for a loaded version, or run the FastAPI app."""
+        """Answer a predict request, or run the FastAPI app."""
         fast = self.fast
         if fast is not None:
             target = fast.match(scope)
             if target is not None:
-                await fast.answer(target, receive, send)
+                await fast(target, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
 
 def create_app(
     settings: Settings,
-    deployment: Deployment | None = None,
     job_service: JobService | None = None,
     feature_store: FeatureStore | None = None,
+    hooks: Hooks | None = None,
 ) -> TabopsAPI:
-    """An app serving the registry under ``settings.home`` (or the deployment given).
+    """An app serving the registry under ``settings.home``.
 
-    Its job service (built from ``settings`` unless given) re-queues unfinished jobs at
-    start-up and runs ``settings.job_workers`` job threads in this process.
+    Every predict route, fast or not, and every job goes through one ``ServingCore`` with
+    ``hooks`` (everyone allowed, no sink, when None). Its job service (built from
+    ``settings`` unless given) re-queues unfinished jobs at start-up and runs
+    ``settings.job_workers`` job threads in this process.
     """
-    if deployment is None:
-        registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
-        deployment = Deployment(
-            registry,
-            settings.default_model,
-            settings.alias_cache_seconds,
-            threads=settings.onnx_threads,
-        )
-    served = deployment
+    registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
     # One engine (one connection pool) serves the job records and the online store.
     engine = create_database_engine(settings.metadata_url)
-    job_service = job_service or JobService.from_settings(settings, deployment, engine)
     store = feature_store or SqlFeatureStore(engine)
+    core = ServingCore.from_settings(settings, registry, hooks, EntityLookup(store))
+    served = core.served_deployment()
+    job_service = job_service or JobService.from_settings(settings, core, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -102,15 +99,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.deployment = deployment
-    app.state.batchers = Batchers(settings)
+    app.state.deployment = served
+    app.state.core = core
     app.state.jobs = job_service
     app.state.feature_store = store
-    app.state.entity_lookup = EntityLookup(store)
+    app.state.endpoints = PredictEndpoints(core, settings.max_batch_rows)
     install_error_handlers(app)
-    app.fast = FastPredict(
-        deployment, app.state.batchers, settings.max_batch_rows, app.state.entity_lookup
-    )
+    app.fast = FastPredict(app.state.endpoints, entities=True)
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)

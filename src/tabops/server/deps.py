@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tabops.config import Settings
-from tabops.deployment import Deployment
 from tabops.feature_store.base import FeatureStore
-from tabops.feature_store.serving import EntityLookup
 from tabops.jobs import JobService
 from tabops.registry.versions import ModelRegistry
+from tabops.server.fastpath import PredictEndpoints
+from tabops.serving.core import ServingCore
+from tabops.serving.deployment import Deployment
 
 
 def get_settings_dependency(request: Request) -> Settings:
@@ -43,10 +44,16 @@ def get_feature_store(request: Request) -> FeatureStore:
     return store
 
 
-def get_entity_lookup(request: Request) -> EntityLookup:
-    """Lookups of entity features for models, over the app's store."""
-    lookup: EntityLookup = request.app.state.entity_lookup
-    return lookup
+def get_core(request: Request) -> ServingCore:
+    """The serving core every predict route and job goes through."""
+    core: ServingCore = request.app.state.core
+    return core
+
+
+def get_endpoints(request: Request) -> PredictEndpoints:
+    """The predict routes over the serving core (shared with the fast path)."""
+    endpoints: PredictEndpoints = request.app.state.endpoints
+    return endpoints
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
@@ -54,4 +61,5 @@ DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 FeatureStoreDep = Annotated[FeatureStore, Depends(get_feature_store)]
-EntityLookupDep = Annotated[EntityLookup, Depends(get_entity_lookup)]
+CoreDep = Annotated[ServingCore, Depends(get_core)]
+EndpointsDep = Annotated[PredictEndpoints, Depends(get_endpoints)]

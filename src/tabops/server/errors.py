@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,29 +14,51 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tabops.errors import (
     ArtifactIntegrityError,
+    BatchTooLargeError,
+    CardNotFoundError,
     DatabaseError,
     DataError,
+    EmptyBodyError,
     EntityNotFoundError,
     FeaturesUnavailableError,
     FeatureViewNotFoundError,
     GateFailedError,
     InvalidInputError,
+    InvalidRequestError,
     JobError,
     JobNotFinishedError,
     JobNotFoundError,
+    MalformedBodyError,
     ModelNotFoundError,
+    NotAuthenticatedError,
+    NotAuthorizedError,
     Problem,
     ProjectError,
     RegistryError,
+    ResourceNotFoundError,
+    StoredFeaturesInvalidError,
     TabopsError,
+    UnsupportedMediaError,
+    UploadTooLargeError,
     VersionNotFoundError,
 )
+from tabops.serving.records import problems_from_pydantic
 
 logger = logging.getLogger("tabops.server")
 
 _STATUS: list[tuple[type[TabopsError], int, str]] = [
+    (EmptyBodyError, 400, "empty_body"),
+    (MalformedBodyError, 400, "malformed_json"),
+    (InvalidRequestError, 422, "invalid_request"),
+    (BatchTooLargeError, 413, "batch_too_large"),
+    (UploadTooLargeError, 413, "upload_too_large"),
+    (UnsupportedMediaError, 415, "unsupported_media_type"),
+    (ResourceNotFoundError, 404, "not_found"),
+    (NotAuthenticatedError, 401, "not_authenticated"),
+    (NotAuthorizedError, 403, "not_authorized"),
     (ModelNotFoundError, 404, "model_not_found"),
     (VersionNotFoundError, 404, "version_not_found"),
+    (CardNotFoundError, 404, "card_not_found"),
     (ArtifactIntegrityError, 503, "model_refused"),
     (RegistryError, 409, "registry_conflict"),
     (InvalidInputError, 422, "invalid_input"),
@@ -45,6 +68,7 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (EntityNotFoundError, 404, "entity_not_found"),
     (FeatureViewNotFoundError, 404, "view_not_found"),
     (FeaturesUnavailableError, 409, "features_unavailable"),
+    (StoredFeaturesInvalidError, 409, "stored_features_invalid"),
     (JobNotFoundError, 404, "job_not_found"),
     (JobNotFinishedError, 409, "job_not_finished"),
     (JobError, 409, "job_has_no_file"),
@@ -60,17 +84,22 @@ def status_of(exc: TabopsError) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-class RequestBodyError(Exception):
-    """A request body that is not what an endpoint takes (raised by routers)."""
+_INTERNAL = "an internal error occurred; see server log"
 
-    def __init__(
-        self, status: int, code: str, message: str, problems: Sequence[Problem] = ()
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.problems = list(problems)
+
+def error_answer(exc: BaseException) -> tuple[int, bytes]:
+    """The status and JSON body answering any exception (for the ASGI fast path).
+
+    A tabops error maps through the table above; anything else is logged with its
+    traceback and answered as a 500 that reveals nothing of it.
+    """
+    if isinstance(exc, TabopsError):
+        status, code = status_of(exc)
+        if status == 500:
+            logger.error("unmapped error: %s", exc.message)
+        return status, orjson.dumps(error_document(code, exc.message, exc.problems))
+    logger.error("unexpected error", exc_info=exc)
+    return 500, orjson.dumps(error_document("internal_error", _INTERNAL))
 
 
 def error_document(code: str, message: str, problems: Sequence[Problem] = ()) -> dict[str, Any]:
@@ -86,24 +115,6 @@ def error_response(
     return JSONResponse(status_code=status, content=error_document(code, message, problems))
 
 
-def problems_from_pydantic(errors: Sequence[Any], prefix: str = "") -> list[Problem]:
-    """One problem per pydantic error, naming the field by its dotted path."""
-    problems = []
-    for error in errors:
-        parts = [str(part) for part in error.get("loc", ()) if part != "body"]
-        field = ".".join(parts)
-        if prefix:
-            field = f"{prefix}.{field}" if field else prefix
-        message = str(error.get("msg", "is invalid"))
-        kind = error.get("type")
-        if kind == "missing":
-            message = "field required"
-        elif kind == "extra_forbidden":
-            message = "unknown field"
-        problems.append(Problem(field or "body", message))
-    return problems
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map every error to the one JSON shape."""
 
@@ -113,10 +124,6 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 500:
             logger.error("unmapped error: %s", exc.message)
         return error_response(status, code, exc.message, exc.problems)
-
-    @app.exception_handler(RequestBodyError)
-    async def handle_body_error(_request: Request, exc: RequestBodyError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.problems)
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(
@@ -138,5 +145,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", "an internal error occurred; see server log")
+        logger.error("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", _INTERNAL)

@@ -1,32 +1,25 @@
 """The predict routes answered at the ASGI level, ahead of the framework's routing.
 
-For ``POST /predict``, ``/v1/models/{name}/predict`` and ``/v1/models/{name}/predict/batch``,
-and ``GET /v1/models/{name}/entities/{id}/prediction``,
-whose model version is already loaded and whose alias is freshly resolved, the application's
-``__call__`` hands the request to ``FastPredict``, which reads the body and answers through
-``predicting``: no routing, no dependency injection, no response model. Everything else
-(another path, a version still to load, an expired alias, an unusual query string) goes to
-the FastAPI routes, which call the same ``predicting`` functions after doing the I/O this
-layer never does on the event loop.
+Starlette's middleware stack and routing cost about as much as scoring one row, so
+``POST /predict``, ``/v1/models/{name}/predict``, ``/v1/models/{name}/predict/batch`` and
+``GET /v1/models/{name}/entities/{id}/prediction`` are matched here by their path and
+handed to ``PredictEndpoints``, which the FastAPI routes call too. Skipping the framework
+skips none of the hooks: every answer goes through the serving core (``authorize``, the
+prediction sink) and every error through ``server/errors.py``. A query string other than
+one ``version`` goes to the FastAPI routes, which answer it the same way.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
-
-from tabops.deployment import Deployment
-from tabops.errors import FeatureStoreError
-from tabops.feature_store.serving import EntityLookup
-from tabops.predictor import Predictor
-from tabops.server.errors import RequestBodyError, error_document, status_of
-from tabops.server.predicting import Batchers, predict_batch, predict_entity, predict_one
-
-logger = logging.getLogger("tabops.server")
+from tabops.server.codecs import v1
+from tabops.server.errors import error_answer
+from tabops.serving.context import RequestContext, accepted_request_id
+from tabops.serving.core import ServingCore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,119 +29,127 @@ Send = Callable[[Message], Awaitable[None]]
 _PREFIX = "/v1/models/"
 _ONE = "/predict"
 _BATCH = "/predict/batch"
-_JSON = [(b"content-type", b"application/json")]
 _ENTITY = "/prediction"
 _ENTITIES = "/entities/"
-_UNUSUAL = "\x00unusual"  # no version is called this: such queries go to the application
-Target = tuple[Predictor, str, str | None]
-"""(version, "one" | "batch" | "entity", entity id)"""
+_JSON = (b"content-type", b"application/json")
+_REQUEST_ID = b"x-request-id"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A predict request recognised by its path: which route, model, version and entity."""
+
+    route: str  # "predict", "predict_batch" or "entity"
+    name: str | None  # None: the default model
+    ref: str | None
+    entity_id: str | None = None
+
+
+class PredictEndpoints:
+    """The predict routes over the serving core, for the fast path and FastAPI alike."""
+
+    def __init__(self, core: ServingCore, max_batch_rows: int) -> None:
+        self.core = core
+        self.max_batch_rows = max_batch_rows
+
+    async def answer(
+        self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
+    ) -> v1.Answer:
+        """The v1 answer to a request; raises what the core or the codec raise."""
+        predictor = await self.core.resolve(context, target.name, target.ref)
+        if target.route == "predict_batch":
+            return await v1.predict_batch(self.core, context, predictor, body, self.max_batch_rows)
+        if target.route == "entity" and target.entity_id is not None:
+            return await v1.predict_entity(
+                self.core, context, predictor, target.entity_id, overrides
+            )
+        return await v1.predict_one(self.core, context, predictor, body)
 
 
 class FastPredict:
-    """Answers predict requests for loaded versions without the framework's routing."""
+    """Answers predict requests at the ASGI level (no routing, no dependency injection)."""
 
-    def __init__(
-        self,
-        deployment: Deployment,
-        batchers: Batchers,
-        max_batch_rows: int,
-        lookup: EntityLookup | None = None,
-    ) -> None:
-        self.deployment = deployment
-        self.batchers = batchers
-        self.max_batch_rows = max_batch_rows
-        self.lookup = lookup
+    def __init__(self, endpoints: PredictEndpoints, entities: bool) -> None:
+        self.endpoints = endpoints
+        self.entities = entities
 
     def match(self, scope: Scope) -> Target | None:
-        """What this layer answers the request with, or None. No I/O."""
+        """The predict request this is, or None for the application to answer. No I/O."""
         if scope["type"] != "http":
             return None
         if scope["method"] == "POST":
-            route = _route(scope["path"])
-            entity_id = None
-        elif scope["method"] == "GET" and self.lookup is not None:
-            route, entity_id = _entity_route(scope["path"])
+            target = match_predict_path(scope["path"])
+        elif scope["method"] == "GET" and self.entities:
+            target = match_entity_path(scope["path"])
         else:
             return None
-        if route is None:
+        if target is None:
             return None
-        name, kind = route
-        ref = _version(scope.get("query_string", b""))
-        if ref == _UNUSUAL:
-            return None
-        predictor = self.deployment.cached(name, ref)
-        if predictor is None or predictor.lean is None:
-            return None
-        return predictor, kind, entity_id
+        query: bytes = scope.get("query_string", b"")
+        if not query:
+            return target
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if len(pairs) == 1 and pairs[0][0] == "version" and pairs[0][1]:
+            return Target(target.route, target.name, pairs[0][1], target.entity_id)
+        return None  # anything else: FastAPI parses it the usual way
 
-    async def answer(self, target: Target, receive: Receive, send: Send) -> None:
-        """Read the body, answer it, and send the response."""
-        predictor, kind, entity_id = target
+    async def __call__(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body, answer through the endpoints, send the response."""
         body = await _read_body(receive)
         if body is None:  # the client went away before sending its body
             return
+        context = context_of(scope, target.route)
+        headers = [_JSON, (_REQUEST_ID, context.request_id.encode())]
         try:
-            if kind == "batch":
-                answer = await predict_batch(predictor, body, self.max_batch_rows)
-            elif kind == "entity" and self.lookup is not None and entity_id is not None:
-                batcher = self.batchers.get(predictor)
-                answer = await predict_entity(predictor, self.lookup, entity_id, {}, batcher)
-            else:
-                answer = await predict_one(predictor, body, self.batchers.get(predictor))
-        except RequestBodyError as exc:
-            await _send(
-                send, exc.status, orjson.dumps(error_document(exc.code, exc.message, exc.problems))
-            )
-            return
-        except FeatureStoreError as exc:
-            status, code = status_of(exc)
-            document = error_document(code, exc.message, exc.problems)
-            await _send(send, status, orjson.dumps(document))
-            return
-        except Exception:
-            logger.exception("unexpected error scoring with %s", predictor.version.ref)
-            message = "an internal error occurred; see server log"
-            await _send(send, 500, orjson.dumps(error_document("internal_error", message)))
+            answer = await self.endpoints.answer(context, target, body, {})
+        except Exception as exc:  # every error is answered through the one map
+            status, document = error_answer(exc)
+            await _send(send, status, headers, document)
             return
         if isinstance(answer, bytes):
-            await _send(send, 200, answer)
+            await _send(send, 200, headers, answer)
         else:
-            await _stream(send, answer)
+            await _stream(send, headers, answer)
 
 
-def _route(path: str) -> tuple[str | None, str] | None:
-    """(model name or None for the default model, "one" or "batch") for a predict path."""
+def context_of(scope: Scope, route: str) -> RequestContext:
+    """The request context of an ASGI request: its request id and peer."""
+    offered = None
+    for key, value in scope.get("headers", ()):
+        if key == _REQUEST_ID:
+            offered = value.decode("latin-1")
+            break
+    client = scope.get("client")
+    return RequestContext(
+        route=route,
+        request_id=accepted_request_id(offered),
+        client=f"{client[0]}:{client[1]}" if client else None,
+    )
+
+
+def match_predict_path(path: str) -> Target | None:
+    """The target of a POST predict path, or None."""
     if path in ("/predict", "/predict/"):
-        return None, "one"
+        return Target("predict", None, None)
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
-    for suffix, kind in ((_BATCH, "batch"), (_ONE, "one")):
+    for suffix, route in ((_BATCH, "predict_batch"), (_ONE, "predict")):
         if rest.endswith(suffix):
             name = rest[: -len(suffix)]
             if name and "/" not in name:
-                return name, kind
+                return Target(route, name, None)
     return None
 
 
-def _entity_route(path: str) -> tuple[tuple[str, str] | None, str | None]:
-    """((model name, "entity"), entity id) for an entity prediction path."""
+def match_entity_path(path: str) -> Target | None:
+    """The target of a GET entity prediction path, or None."""
     if not path.startswith(_PREFIX) or not path.endswith(_ENTITY):
-        return None, None
+        return None
     name, found, entity_id = path[len(_PREFIX) : -len(_ENTITY)].partition(_ENTITIES)
     if not found or not name or "/" in name or not entity_id or "/" in entity_id:
-        return None, None
-    return (name, "entity"), entity_id
-
-
-def _version(query: bytes) -> str | None:
-    """The ``version`` query parameter; ``_UNUSUAL`` when the query is anything else."""
-    if not query:
         return None
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    if len(pairs) == 1 and pairs[0][0] == "version" and pairs[0][1]:
-        return pairs[0][1]
-    return _UNUSUAL
+    return Target("entity", name, None, entity_id)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -162,14 +163,14 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    length = (b"content-length", str(len(body)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _stream(send: Send, chunks: Iterator[bytes]) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": _JSON})
+async def _stream(send: Send, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     for chunk in chunks:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

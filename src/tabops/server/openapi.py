@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tabops.deployment import Deployment
 from tabops.errors import TabopsError
-from tabops.server.records import record_model_for
+from tabops.serving.deployment import Deployment
+from tabops.serving.records import record_model_for
 
 _COMPONENTS = "#/components/schemas/{model}"
 

@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tabops.encoding import FeatureEncoder
 from tabops.errors import TrainingError
+from tabops.model.encoder import FeatureEncoder
 from tabops.schema import FeatureSpec, Kind
 
 SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {

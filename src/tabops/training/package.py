@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from tabops import __version__
-from tabops.artifact import (
+from tabops.model.compiled import compile_model
+from tabops.model.files import (
     CARD_FILE,
     GOLDEN_FILE,
     GOLDEN_PROBABILITY,
@@ -24,7 +25,7 @@ from tabops.artifact import (
     dump_model,
     frame_to_parquet,
 )
-from tabops.compiled import compile_model
+from tabops.model.manifest import FORMAT, Manifest
 from tabops.project import Project
 from tabops.schema import python_value
 from tabops.training.card import DataProfile, ModelCard, render_model_card
@@ -96,7 +97,7 @@ def package_version_files(
     frame: pd.DataFrame,
     data_path: Path,
     data_fingerprint: str,
-) -> tuple[dict[str, bytes], dict[str, Any]]:
+) -> tuple[dict[str, bytes], Manifest]:
     """The files (model, golden rows, reference sample, model card) and manifest of a version."""
     negative, positive = python_value(result.negative_class), python_value(result.positive_class)
     names = {
@@ -105,7 +106,8 @@ def package_version_files(
     }
     best = result.candidate
     graph, compiled = _compile(result)
-    manifest: dict[str, Any] = {
+    document: dict[str, Any] = {
+        "format": FORMAT,
         "project": project.name,
         "task": "binary_classification",
         "target": project.target,
@@ -147,6 +149,7 @@ def package_version_files(
         "library_versions": library_versions(),
         "git_commit": git_commit(data_path.parent),
     }
+    manifest = Manifest.model_validate(document)
     card = ModelCard(
         name=project.name,
         created=datetime.now(UTC).isoformat(),
@@ -159,8 +162,8 @@ def package_version_files(
             positives_by_split=result.positives,
             columns=profile_columns(frame, project.schema_),
         ),
-        guards=manifest["guards"],
-        leaderboard=manifest["leaderboard"],
+        guards=manifest.guards,
+        leaderboard=manifest.leaderboard,
         chosen=best.name,
         chosen_reason=(
             f"highest mean cross-validated PR AUC ({best.pr_auc_mean:.3f} ± "
@@ -178,14 +181,14 @@ def package_version_files(
         y_test=result.y_test,
         p_test=result.p_test,
         importance=result.importance,
-        gates=manifest["gates"],
+        gates=manifest.gates,
         metadata={
             "data": data_path.name,
             "data sha256": data_fingerprint,
             "rows": result.rows["total"],
-            "training seconds": manifest["training_seconds"],
-            "git commit": manifest["git_commit"],
-            **{f"{name} version": v for name, v in manifest["library_versions"].items()},
+            "training seconds": manifest.training_seconds,
+            "git commit": manifest.git_commit,
+            **{f"{name} version": v for name, v in manifest.library_versions.items()},
         },
     )
     files = {

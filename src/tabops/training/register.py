@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from tabops.dataset import fingerprint_file, read_table
+from tabops.dataset import fingerprint_file
 from tabops.errors import DataError, GateFailedError, Problem
-from tabops.features import compute_features
-from tabops.project import Project
-from tabops.registry.versions import ModelRegistry, ModelVersion
+from tabops.model.manifest import ModelVersion
+from tabops.project import Project, read_project_table, resolve_data_path
+from tabops.registry.versions import ModelRegistry
 from tabops.training.package import package_version_files
 from tabops.training.search import ProgressCallback
 from tabops.training.train import TrainingResult, train_model
@@ -24,31 +22,6 @@ class TrainOutcome:
 
     result: TrainingResult
     version: ModelVersion
-
-
-def resolve_data_path(project: Project, project_dir: Path, override: Path | None = None) -> Path:
-    """The training table: the override, else the project's path relative to its folder."""
-    if override is not None:
-        return override
-    path = Path(project.data).expanduser()
-    return path if path.is_absolute() else project_dir / path
-
-
-def read_project_table(project: Project, path: Path) -> pd.DataFrame:
-    """A table read with the project's read options and renames, derived features added.
-
-    Raises:
-        DataError: the table is unreadable, lacks a column the project renames, or lacks a
-            column a derived feature reads.
-    """
-    frame = read_table(path, project.read_options)
-    missing = [name for name in project.rename if name not in frame.columns]
-    if missing:
-        raise DataError(f"{path.name} has no column(s) {missing} to rename")
-    frame = frame.rename(columns=project.rename)
-    if project.features is not None:
-        frame = compute_features(frame, project.features, project.entity, project.timestamp)
-    return frame
 
 
 def train_project(

@@ -12,9 +12,9 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss
 
 from tabops.errors import TrainingError
+from tabops.model.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.project import Project
 from tabops.schema import coerce_frame
-from tabops.training.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.training.candidates import (
     BASE_CANDIDATES,
     SEARCH_SPACES,

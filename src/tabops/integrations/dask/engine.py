@@ -31,7 +31,7 @@ from tabops.integrations.dask.workers import (
 )
 from tabops.integrations.parquet_join import MAGIC, Footer, joined_footer
 from tabops.integrations.shipped import engine_module
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 PartitionProgress = Callable[[int, int, int], None]
 """Called with the rows written, the partitions written and the partitions in all."""

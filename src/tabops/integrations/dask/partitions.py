@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from tabops.dataset import PARQUET_SUFFIXES, table_format
 from tabops.errors import DataError
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 
 _SCAN_BYTES = 1 << 20
 _GLOB = re.compile(r"[*?\[]")

@@ -15,8 +15,8 @@ from tabops.batch import score_chunk, write_csv, write_parquet
 from tabops.errors import DataError, Problem
 from tabops.integrations.dask.partitions import CsvPart, ParquetPart, read_part
 from tabops.integrations.parquet_join import MAGIC, Footer, body, moved_row_groups, read_footer
-from tabops.integrations.shipped import worker_predictor
-from tabops.registry.versions import ModelVersion
+from tabops.integrations.shipped import WORKER_CORE, worker_context, worker_predictor
+from tabops.model.manifest import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,16 @@ def _encoded(
     cannot be).
     """
     predictor = worker_predictor(model.version, model.files)
+    context = worker_context()
     counts = {"rows": 0, "positives": 0, "invalid": 0}
     found: list[Problem] = []
     buffer = io.BytesIO()
     writer: pq.ParquetWriter | None = None
     for start in range(0, len(frame), output.chunk_rows):
         chunk = frame.iloc[start : start + output.chunk_rows]
-        scored, positives, invalid, problems = score_chunk(predictor, chunk, counts["rows"] + 1)
+        scored, positives, invalid, problems = score_chunk(
+            WORKER_CORE, context, predictor, chunk, counts["rows"] + 1
+        )
         if output.csv:
             write_csv(buffer, scored, header=header and counts["rows"] == 0)
         else:

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
-from tabops.deployment import Deployment
-from tabops.feature_store.serving import EntityLookup
-from tabops.server.deps import DeploymentDep, EntityLookupDep
-from tabops.server.predicting import predict_entity as predict_stored_entity
+from tabops.server.deps import EndpointsDep
+from tabops.server.fastpath import Target
+from tabops.server.routers.predict import answer
 from tabops.server.schemas import (
     EntityPredictionRequest,
     EntityPredictionResponse,
@@ -35,12 +33,11 @@ async def predict_entity(
     name: str,
     entity_id: str,
     request: Request,
-    deployment: DeploymentDep,
-    lookup: EntityLookupDep,
+    endpoints: EndpointsDep,
     version: str | None = None,
 ) -> Response:
     """Predict for an entity from its stored features (``?version=`` as for predict)."""
-    return await _answer(request, deployment, lookup, name, version, entity_id, {})
+    return await answer(endpoints, request, Target("entity", name, version, entity_id))
 
 
 @router.post(_PATH, response_model=EntityPredictionResponse, responses=_ERRORS)
@@ -49,24 +46,9 @@ async def predict_entity_with_overrides(
     entity_id: str,
     body: EntityPredictionRequest,
     request: Request,
-    deployment: DeploymentDep,
-    lookup: EntityLookupDep,
+    endpoints: EndpointsDep,
     version: str | None = None,
 ) -> Response:
     """As the GET, with ``{"overrides": {...}}`` replacing stored values for this request."""
-    return await _answer(request, deployment, lookup, name, version, entity_id, body.overrides)
-
-
-async def _answer(
-    request: Request,
-    deployment: Deployment,
-    lookup: EntityLookup,
-    name: str,
-    version: str | None,
-    entity_id: str,
-    overrides: dict[str, Any],
-) -> Response:
-    predictor = await run_in_threadpool(deployment.get, name, version)
-    batcher = request.app.state.batchers.get(predictor)
-    answer = await predict_stored_entity(predictor, lookup, entity_id, overrides, batcher)
-    return Response(answer, media_type="application/json")
+    target = Target("entity", name, version, entity_id)
+    return await answer(endpoints, request, target, body.overrides)

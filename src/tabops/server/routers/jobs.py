@@ -10,12 +10,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from tabops.errors import Problem
+from tabops.errors import (
+    InvalidRequestError,
+    Problem,
+    ResourceNotFoundError,
+    UnsupportedMediaError,
+    UploadTooLargeError,
+)
 from tabops.jobs import Job, JobService
-from tabops.server.deps import DeploymentDep, JobsDep, SettingsDep
-from tabops.server.errors import RequestBodyError
+from tabops.server.codecs.v1 import decode_records
+from tabops.server.deps import CoreDep, JobsDep, SettingsDep
+from tabops.server.fastpath import context_of
 from tabops.server.openapi import json_request_body
-from tabops.server.predicting import decode_records
 from tabops.server.schemas import ErrorResponse, JobAcceptedResponse, JobResponse
 
 router = APIRouter(tags=["jobs"])
@@ -81,7 +87,7 @@ SUBMIT_BODY = {
 async def create_job(
     name: str,
     request: Request,
-    deployment: DeploymentDep,
+    core: CoreDep,
     jobs: JobsDep,
     settings: SettingsDep,
     version: str | None = None,
@@ -91,7 +97,7 @@ async def create_job(
     The version is fixed when the job is accepted (``?version=`` number or alias, else
     production), so a promotion meanwhile does not change what scores it.
     """
-    predictor = await run_in_threadpool(deployment.get, name, version)
+    predictor = await core.resolve(context_of(request.scope, "job"), name, version)
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media in ("", "application/json"):
         records = decode_records(predictor, await request.body(), settings.max_job_records)
@@ -100,18 +106,14 @@ async def create_job(
         async with request.form(max_files=1) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
-                raise RequestBodyError(
-                    422, "invalid_request", "the form has no file", [Problem("file", "required")]
-                )
+                raise InvalidRequestError("the form has no file", [Problem("file", "required")])
             file_format = _upload_format(upload)
             job = await run_in_threadpool(jobs.submit_file, predictor, upload.file, file_format)
     elif media in _FORMATS:
         with await _spool(request, settings.max_upload_bytes) as spool:
             job = await run_in_threadpool(jobs.submit_file, predictor, spool, _FORMATS[media])
     else:
-        raise RequestBodyError(
-            415,
-            "unsupported_media_type",
+        raise UnsupportedMediaError(
             f"cannot take {media!r}: send JSON records, text/csv, "
             "application/vnd.apache.parquet, or a multipart form with a 'file'",
         )
@@ -131,9 +133,7 @@ def _upload_format(upload: UploadFile) -> str:
     media = (upload.content_type or "").lower()
     if media in _FORMATS:
         return _FORMATS[media]
-    raise RequestBodyError(
-        415,
-        "unsupported_media_type",
+    raise UnsupportedMediaError(
         f"cannot tell the format of {upload.filename!r}: name it .csv or .parquet",
         [Problem("file", "expected a .csv or .parquet file")],
     )
@@ -148,9 +148,7 @@ async def _spool(request: Request, max_bytes: int) -> tempfile.SpooledTemporaryF
         size += len(chunk)
         if size > max_bytes:
             spool.close()
-            raise RequestBodyError(
-                413,
-                "upload_too_large",
+            raise UploadTooLargeError(
                 f"the upload exceeds the limit of {max_bytes} bytes",
                 [Problem("body", f"at most {max_bytes} bytes")],
             )
@@ -201,7 +199,7 @@ def get_job_errors(job_id: str, jobs: JobsDep) -> FileResponse:
     jobs.result_file(job)  # refuses unfinished and training jobs
     path = jobs.errors_file(job)
     if path is None:
-        raise RequestBodyError(404, "not_found", f"every row of job {job.id} was valid")
+        raise ResourceNotFoundError(f"every row of job {job.id} was valid")
     return FileResponse(path, media_type="text/csv", filename=f"{job.id}-errors.csv")
 
 

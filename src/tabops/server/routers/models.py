@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from tabops.artifact import CARD_FILE
-from tabops.errors import ModelNotFoundError, Problem
+from tabops.errors import CardNotFoundError, InvalidRequestError, ModelNotFoundError, Problem
+from tabops.model.files import CARD_FILE
 from tabops.server.deps import DeploymentDep, RegistryDep
-from tabops.server.errors import RequestBodyError
 from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -26,7 +25,7 @@ def _summary(registry: Any, name: str) -> dict[str, Any]:
     aliases = registry.aliases(name)
     production = None
     if "production" in aliases:
-        manifest = registry.get_version(name, "production").manifest
+        manifest = registry.get_version(name, "production").manifest.document()
         production = {"version": aliases["production"]} | {k: manifest.get(k) for k in _HEADLINE}
     return {"name": name, "versions": versions, "aliases": aliases, "production": production}
 
@@ -52,7 +51,7 @@ def get_model_version(name: str, version: str, registry: RegistryDep) -> dict[st
         "name": name,
         "version": found.version,
         "aliases": sorted(aliases),
-        "manifest": found.manifest,
+        "manifest": found.manifest.document(),
     }
 
 
@@ -68,7 +67,7 @@ def get_model_card(name: str, version: str, registry: RegistryDep) -> HTMLRespon
     try:
         page = registry.read_file(name, found.version, CARD_FILE)
     except FileNotFoundError:
-        raise RequestBodyError(404, "card_not_found", f"{found.ref} has no model card") from None
+        raise CardNotFoundError(f"{found.ref} has no model card") from None
     return HTMLResponse(page.decode())
 
 
@@ -82,9 +81,7 @@ async def get_model_example(
     """A real record from the version's reference data, ready to send to ``/predict``."""
     predictor = await run_in_threadpool(deployment.get, name, version)
     if index >= len(predictor.examples):
-        raise RequestBodyError(
-            422,
-            "invalid_request",
+        raise InvalidRequestError(
             f"there are {len(predictor.examples)} example rows",
             [Problem("index", f"must be below {len(predictor.examples)}")],
         )

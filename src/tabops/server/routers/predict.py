@@ -1,8 +1,8 @@
 """Prediction endpoints: one record, a batch of records, the default model.
 
-Requests for a loaded version are answered by ``FastPredict`` before they reach these
-routes; the routes serve the rest (first use of a version, alias re-read), doing the
-registry I/O on a worker thread, then answer through the same ``predicting`` functions.
+``FastPredict`` answers these paths before routing; these routes document them in OpenAPI
+and answer what the fast path passes on (a query string beyond ``version``), through the
+same ``PredictEndpoints``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from tabops.predictor import Predictor
-from tabops.server.deps import DeploymentDep, SettingsDep
+from tabops.server.deps import EndpointsDep
+from tabops.server.fastpath import PredictEndpoints, Target, context_of
 from tabops.server.openapi import json_request_body
-from tabops.server.predicting import Batchers, predict_batch, predict_one
 from tabops.server.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
 
 router = APIRouter(tags=["predict"])
@@ -44,10 +42,20 @@ BATCH_BODY = {
 _JSON = "application/json"
 
 
-async def _answer_one(predictor: Predictor, request: Request) -> Response:
-    batchers: Batchers = request.app.state.batchers
+async def answer(
+    endpoints: PredictEndpoints,
+    request: Request,
+    target: Target,
+    overrides: dict[str, Any] | None = None,
+) -> Response:
+    """The endpoints' answer as a response (streamed for large batches)."""
+    context = context_of(request.scope, target.route)
     body = await request.body()
-    return Response(await predict_one(predictor, body, batchers.get(predictor)), media_type=_JSON)
+    found = await endpoints.answer(context, target, body, overrides or {})
+    headers = {"x-request-id": context.request_id}
+    if isinstance(found, bytes):
+        return Response(found, media_type=_JSON, headers=headers)
+    return StreamingResponse(found, media_type=_JSON, headers=headers)
 
 
 @router.post(
@@ -57,10 +65,9 @@ async def _answer_one(predictor: Predictor, request: Request) -> Response:
     openapi_extra=RECORD_BODY,
     summary="Predict one record with the default model",
 )
-async def predict_default(request: Request, deployment: DeploymentDep) -> Response:
+async def predict_default(request: Request, endpoints: EndpointsDep) -> Response:
     """Score one record (flat, or under ``features``) with the default model in production."""
-    predictor = await run_in_threadpool(deployment.get, deployment.default_model())
-    return await _answer_one(predictor, request)
+    return await answer(endpoints, request, Target("predict", None, None))
 
 
 router.add_api_route(
@@ -80,11 +87,10 @@ router.add_api_route(
     summary="Predict one record",
 )
 async def predict_record(
-    name: str, request: Request, deployment: DeploymentDep, version: str | None = None
+    name: str, request: Request, endpoints: EndpointsDep, version: str | None = None
 ) -> Response:
     """Score one record with a model's production version, or ``?version=`` (number or alias)."""
-    predictor = await run_in_threadpool(deployment.get, name, version)
-    return await _answer_one(predictor, request)
+    return await answer(endpoints, request, Target("predict", name, version))
 
 
 @router.post(
@@ -95,18 +101,10 @@ async def predict_record(
     summary="Predict a batch of records",
 )
 async def predict_records(
-    name: str,
-    request: Request,
-    deployment: DeploymentDep,
-    settings: SettingsDep,
-    version: str | None = None,
+    name: str, request: Request, endpoints: EndpointsDep, version: str | None = None
 ) -> Response:
     """Score ``{"records": [...]}``; answers in the same order, or names every bad field.
 
     Large batches are scored on a worker thread and their answer is streamed.
     """
-    predictor = await run_in_threadpool(deployment.get, name, version)
-    answer = await predict_batch(predictor, await request.body(), settings.max_batch_rows)
-    if isinstance(answer, bytes):
-        return Response(answer, media_type=_JSON)
-    return StreamingResponse(answer, media_type=_JSON)
+    return await answer(endpoints, request, Target("predict_batch", name, version))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tabops.errors import ArtifactIntegrityError, ModelNotFoundError, TabopsError
-from tabops.predictor import Predictor
+from tabops.model.predictor import Predictor
 from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry, is_version_number
 
 
@@ -104,6 +104,15 @@ class Deployment:
             self._predictors[key] = predictor
             return predictor
 
+    def cached_default(self) -> str | None:
+        """The default model's name when it is known without any I/O, else None."""
+        if self.configured_default:
+            return self.configured_default
+        cached = self._default
+        if cached is None or time.monotonic() - cached[1] >= self.alias_cache_seconds:
+            return None
+        return cached[0]
+
     def cached(self, name: str | None, ref: str | None = None) -> Predictor | None:
         """The predictor for a reference if it can be had without any I/O, else None.
 
@@ -112,12 +121,9 @@ class Deployment:
         """
         now = time.monotonic()
         if name is None:
-            name = self.configured_default
+            name = self.cached_default()
             if name is None:
-                cached = self._default
-                if cached is None or now - cached[1] >= self.alias_cache_seconds:
-                    return None
-                name = cached[0]
+                return None
         if ref is not None and is_version_number(ref):
             return self._predictors.get((name, int(ref)))
         alias = self._aliases.get((name, DEFAULT_ALIAS if ref is None else ref))

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tabops.encoding import FeatureEncoder
-from tabops.training.calibration import (
+from tabops.model.calibration import (
     CALIBRATION_EPSILON,
     CalibratedPipeline,
     ProbabilityCalibrator,
 )
-from tabops.training.graphs import (
+from tabops.model.encoder import FeatureEncoder
+from tabops.model.graphs import (
     SINGLE_PRECISION_TREES,
     append_sigmoid_calibration,
     hist_gradient_boosting_graph,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import zipfile
+from typing import Any
 
 import pandas as pd
 import skops.io as skops_io
 from sklearn.pipeline import Pipeline
 
 from tabops.errors import ArtifactIntegrityError
-from tabops.training.calibration import CalibratedPipeline
+from tabops.model.calibration import CalibratedPipeline
 
 MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
@@ -28,11 +31,19 @@ TRUSTED_TYPES = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.tree._tree.Tree",
         "sklearn.utils._bunch.Bunch",
-        "tabops.encoding.FeatureEncoder",
-        "tabops.training.calibration.CalibratedPipeline",
-        "tabops.training.calibration.ProbabilityCalibrator",
+        "tabops.model.encoder.FeatureEncoder",
+        "tabops.model.calibration.CalibratedPipeline",
+        "tabops.model.calibration.ProbabilityCalibrator",
     }
 )
+# Where tabops 0.1.0 kept the classes its model files name. skops imports a class by the
+# module written in the file, so those names are rewritten on load (the file's sha256 is
+# checked on the bytes as stored, before this).
+LEGACY_MODULES = {
+    "tabops.encoding": "tabops.model.encoder",
+    "tabops.training.calibration": "tabops.model.calibration",
+}
+_SCHEMA = "schema.json"
 
 
 def dump_model(model: Pipeline | CalibratedPipeline) -> bytes:
@@ -54,6 +65,7 @@ def load_model(data: bytes) -> Pipeline | CalibratedPipeline:
     Raises:
         ArtifactIntegrityError: the file holds a type that is not on the allow-list.
     """
+    data = migrate_model_file(data)
     untrusted = set(skops_io.get_untrusted_types(data=data))
     refused = sorted(untrusted - TRUSTED_TYPES)
     if refused:
@@ -62,6 +74,48 @@ def load_model(data: bytes) -> Pipeline | CalibratedPipeline:
     if not isinstance(model, Pipeline | CalibratedPipeline):
         raise ArtifactIntegrityError("model file does not hold a scikit-learn Pipeline")
     return model
+
+
+def migrate_model_file(data: bytes) -> bytes:
+    """A skops file whose classes are named where this release keeps them.
+
+    Files written by tabops 0.1.0 name ``tabops.encoding`` and ``tabops.training.calibration``;
+    anything else is returned unchanged. Only the module names in the file's schema change.
+
+    Raises:
+        ArtifactIntegrityError: the bytes are not a skops file.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as source:
+            schema = json.loads(source.read(_SCHEMA))
+            if not _rename_modules(schema):
+                return data
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
+                for item in source.infolist():
+                    content = source.read(item)
+                    if item.filename == _SCHEMA:
+                        content = json.dumps(schema).encode()
+                    target.writestr(item, content)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"the model file is not a skops file: {exc}") from exc
+    return buffer.getvalue()
+
+
+def _rename_modules(node: Any) -> bool:
+    """Rewrite legacy ``__module__`` entries in place; whether any was found."""
+    found = False
+    if isinstance(node, dict):
+        module = node.get("__module__")
+        if isinstance(module, str) and module in LEGACY_MODULES:
+            node["__module__"] = LEGACY_MODULES[module]
+            found = True
+        for value in node.values():
+            found = _rename_modules(value) or found
+    elif isinstance(node, list):
+        for value in node:
+            found = _rename_modules(value) or found
+    return found
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:

@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-logger = logging.getLogger("tabops.server")
+from tabops.model.predictor import Predictor
+
+logger = logging.getLogger("tabops.serving")
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 PROBE_EVERY = 8
@@ -100,3 +102,29 @@ class MicroBatcher:
 def _resolve(future: asyncio.Future[float], probability: float) -> None:
     if not future.done():  # the caller may have gone (client disconnected)
         future.set_result(probability)
+
+
+class Batchers:
+    """One micro-batcher per loaded version, created on first use.
+
+    Args:
+        max_rows: most rows scored in one call; 1 turns micro-batching off.
+        max_wait: longest a row waits for others to join its batch, in seconds.
+    """
+
+    def __init__(self, max_rows: int = 64, max_wait: float = 0.001) -> None:
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self._batchers: dict[Predictor, MicroBatcher] = {}
+
+    def get(self, predictor: Predictor) -> MicroBatcher | None:
+        """The batcher of a loaded version, or None when micro-batching is off."""
+        if self.max_rows <= 1:
+            return None
+        batcher = self._batchers.get(predictor)
+        if batcher is None:
+            batcher = MicroBatcher(
+                predictor.score_encoded, max_rows=self.max_rows, max_wait=self.max_wait
+            )
+            self._batchers[predictor] = batcher
+        return batcher

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from tabops.encoding import UNKNOWN_CATEGORY, FeatureEncoder
+from tabops.model.encoder import UNKNOWN_CATEGORY, FeatureEncoder
 from tabops.schema import FeatureSpec, Kind
 
 _Flag = bool | Annotated[int, msgspec.Meta(ge=0, le=1)]

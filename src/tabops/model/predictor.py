@@ -6,12 +6,15 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from tabops.artifact import (
+from tabops.errors import ArtifactIntegrityError, InvalidInputError, Problem
+from tabops.model.compiled import COMPILE_TOLERANCE, CompiledScorer, split_model
+from tabops.model.decoder import LeanDecoder
+from tabops.model.files import (
     GOLDEN_FILE,
     GOLDEN_PROBABILITY,
     MODEL_FILE,
@@ -20,16 +23,25 @@ from tabops.artifact import (
     load_model,
     parquet_to_frame,
 )
-from tabops.compiled import COMPILE_TOLERANCE, CompiledScorer, split_model
-from tabops.errors import ArtifactIntegrityError, InvalidInputError, Problem
-from tabops.lean import LeanDecoder
-from tabops.registry.versions import ModelRegistry, ModelVersion
-from tabops.schema import FeatureSpec, Kind, coerce_frame, python_value
+from tabops.model.manifest import ModelVersion
+from tabops.schema import Kind, coerce_frame, python_value
 
 SCORING_FILES = (MODEL_FILE, ONNX_FILE, GOLDEN_FILE)
 """The files of a version a predictor is built from (the reference sample is optional)."""
 _MAX_PROBLEMS = 20
 _EXAMPLE_ROWS = 50
+
+
+class VersionSource(Protocol):
+    """Where versions are read from: the registry, or anything that answers like it."""
+
+    def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
+        """A version by number or alias (production when None)."""
+        ...
+
+    def read_file(self, name: str, version: int, file: str) -> bytes:
+        """The bytes of one file of a version; ``FileNotFoundError`` when absent."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -61,27 +73,27 @@ class Predictor:
         self.examples = examples if examples is not None else pd.DataFrame()
         self.parts = split_model(pipeline)
         self.compiled: CompiledScorer | None = None
-        compiled = version.manifest.get("compiled") or {}
-        self.runtime_detail: str | None = compiled.get("reason")
-        if graph is not None and self.parts is not None:
-            calibrator = None if compiled.get("calibration_in_graph") else self.parts.calibrator
+        manifest = version.manifest
+        compiled = manifest.compiled
+        self.runtime_detail: str | None = compiled.reason if compiled is not None else None
+        if graph is not None and self.parts is not None and compiled is not None:
+            calibrator = None if compiled.calibration_in_graph else self.parts.calibrator
             try:
                 self.compiled = CompiledScorer(
-                    graph, str(compiled.get("precision", "float")), calibrator, threads
+                    graph, compiled.precision or "float", calibrator, threads
                 )
             except Exception as exc:  # any runtime refusal: serve via sklearn
                 self.runtime_detail = _graph_refused(exc)
         elif self.parts is None:
             self.runtime_detail = "registered before models were compiled"
-        manifest = version.manifest
-        self.spec = FeatureSpec.model_validate(manifest["feature_spec"])
+        self.spec = manifest.feature_spec
         self.lean = LeanDecoder(self.spec, self.parts.encoder) if self.parts is not None else None
-        self.threshold = float(manifest["threshold"])
-        classes = manifest["classes"]
-        self.negative = (classes["negative"]["value"], _class_name(classes["negative"]))
-        self.positive = (classes["positive"]["value"], _class_name(classes["positive"]))
+        self.threshold = float(manifest.threshold)
+        classes = manifest.classes
+        self.negative = (classes.negative.value, classes.negative.display_name)
+        self.positive = (classes.positive.value, classes.positive.display_name)
         self.loaded_at = datetime.now(UTC)
-        self.registry: ModelRegistry | None = None  # set by ``load``; ``read_files`` uses it
+        self.registry: VersionSource | None = None  # set by ``load``; ``read_files`` uses it
 
     @property
     def name(self) -> str:
@@ -96,7 +108,7 @@ class Predictor:
     @classmethod
     def load(
         cls,
-        registry: ModelRegistry,
+        registry: VersionSource,
         name: str,
         ref: str | int | None = None,
         *,
@@ -112,7 +124,7 @@ class Predictor:
             ArtifactIntegrityError: a file was changed or the golden rows no longer match.
         """
         version = registry.get_version(name, ref)
-        contents = _read_files(registry, version, version.manifest["files"])
+        contents = _read_files(registry, version, version.manifest.files)
         predictor = cls.from_files(version, contents, threads=threads)
         predictor.registry = registry
         return predictor
@@ -130,7 +142,7 @@ class Predictor:
             ArtifactIntegrityError: a file the model needs is absent, a file does not match
                 its sha256 in the manifest, or the golden rows no longer match.
         """
-        expected = version.manifest["files"]
+        expected = version.manifest.files
         for file, data in files.items():
             if file not in expected:
                 raise ArtifactIntegrityError(f"{version.ref} has no file {file}")
@@ -157,7 +169,7 @@ class Predictor:
         """
         if self.registry is None:
             raise TypeError("this predictor was not loaded from a registry")
-        files = [file for file in self.version.manifest["files"] if file in SCORING_FILES]
+        files = [file for file in self.version.manifest.files if file in SCORING_FILES]
         return _read_files(self.registry, self.version, files)
 
     def check_golden(self, golden: pd.DataFrame) -> None:
@@ -166,7 +178,7 @@ class Predictor:
         Raises:
             ArtifactIntegrityError: any golden row differs by more than the tolerance.
         """
-        tolerance = float(self.version.manifest.get("golden", {}).get("tolerance", 1e-6))
+        tolerance = self.version.manifest.golden.tolerance
         expected = golden[GOLDEN_PROBABILITY].to_numpy()
         rows = golden.drop(columns=[GOLDEN_PROBABILITY])
         observed = self.pipeline.predict_proba(coerce_frame(rows, self.spec))[:, 1]
@@ -217,9 +229,18 @@ class Predictor:
         ]
         return probabilities
 
+    def is_positive(self, probabilities: np.ndarray) -> np.ndarray:
+        """Which probabilities are decided positive: at or above the version's threshold.
+
+        This is the one place where a probability becomes a label.
+        """
+        positive: np.ndarray = probabilities >= self.threshold
+        return positive
+
     def decide(self, probability: float) -> Prediction:
         """The label and class name for one probability at the version's threshold."""
-        label, class_name = self.positive if probability >= self.threshold else self.negative
+        positive = bool(self.is_positive(np.asarray(probability))[()])
+        label, class_name = self.positive if positive else self.negative
         return Prediction(label=label, class_name=class_name, probability=float(probability))
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
@@ -307,7 +328,7 @@ class Predictor:
 
 
 def _read_files(
-    registry: ModelRegistry, version: ModelVersion, files: Iterable[str]
+    registry: VersionSource, version: ModelVersion, files: Iterable[str]
 ) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
     for file in files:
@@ -328,8 +349,3 @@ def _graph_refused(exc: Exception) -> str:
 
 def _max_difference(observed: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(observed - expected))) if len(expected) else 0.0
-
-
-def _class_name(entry: Mapping[str, Any]) -> str:
-    name = entry.get("name")
-    return str(name) if name is not None else str(entry["value"])

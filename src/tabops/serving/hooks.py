@@ -1,0 +1,93 @@
+"""The hooks every prediction passes: ``authorize`` before, the prediction sink after.
+
+``authorize(context, action, model)`` raises an ``AccessError`` to refuse; it runs before
+any version is loaded or any body decoded. A ``PredictionSink`` receives each group of
+decisions once, with the features they were made from; a sink that fails is logged and
+does not fail the prediction, which has already been made.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from tabops.serving.context import RequestContext
+
+if TYPE_CHECKING:
+    from tabops.model.predictor import Predictor
+    from tabops.serving.decisions import Decisions
+
+logger = logging.getLogger("tabops.serving")
+
+PREDICT = "predict"
+"""The action of every predict route."""
+
+Authorizer = Callable[[RequestContext, str, str], None]
+"""``(context, action, model name)``; raises ``AccessError`` to refuse."""
+
+
+def allow_everyone(context: RequestContext, action: str, model: str) -> None:
+    """The default ``authorize``: every caller may do everything."""
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """The inputs of a group of decisions, in whichever form the route decoded them.
+
+    Exactly one of ``rows`` (tuples in ``names`` order), ``records`` or ``frame`` is set.
+    """
+
+    names: Sequence[str]
+    rows: Sequence[tuple[Any, ...]] | None = None
+    records: Sequence[Mapping[str, Any]] | None = None
+    frame: pd.DataFrame | None = None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The inputs as one dict of feature values per decision."""
+        if self.rows is not None:
+            return [dict(zip(self.names, row, strict=True)) for row in self.rows]
+        if self.records is not None:
+            return [{name: record.get(name) for name in self.names} for record in self.records]
+        if self.frame is not None:
+            columns = self.frame[list(self.names)].astype(object)
+            return columns.where(columns.notna(), None).to_dict("records")  # type: ignore[return-value]  # str keys
+        return []
+
+
+@dataclass(frozen=True)
+class ServedPredictions:
+    """What a sink receives: the request, the version, its decisions and their inputs."""
+
+    context: RequestContext
+    predictor: Predictor
+    decisions: Decisions
+    features: FeatureRows
+
+
+class PredictionSink(Protocol):
+    """Where served predictions go (a prediction log, a stream, a test's list)."""
+
+    def record(self, served: ServedPredictions) -> None:
+        """Take one group of decisions; called once per group, on the serving thread."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The hooks a serving core runs for every route."""
+
+    authorize: Authorizer = allow_everyone
+    sink: PredictionSink | None = None
+
+    def record(self, served: ServedPredictions) -> None:
+        """Hand decisions to the sink; a failing sink is logged, never raised."""
+        if self.sink is None:
+            return
+        try:
+            self.sink.record(served)
+        except Exception:  # the prediction stands; losing a log entry must be visible
+            logger.exception("the prediction sink failed for request %s", served.context.request_id)
