@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from conftest import make_registry
 from loans_data import MODEL, VIEW, make_loans, write_project
 from tabops.config import Settings
+from tabops.errors import NotAuthorizedError
 from tabops.feature_store.offline import build_feature_table, load_feature_table, materialize
 from tabops.feature_store.sql import open_feature_store
 from tabops.features import latest_rows
 from tabops.model.predictor import Predictor
 from tabops.project import load_project
 from tabops.server.app import create_app
+from tabops.serving.hooks import Hooks
 from tabops.training.register import train_project
 
 
@@ -194,3 +196,31 @@ def test_the_fast_path_answers_as_the_routes_do(client):
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "entity_not_found"
     assert "'424242'" in missing.json()["error"]["message"]
+
+
+def test_predictions_by_entity_reach_the_sink_once_and_obey_authorize(loans_home):
+    served = []
+
+    class Sink:
+        def record(self, group):
+            served.append(group)
+
+    refused = []
+
+    def authorize(context, action, model):
+        if context.client is not None and refused:
+            raise NotAuthorizedError("not this caller")
+
+    hooks = Hooks(authorize=authorize, sink=Sink())
+    with TestClient(create_app(Settings(home=loans_home[0], job_workers=0), hooks=hooks)) as client:
+        path = f"/v1/models/{MODEL}/entities/1003/prediction"
+        fast = client.get(path)
+        routed = client.post(path, json={"overrides": {}})
+        assert fast.status_code == routed.status_code == 200, fast.text
+        ids = [group.decisions[0].prediction_id for group in served]
+        assert ids == [fast.json()["prediction_id"], routed.json()["prediction_id"]]
+        assert {group.context.route for group in served} == {"entity"}
+        refused.append(True)
+        assert client.get(path).status_code == 403
+        assert client.post(path, json={"overrides": {}}).status_code == 403
+        assert len(served) == 2

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import stub_manifest
+from tabops.config import Settings
 from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
-from tabops.registry import LocalArtifactStore, ModelRegistry, parse_model_ref
+from tabops.registry import LocalArtifactStore, ModelRegistry, open_registry, parse_model_ref
 
 FILES = {"model.bin": b"weights", "notes/readme.txt": b"hello"}
 
@@ -287,3 +288,29 @@ def test_publish_removes_staging_left_by_a_dead_writer_but_not_fresh_staging(sto
 
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_a_version_without_its_manifest_does_not_exist_yet(demo, root):
+    half_written = root / "demo" / "versions" / "4"
+    half_written.mkdir()
+    (half_written / "model.bin").write_bytes(b"weights, manifest not yet written")
+
+    assert demo.list_versions("demo") == [1, 2, 3]
+    assert demo.register("demo", FILES, stub_manifest()).version == 5
+
+
+def test_open_registry_takes_a_folder_or_a_file_url(tmp_path):
+    for url in (str(tmp_path / "a"), (tmp_path / "b").as_uri()):
+        registry = open_registry(Settings(home=tmp_path / "home", registry={"url": url}))
+        registry.register("demo", FILES, stub_manifest())
+    assert (tmp_path / "a" / "demo" / "versions" / "1" / "manifest.json").is_file()
+    assert (tmp_path / "b" / "demo" / "versions" / "1" / "manifest.json").is_file()
+    default = open_registry(Settings(home=tmp_path / "home"))
+    default.register("demo", FILES, stub_manifest())
+    assert (tmp_path / "home" / "registry" / "demo" / "versions" / "1").is_dir()
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/models", "file://elsewhere/models"])
+def test_open_registry_refuses_a_url_no_backend_serves(tmp_path, url):
+    with pytest.raises(RegistryError, match="registry"):
+        open_registry(Settings(home=tmp_path, registry={"url": url}))

@@ -36,7 +36,7 @@ def worker(
         service = _service()
         requeued = service.queue.recover()
     settings = get_settings()
-    where = settings.queue_url or f"{settings.home / 'queue.db'}"
+    where = settings.queue.url or f"{settings.home / 'queue.db'}"
     console.print(f"tabops worker: {threads} thread(s) on {where}; {requeued} job(s) queued")
     service.queue.consumer(threads, embedded=False).run()
 

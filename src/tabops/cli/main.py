@@ -189,8 +189,8 @@ def serve(
     level = getattr(logging, log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
     settings = get_settings()
-    bind_host = host or settings.host
-    bind_port = port or settings.port
+    bind_host = host or settings.serving.host
+    bind_port = port or settings.serving.port
     plural = "es" if workers > 1 else ""
     console.print(
         f"tabops serving on http://{bind_host}:{bind_port} (docs: /docs), {workers} process{plural}"

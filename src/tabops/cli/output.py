@@ -11,8 +11,8 @@ from rich.console import Console
 
 from tabops.config import get_settings
 from tabops.errors import GateFailedError, TabopsError
-from tabops.registry.local import LocalArtifactStore
-from tabops.registry.versions import ModelRegistry
+from tabops.registry import ModelRegistry
+from tabops.registry import open_registry as registry_of
 
 console = Console()
 error_console = Console(stderr=True)
@@ -22,8 +22,8 @@ EXIT_GATE_FAILED = 3
 
 
 def open_registry() -> ModelRegistry:
-    """The registry under ``TABOPS_HOME``."""
-    return ModelRegistry(LocalArtifactStore(get_settings().registry_path))
+    """The registry the settings name (under ``TABOPS_HOME`` by default)."""
+    return registry_of(get_settings())
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

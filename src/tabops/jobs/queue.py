@@ -35,7 +35,7 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]  # huey ships no type hi
 
 def build_huey(settings: Settings) -> Huey:
     """The Huey instance for ``settings``: Redis when ``queue_url`` says so, else SQLite."""
-    url = settings.queue_url
+    url = settings.queue.url
     if url:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"TABOPS_QUEUE_URL must be a redis:// URL, not {url!r}")

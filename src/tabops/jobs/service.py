@@ -40,9 +40,9 @@ class JobService:
         """
         store = JobStore(engine or create_database_engine(settings.metadata_url))
         files = JobFiles(settings.jobs_path)
-        runner = JobRunner(store, files, core, settings.job_lease_seconds)
+        runner = JobRunner(store, files, core, settings.queue.job_lease_seconds)
         queue = JobQueue(build_huey(settings), store, runner)
-        return cls(store, files, queue, settings.max_upload_bytes)
+        return cls(store, files, queue, settings.queue.max_upload_bytes)
 
     def submit_records(self, predictor: Predictor, records: list[dict[str, Any]]) -> Job:
         """Queue the scoring of validated records by one version."""

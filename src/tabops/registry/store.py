@@ -29,7 +29,11 @@ class ArtifactStore(Protocol):
         ...
 
     def publish(self, prefix: str, files: Mapping[str, bytes]) -> bool:
-        """Make ``files`` appear under ``prefix`` all at once.
+        """Make ``files`` appear under ``prefix`` all at once, or else in the order given.
+
+        A store that cannot publish a folder atomically (object storage) writes the files
+        in order; the registry lists the manifest last and counts a version only once its
+        manifest exists.
 
         Returns:
             False, writing nothing visible, when ``prefix`` already exists.

@@ -58,7 +58,13 @@ class ModelRegistry:
         if not _NAME.match(name):
             return []
         children = self.store.list_children(f"{name}/versions")
-        return sorted(int(child) for child in children if _NUMBER.match(child))
+        # A version exists once its manifest does: the manifest is written last, so a
+        # store without atomic publication never shows a version with files missing.
+        return sorted(
+            int(child)
+            for child in children
+            if _NUMBER.match(child) and self.store.exists(f"{name}/versions/{child}/{MANIFEST}")
+        )
 
     def register(self, name: str, files: Mapping[str, bytes], manifest: Manifest) -> ModelVersion:
         """Publish a new version: the next free number, with file hashes in its manifest.
@@ -69,8 +75,11 @@ class ModelRegistry:
             raise RegistryError(f"invalid model name {name!r}: use a-z, 0-9, '-' and '_'")
         hashes = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
         for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
-            existing = self.list_versions(name)
-            version = (existing[-1] if existing else 0) + 1
+            # Numbers of half-written versions are taken too: never publish into one.
+            taken = [
+                int(c) for c in self.store.list_children(f"{name}/versions") if _NUMBER.match(c)
+            ]
+            version = max(taken, default=0) + 1
             document = Manifest.model_validate(
                 {
                     **manifest.document(),
@@ -81,7 +90,7 @@ class ModelRegistry:
                     "files": hashes,
                 }
             )
-            content = {**files, MANIFEST: document.to_json()}
+            content = {**files, MANIFEST: document.to_json()}  # the manifest last
             if self.store.publish(f"{name}/versions/{version}", content):
                 if DEFAULT_ALIAS not in self.aliases(name):
                     self.set_alias(name, DEFAULT_ALIAS, version)

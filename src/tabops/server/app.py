@@ -19,8 +19,7 @@ from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
 from tabops.feature_store.sql import SqlFeatureStore
 from tabops.jobs import JobService
-from tabops.registry.local import LocalArtifactStore
-from tabops.registry.versions import ModelRegistry
+from tabops.registry import open_registry
 from tabops.server.errors import install_error_handlers
 from tabops.server.fastpath import FastPredict, PredictEndpoints
 from tabops.server.openapi import build_openapi
@@ -63,9 +62,9 @@ def create_app(
     Every predict route, fast or not, and every job goes through one ``ServingCore`` with
     ``hooks`` (everyone allowed, no sink, when None). Its job service (built from
     ``settings`` unless given) re-queues unfinished jobs at start-up and runs
-    ``settings.job_workers`` job threads in this process.
+    ``settings.queue.job_workers`` job threads in this process.
     """
-    registry = ModelRegistry(LocalArtifactStore(settings.registry_path))
+    registry = open_registry(settings)
     # One engine (one connection pool) serves the job records and the online store.
     engine = create_database_engine(settings.metadata_url)
     store = feature_store or SqlFeatureStore(engine)
@@ -84,7 +83,7 @@ def create_app(
         # sight, so collections triggered by requests walk only what requests allocate
         # (a full collection over the libraries' objects took milliseconds).
         gc.freeze()
-        await run_in_threadpool(job_service.queue.start, settings.job_workers)
+        await run_in_threadpool(job_service.queue.start, settings.queue.job_workers)
         try:
             yield
         finally:
@@ -103,7 +102,7 @@ def create_app(
     app.state.core = core
     app.state.jobs = job_service
     app.state.feature_store = store
-    app.state.endpoints = PredictEndpoints(core, settings.max_batch_rows)
+    app.state.endpoints = PredictEndpoints(core, settings.serving.max_batch_rows)
     install_error_handlers(app)
     app.fast = FastPredict(app.state.endpoints, entities=True)
     app.include_router(health.router)

@@ -89,11 +89,13 @@ class ServingCore:
         """A core over ``registry`` with the default model, caching and batching of ``settings``."""
         deployment = Deployment(
             registry,
-            settings.default_model,
-            settings.alias_cache_seconds,
-            threads=settings.onnx_threads,
+            settings.serving.default_model,
+            settings.serving.alias_cache_seconds,
+            threads=settings.serving.onnx_threads,
         )
-        batchers = Batchers(settings.micro_batch_rows, settings.micro_batch_wait_ms / 1000)
+        batchers = Batchers(
+            settings.serving.micro_batch_rows, settings.serving.micro_batch_wait_ms / 1000
+        )
         return cls(deployment, hooks, batchers=batchers, lookup=lookup)
 
     # Which version ---------------------------------------------------------------------

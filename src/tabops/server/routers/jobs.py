@@ -100,7 +100,7 @@ async def create_job(
     predictor = await core.resolve(context_of(request.scope, "job"), name, version)
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media in ("", "application/json"):
-        records = decode_records(predictor, await request.body(), settings.max_job_records)
+        records = decode_records(predictor, await request.body(), settings.queue.max_job_records)
         job = await run_in_threadpool(jobs.submit_records, predictor, records)
     elif media == "multipart/form-data":
         async with request.form(max_files=1) as form:
@@ -110,7 +110,7 @@ async def create_job(
             file_format = _upload_format(upload)
             job = await run_in_threadpool(jobs.submit_file, predictor, upload.file, file_format)
     elif media in _FORMATS:
-        with await _spool(request, settings.max_upload_bytes) as spool:
+        with await _spool(request, settings.queue.max_upload_bytes) as spool:
             job = await run_in_threadpool(jobs.submit_file, predictor, spool, _FORMATS[media])
     else:
         raise UnsupportedMediaError(
