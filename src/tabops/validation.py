@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from pydantic import BaseModel
 
 from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role, python_value
+
+# With pyspark installed (the 'spark' extra), pandera tries to import pyspark.pandas, which warns
+# that it does not support pandas 3; that import then fails and pandera carries on (tabops does not
+# use pyspark.pandas). pandera tries again in the checks module it loads on the first validate, so
+# load that here too. Only this one warning is silenced, and only during these imports.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
+    import pandera.backends.pandas.builtin_checks  # noqa: F401  # imported for the reason above
+    import pandera.pandas as pa
 
 _EXAMPLES_PER_CHECK = 5
 
