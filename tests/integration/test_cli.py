@@ -13,7 +13,7 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from conftest import FAST_TRAIN, HEART_CSV
+from conftest import FAST_TRAIN, HEART_CSV, make_registry
 from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.project import PROJECT_FILE, load_project
@@ -218,7 +218,7 @@ def test_cli_train_registers_version_one_then_models_list_shows_it(invoke, empty
     listed = invoke("models", "list")
 
     assert listed.exit_code == 0, listed.output
-    [row] = [line for line in listed.output.splitlines() if MODEL in line]
+    [row] = [line for line in listed.output.splitlines() if line.split()[:1] == [MODEL]]
     cells = row.split()  # model, version, aliases, created, ROC AUC, PR AUC, F1
     assert cells[:3] == [MODEL, "1", "production"]
     assert 0.75 <= float(cells[4]) <= 1.0
@@ -311,6 +311,49 @@ def test_cli_models_rollback_without_history_exits_1_with_a_message(invoke, trai
 
     assert_clean_failure(result, 1)
     assert f"{MODEL}@production has no earlier version to roll back to" in text(result)
+
+
+def test_cli_models_list_names_the_default_model(invoke, trained_cli):
+    result = invoke("models", "list")
+
+    assert result.exit_code == 0, result.output
+    assert f"default model (POST /predict): {MODEL}" in text(result)
+
+
+def test_cli_models_default_shows_then_changes_the_default_model(invoke, trained_cli):
+    registry = make_registry(trained_cli)
+    version = registry.get_version(MODEL)
+    files = {f: registry.read_file(MODEL, 1, f) for f in version.manifest.files}
+    registry.register("second", files, version.manifest)
+
+    shown = invoke("models", "default")
+    changed = invoke("models", "default", "second")
+
+    assert shown.exit_code == 0, shown.output
+    assert f"default model (POST /predict): {MODEL}" in text(shown)
+    assert changed.exit_code == 0, changed.output
+    assert f"default model -> second (was {MODEL})" in text(changed)
+    assert "default model (POST /predict): second" in text(invoke("models", "list"))
+
+
+def test_cli_models_default_unknown_model_exits_1_listing_the_registered_ones(invoke, trained_cli):
+    result = invoke("models", "default", "nope")
+
+    assert_clean_failure(result, 1)
+    assert f"model 'nope' not found; registered models: {MODEL}" in text(result)
+    assert f"default model (POST /predict): {MODEL}" in text(invoke("models", "default"))
+
+
+def test_cli_models_default_notes_the_setting_that_overrides_it(invoke, trained_cli, monkeypatch):
+    monkeypatch.setenv("TABOPS_SERVING__DEFAULT_MODEL", "elsewhere")
+    get_settings.cache_clear()
+
+    result = invoke("models", "default", MODEL)
+
+    assert result.exit_code == 0, result.output
+    assert "the serving.default_model setting (elsewhere) overrides" in text(result)
+    listed = text(invoke("models", "list"))
+    assert "default model (POST /predict): elsewhere, set by the serving.default_model" in listed
 
 
 # predict -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -314,3 +315,55 @@ def test_open_registry_takes_a_folder_or_a_file_url(tmp_path):
 def test_open_registry_refuses_a_url_no_backend_serves(tmp_path, url):
     with pytest.raises(RegistryError, match="registry"):
         open_registry(Settings(home=tmp_path, registry={"url": url}))
+
+
+# The default model ---------------------------------------------------------------------------
+
+
+def test_the_first_model_registered_stays_the_default_as_others_arrive(store, root):
+    registry = ModelRegistry(store)
+    assert registry.default_model() is None
+
+    registry.register("zeta", FILES, stub_manifest())
+    registry.register("alpha", FILES, stub_manifest())
+    registry.register("zeta", FILES, stub_manifest())
+
+    assert registry.default_model() == "zeta"
+    assert json.loads((root / "default-model.json").read_text())["model"] == "zeta"
+    assert registry.list_models() == ["alpha", "zeta"]
+
+
+def test_set_default_model_records_the_choice_and_returns_the_previous_one(demo):
+    demo.register("other", FILES, stub_manifest())
+
+    assert demo.set_default_model("other") == "demo"
+    assert demo.default_model() == "other"
+    assert demo.set_default_model("other") == "other"
+
+
+@pytest.mark.parametrize("name", ["nope", "../outside", "Demo"])
+def test_set_default_model_refuses_a_model_that_is_not_registered(demo, name):
+    with pytest.raises(ModelNotFoundError, match="registered models: demo"):
+        demo.set_default_model(name)
+
+    assert demo.default_model() == "demo"
+
+
+def test_a_registry_without_a_record_has_a_default_only_when_it_holds_one_model(demo, root):
+    (root / "default-model.json").unlink()
+    assert demo.default_model() == "demo"
+
+    (root / "other" / "versions").mkdir(parents=True)
+    shutil.copytree(root / "demo" / "versions" / "1", root / "other" / "versions" / "1")
+
+    assert demo.default_model() is None
+    demo.register("third", FILES, stub_manifest())
+    assert demo.default_model() is None
+    assert not (root / "default-model.json").exists()
+
+
+def test_an_unreadable_default_record_is_a_registry_error_naming_the_fix(demo, root):
+    (root / "default-model.json").write_text("{not json")
+
+    with pytest.raises(RegistryError, match="tabops models default NAME"):
+        demo.default_model()

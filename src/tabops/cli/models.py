@@ -1,4 +1,4 @@
-"""``tabops models``: list, show, promote and roll back registered versions; fetch model cards."""
+"""``tabops models``: list, show, promote and roll back versions; the default model; cards."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich import box
 from rich.table import Table
 
 from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
+from tabops.config import get_settings
 from tabops.model.files import CARD_FILE
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
@@ -49,6 +50,22 @@ def list_models() -> None:
         console.print("no models registered yet; train one with 'tabops train'")
         return
     console.print(table)
+    with reported_errors():
+        console.print(_describe_default(registry.default_model()))
+
+
+def _describe_default(recorded: str | None) -> str:
+    """Which model answers POST /predict, and what chose it."""
+    configured = get_settings().serving.default_model
+    if configured:
+        also = f"; the registry records {recorded}" if recorded and recorded != configured else ""
+        return (
+            f"default model (POST /predict): {configured}, "
+            f"set by the serving.default_model setting{also}"
+        )
+    if recorded is None:
+        return "no default model (POST /predict): choose one with 'tabops models default NAME'"
+    return f"default model (POST /predict): {recorded}"
 
 
 @app.command()
@@ -126,6 +143,29 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+@app.command("default")
+def default_model(
+    name: Annotated[
+        str | None, typer.Argument(help="Model to answer POST /predict; omit to show it.")
+    ] = None,
+) -> None:
+    """Show or choose the model that answers POST /predict (servers follow within seconds)."""
+    registry = open_registry()
+    with reported_errors():
+        if name is None:
+            console.print(_describe_default(registry.default_model()))
+            return
+        previous = registry.set_default_model(name)
+    was = f" (was {previous})" if previous is not None and previous != name else ""
+    console.print(f"[green]default model[/] -> {name}{was}")
+    configured = get_settings().serving.default_model
+    if configured and configured != name:
+        console.print(
+            f"[yellow]note:[/] the serving.default_model setting ({configured}) overrides "
+            "the registry's default where it is set, as it is here"
+        )
 
 
 @app.command()

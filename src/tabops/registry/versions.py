@@ -15,6 +15,8 @@ from tabops.registry.store import ArtifactStore
 
 MANIFEST = "manifest.json"
 DEFAULT_ALIAS = "production"
+# Beside the models' folders; the dot keeps it apart from every model name.
+DEFAULT_MODEL_RECORD = "default-model.json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
@@ -42,8 +44,9 @@ def _json(document: Mapping[str, Any]) -> bytes:
 class ModelRegistry:
     """Versions and aliases of every model, kept in an ``ArtifactStore``.
 
-    Layout: ``<name>/versions/<n>/<files>`` and ``<name>/aliases/<alias>.json``. A version
-    is published all at once, so a reader never sees a half-written one.
+    Layout: ``<name>/versions/<n>/<files>``, ``<name>/aliases/<alias>.json`` and
+    ``default-model.json`` (the model ``POST /predict`` answers with). A version is published
+    all at once, so a reader never sees a half-written one.
     """
 
     def __init__(self, store: ArtifactStore) -> None:
@@ -69,10 +72,12 @@ class ModelRegistry:
     def register(self, name: str, files: Mapping[str, bytes], manifest: Manifest) -> ModelVersion:
         """Publish a new version: the next free number, with file hashes in its manifest.
 
-        The first version of a model also becomes its ``production`` version.
+        The first version of a model also becomes its ``production`` version, and the first
+        model of the registry its default model.
         """
         if not _NAME.match(name):
             raise RegistryError(f"invalid model name {name!r}: use a-z, 0-9, '-' and '_'")
+        earlier = None if self.store.exists(DEFAULT_MODEL_RECORD) else self.list_models()
         hashes = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
         for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
             # Numbers of half-written versions are taken too: never publish into one.
@@ -94,6 +99,8 @@ class ModelRegistry:
             if self.store.publish(f"{name}/versions/{version}", content):
                 if DEFAULT_ALIAS not in self.aliases(name):
                     self.set_alias(name, DEFAULT_ALIAS, version)
+                if earlier is not None:
+                    self._record_first_default(name, earlier)
                 return ModelVersion(name=name, version=version, manifest=document)
         raise RegistryError(f"could not allocate a version number for {name!r}; retry")
 
@@ -191,3 +198,52 @@ class ModelRegistry:
         }
         self.store.write_bytes(f"{name}/aliases/{alias}.json", _json(record))
         return current, target
+
+    def default_model(self) -> str | None:
+        """The model ``POST /predict`` answers with: the recorded one, else the only model.
+
+        Registries written before the record existed have none: with one model that model
+        is the default; with several there is none, rather than a silent pick.
+        """
+        recorded = self._read_default()
+        if recorded is not None:
+            return recorded
+        models = self.list_models()
+        return models[0] if len(models) == 1 else None
+
+    def set_default_model(self, name: str) -> str | None:
+        """Record ``name`` as the default model; returns the default it replaces.
+
+        Raises:
+            ModelNotFoundError: no model of that name is registered.
+        """
+        if not self.list_versions(name):
+            models = ", ".join(self.list_models()) or "none yet"
+            raise ModelNotFoundError(f"model {name!r} not found; registered models: {models}")
+        previous = self.default_model()
+        if self._read_default() != name:
+            self._write_default(name, previous)
+        return previous
+
+    def _record_first_default(self, name: str, earlier: list[str]) -> None:
+        # The first model ever registered becomes the default. A registry from before the
+        # record keeps its only model as the default; with several, the choice is the user's.
+        if len(earlier) > 1 or self.store.exists(DEFAULT_MODEL_RECORD):
+            return
+        self._write_default(earlier[0] if earlier else name, None)
+
+    def _read_default(self) -> str | None:
+        try:
+            document = json.loads(self.store.read_bytes(DEFAULT_MODEL_RECORD))
+            return str(document["model"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(
+                f"the registry's {DEFAULT_MODEL_RECORD} is unreadable ({exc}); "
+                "record the default again with 'tabops models default NAME'"
+            ) from exc
+
+    def _write_default(self, name: str, previous: str | None) -> None:
+        record = {"model": name, "previous": previous, "updated": datetime.now(UTC).isoformat()}
+        self.store.write_bytes(DEFAULT_MODEL_RECORD, _json(record))

@@ -51,24 +51,32 @@ class Deployment:
     def default_model(self) -> str:
         """The model answering ``POST /predict``.
 
+        The configured one (``serving.default_model``) when set, else the one the registry
+        records, re-read at most every ``alias_cache_seconds`` like an alias: registering
+        another model never changes it.
+
         Raises:
-            ModelNotFoundError: none configured and not exactly one model registered.
+            ModelNotFoundError: no model registered, or several and none recorded as default.
         """
         if self.configured_default:
             return self.configured_default
         cached = self._default
         if cached is not None and time.monotonic() - cached[1] < self.alias_cache_seconds:
             return cached[0]
-        models = self.registry.list_models()
-        if len(models) == 1:
-            self._default = (models[0], time.monotonic())
-            return models[0]
-        if not models:
-            raise ModelNotFoundError("no model is registered yet; train one with 'tabops train'")
-        raise ModelNotFoundError(
-            f"several models are registered ({', '.join(models)}); set TABOPS_DEFAULT_MODEL "
-            "or call /v1/models/{name}/predict"
-        )
+        name = self.registry.default_model()
+        if name is None:
+            models = self.registry.list_models()
+            if not models:
+                raise ModelNotFoundError(
+                    "no model is registered yet; train one with 'tabops train'"
+                )
+            raise ModelNotFoundError(
+                f"several models are registered ({', '.join(models)}) and none is the "
+                "default; choose one with 'tabops models default NAME', "
+                "or call /v1/models/{name}/predict"
+            )
+        self._default = (name, time.monotonic())
+        return name
 
     def resolve(self, name: str, ref: str | int | None = None) -> int:
         """The version a reference points to, caching alias look-ups briefly."""
