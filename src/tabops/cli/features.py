@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabops.cli.output import console, reported_errors
-from tabops.config import get_settings
-from tabops.feature_store.base import MaterializeReport
-from tabops.feature_store.importing import import_table
-from tabops.feature_store.offline import build_feature_table, materialize
-from tabops.feature_store.sql import open_feature_store
-from tabops.project import PROJECT_FILE, load_project
+from tabops.cli.output import PROJECT_FILE, console, reported_errors
+
+if TYPE_CHECKING:
+    from tabops.feature_store.base import MaterializeReport
 
 app = typer.Typer(
     help="Compute features and keep the online store up to date.", no_args_is_help=True
@@ -35,6 +32,10 @@ def build(
     data: Annotated[Path | None, typer.Option(help="Read this table instead.")] = None,
 ) -> None:
     """Compute the project's feature table (Parquet under TABOPS_HOME/features/VIEW)."""
+    from tabops.config import get_settings
+    from tabops.feature_store.offline import build_feature_table
+    from tabops.project import load_project
+
     with reported_errors():
         project, folder = load_project(project_path)
         with console.status(f"computing the features of {project.name}"):
@@ -51,6 +52,11 @@ def materialize_command(
     rebuild: Annotated[bool, typer.Option(help="Build the feature table first.")] = False,
 ) -> None:
     """Write each entity's latest feature row to the online store (changed ones only)."""
+    from tabops.config import get_settings
+    from tabops.feature_store.offline import materialize
+    from tabops.feature_store.sql import open_feature_store
+    from tabops.project import load_project
+
     with reported_errors():
         project, folder = load_project(project_path)
         settings = get_settings()
@@ -75,6 +81,10 @@ def import_command(
     ] = None,
 ) -> None:
     """Load a ready table of per-entity features (one row each) into the online store."""
+    from tabops.config import get_settings
+    from tabops.feature_store.importing import import_table
+    from tabops.feature_store.sql import open_feature_store
+
     with reported_errors():
         store = open_feature_store(get_settings())
         with console.status(f"importing {source.name} into view {view}"):

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from tabops.cli.output import console, open_registry, reported_errors
-from tabops.config import get_settings
-from tabops.jobs import JobService
+
+if TYPE_CHECKING:
+    from tabops.jobs import JobService
 
 app = typer.Typer(help="Follow asynchronous jobs.", no_args_is_help=True)
 
 
 def _service() -> JobService:
+    from tabops.config import get_settings
+    from tabops.jobs import JobService
     from tabops.serving.core import ServingCore
 
     settings = get_settings()
@@ -30,6 +32,8 @@ def worker(
 
     Reads the queue of TABOPS_QUEUE_URL (Redis), or the SQLite queue under TABOPS_HOME.
     """
+    from tabops.config import get_settings
+
     level = getattr(logging, log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
     with reported_errors():
@@ -47,6 +51,8 @@ def list_jobs(
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
 ) -> None:
     """The most recent jobs."""
+    from rich.table import Table
+
     with reported_errors():
         jobs = _service().recent(status, limit)
     table = Table()

@@ -1,4 +1,7 @@
-"""The ``tabops`` command: init, validate, train, serve, predict and the models group."""
+"""The ``tabops`` command: init, validate, train, serve, predict and the models group.
+
+Commands import what they need when they run (see ``tabops.cli.output``).
+"""
 
 from __future__ import annotations
 
@@ -8,43 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from tabops.batch import count_rows, score_file
 from tabops.cli import features, jobs, models
 from tabops.cli.output import (
+    PROJECT_FILE,
     console,
     error_console,
     fail,
     open_registry,
     reported_errors,
 )
-from tabops.cli.training_report import print_training_report
-from tabops.config import get_settings
-from tabops.dataset import read_table
-from tabops.errors import GateFailedError
-from tabops.integrations.dask import score_file_dask
-from tabops.model.predictor import Predictor
-from tabops.project import (
-    PROJECT_FILE,
-    load_project,
-    read_project_table,
-    resolve_data_path,
-    save_project,
-)
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
-from tabops.scaffold import build_project
-from tabops.training.register import train_project
-from tabops.training.train import TrainingResult, count_training_steps
-from tabops.validation import validate_frame
 
 app = typer.Typer(
     name="tabops",
@@ -79,6 +56,10 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
 ) -> None:
     """Infer the feature spec of DATA and write a project file."""
+    from tabops.dataset import read_table
+    from tabops.project import save_project
+    from tabops.scaffold import build_project
+
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")
     with reported_errors():
@@ -105,6 +86,11 @@ def validate(
     project_path: ProjectOption = Path(PROJECT_FILE),
 ) -> None:
     """Check a table against the project's feature spec; exit 1 when it fails."""
+    from rich.table import Table
+
+    from tabops.project import load_project, read_project_table
+    from tabops.validation import validate_frame
+
     with reported_errors():
         project, _folder = load_project(project_path)
         report = validate_frame(read_project_table(project, data), project.schema_)
@@ -132,6 +118,14 @@ def train(
     ] = False,
 ) -> None:
     """Train the project's candidates, check the gates and register the best model."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from tabops.cli.training_report import print_training_report
+    from tabops.errors import GateFailedError
+    from tabops.project import load_project, resolve_data_path
+    from tabops.training.register import train_project
+    from tabops.training.train import TrainingResult, count_training_steps
+
     with reported_errors():
         project, folder = load_project(project_path)
         if if_absent and DEFAULT_ALIAS in open_registry().aliases(project.name):
@@ -186,6 +180,8 @@ def serve(
     """
     import uvicorn
 
+    from tabops.config import get_settings
+
     level = getattr(logging, log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
     settings = get_settings()
@@ -237,6 +233,12 @@ def predict(
     ] = 2,
 ) -> None:
     """Score a file with a registered model; the output adds probability, label, class_name."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tabops.batch import count_rows, score_file
+    from tabops.integrations.dask import score_file_dask
+    from tabops.model.predictor import Predictor
+
     if scheduler is not None and engine is not Engine.DASK:
         fail("--scheduler needs --engine dask")
     name, ref = parse_model_ref(model)

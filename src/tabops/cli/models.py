@@ -14,8 +14,6 @@ from rich import box
 from rich.table import Table
 
 from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
-from tabops.config import get_settings
-from tabops.model.files import CARD_FILE
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
@@ -37,14 +35,13 @@ def list_models() -> None:
         for name in registry.list_models():
             aliases = registry.aliases(name)
             for number in registry.list_versions(name):
-                manifest = registry.get_version(name, number).manifest
-                metrics = manifest.metrics
+                summary = registry.summarize_version(name, number)
                 table.add_row(
                     name,
                     str(number),
                     ", ".join(sorted(a for a, v in aliases.items() if v == number)),
-                    (manifest.created or "")[:10],
-                    *(format_metric(metrics.get(metric)) for metric in _METRICS),
+                    (summary.created or "")[:10],
+                    *(format_metric(summary.metrics.get(metric)) for metric in _METRICS),
                 )
     if not table.row_count:
         console.print("no models registered yet; train one with 'tabops train'")
@@ -56,6 +53,8 @@ def list_models() -> None:
 
 def _describe_default(recorded: str | None) -> str:
     """Which model answers POST /predict, and what chose it."""
+    from tabops.config import get_settings
+
     configured = get_settings().serving.default_model
     if configured:
         also = f"; the registry records {recorded}" if recorded and recorded != configured else ""
@@ -111,6 +110,8 @@ def card(
     ] = False,
 ) -> None:
     """Write a version's model card (one self-contained HTML page) to a file."""
+    from tabops.model.files import CARD_FILE
+
     name, ref = parse_model_ref(model)
     registry = open_registry()
     with reported_errors():
@@ -160,6 +161,8 @@ def default_model(
         previous = registry.set_default_model(name)
     was = f" (was {previous})" if previous is not None and previous != name else ""
     console.print(f"[green]default model[/] -> {name}{was}")
+    from tabops.config import get_settings
+
     configured = get_settings().serving.default_model
     if configured and configured != name:
         console.print(

@@ -1,18 +1,26 @@
-"""Shared console, error printing and registry access for the commands."""
+"""Shared console, error printing and registry access for the commands.
+
+The command modules import only this, Typer, Rich and the light core (errors, the registry's
+names) at module level: ``tabops --help`` must not wait for pandas, scikit-learn or FastAPI.
+Everything else is imported inside the command that needs it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 
-from tabops.config import get_settings
 from tabops.errors import GateFailedError, TabopsError
-from tabops.registry import ModelRegistry
-from tabops.registry import open_registry as registry_of
+
+if TYPE_CHECKING:
+    from tabops.registry import ModelRegistry
+
+# tabops.project.PROJECT_FILE, repeated so that option defaults need not import pandas.
+PROJECT_FILE = "tabops.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -23,6 +31,9 @@ EXIT_GATE_FAILED = 3
 
 def open_registry() -> ModelRegistry:
     """The registry the settings name (under ``TABOPS_HOME`` by default)."""
+    from tabops.config import get_settings
+    from tabops.registry import open_registry as registry_of
+
     return registry_of(get_settings())
 
 

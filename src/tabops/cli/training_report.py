@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from tabops.cli.output import console, format_metric
-from tabops.training.train import TrainingResult
+
+if TYPE_CHECKING:
+    from tabops.training.train import TrainingResult
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 

@@ -5,14 +5,17 @@ Only the store adapters (``local.py``) touch storage; ``versions.py`` holds the 
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from tabops.config import Settings
 from tabops.errors import RegistryError
-from tabops.model.manifest import ModelVersion
 from tabops.registry.local import LocalArtifactStore
 from tabops.registry.store import ArtifactStore
 from tabops.registry.versions import ModelRegistry, parse_model_ref
+
+if TYPE_CHECKING:
+    from tabops.model.manifest import ModelVersion
 
 __all__ = [
     "ArtifactStore",
@@ -23,6 +26,15 @@ __all__ = [
     "open_registry",
     "parse_model_ref",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ModelVersion brings the manifest's feature spec and pandas; listing models needs neither.
+    if name == "ModelVersion":
+        from tabops.model.manifest import ModelVersion
+
+        return ModelVersion
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_artifact_store(url: str | None, default: Path) -> ArtifactStore:

@@ -6,12 +6,20 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabops.errors import ModelNotFoundError, RegistryError, VersionNotFoundError
-from tabops.model.manifest import FORMAT, Manifest, ModelVersion
+from tabops.errors import (
+    ArtifactIntegrityError,
+    ModelNotFoundError,
+    RegistryError,
+    VersionNotFoundError,
+)
 from tabops.registry.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from tabops.model.manifest import Manifest, ModelVersion
 
 MANIFEST = "manifest.json"
 DEFAULT_ALIAS = "production"
@@ -35,6 +43,16 @@ def parse_model_ref(text: str) -> tuple[str, str | None]:
             name, ref = text.split(separator, 1)
             return name, ref
     return text, None
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """What a listing shows of a version: when it was made and its test metrics."""
+
+    name: str
+    version: int
+    created: str | None
+    metrics: dict[str, float]
 
 
 def _json(document: Mapping[str, Any]) -> bytes:
@@ -75,6 +93,10 @@ class ModelRegistry:
         The first version of a model also becomes its ``production`` version, and the first
         model of the registry its default model.
         """
+        # The manifest's model (its feature spec) brings pandas: only for the commands that
+        # need it, not for listing models.
+        from tabops.model.manifest import FORMAT, Manifest, ModelVersion
+
         if not _NAME.match(name):
             raise RegistryError(f"invalid model name {name!r}: use a-z, 0-9, '-' and '_'")
         earlier = None if self.store.exists(DEFAULT_MODEL_RECORD) else self.list_models()
@@ -106,10 +128,41 @@ class ModelRegistry:
 
     def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
         """A version by number, by alias, or (``ref`` None) the production one."""
+        from tabops.model.manifest import Manifest, ModelVersion
+
         version = self.resolve(name, ref)
         key = f"{name}/versions/{version}/{MANIFEST}"
         manifest = Manifest.from_json(self.store.read_bytes(key), f"{name}:{version} {MANIFEST}")
         return ModelVersion(name=name, version=version, manifest=manifest)
+
+    def summarize_version(self, name: str, version: int) -> VersionSummary:
+        """A version's creation time and test metrics, read from its manifest's JSON.
+
+        For listings: the typed ``Manifest`` (``get_version``) imports pandas for its feature
+        spec, which costs a listing more than reading every manifest does.
+
+        Raises:
+            ArtifactIntegrityError: the manifest is not a JSON object.
+        """
+        where = f"{name}:{version} {MANIFEST}"
+        try:
+            document = json.loads(self.store.read_bytes(f"{name}/versions/{version}/{MANIFEST}"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArtifactIntegrityError(f"{where} is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ArtifactIntegrityError(f"{where} does not hold a JSON object")
+        created = document.get("created")
+        metrics = document.get("metrics")
+        return VersionSummary(
+            name=name,
+            version=version,
+            created=created if isinstance(created, str) else None,
+            metrics={
+                metric: float(value)
+                for metric, value in (metrics if isinstance(metrics, dict) else {}).items()
+                if isinstance(value, int | float) and not isinstance(value, bool)
+            },
+        )
 
     def read_file(self, name: str, version: int, file: str) -> bytes:
         """The bytes of one file of a version."""
