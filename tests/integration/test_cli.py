@@ -258,6 +258,32 @@ def test_cli_models_list_fits_an_80_column_terminal(invoke, trained_cli, monkeyp
     assert "…" not in result.output
 
 
+def test_cli_models_list_prints_whole_rows_when_output_is_not_a_terminal(
+    invoke, trained_cli, monkeypatch
+):
+    long_name = "a-model-name-that-is-long-" + "x" * 37  # 63 characters, the longest allowed
+    registry = make_registry(trained_cli)
+    version = registry.get_version(MODEL)
+    files = {f: registry.read_file(MODEL, 1, f) for f in version.manifest.files}
+    registry.register(long_name, files, version.manifest)
+    registry.set_alias(long_name, "a-long-alias-for-the-staging-env", 1)
+    registry.set_default_model(long_name)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = invoke("models", "list")  # CliRunner's output is not a terminal
+
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    for heading in ("model", "version", "aliases", "created", "ROC AUC", "PR AUC", "F1"):
+        assert heading in result.output
+    [row] = [line for line in result.output.splitlines() if line.split()[:1] == [long_name]]
+    cells = row.split()
+    assert cells[:4] == [long_name, "1", "a-long-alias-for-the-staging-env,", "production"]
+    assert len(cells) == 8  # model, version, two aliases, created and three metrics
+    assert all(0.0 <= float(cell) <= 1.0 for cell in cells[5:])
+    assert f"default model (POST /predict): {long_name}\n" in result.output
+
+
 def test_cli_models_list_with_no_models_says_so(invoke, empty_cli):
     result = invoke("models", "list")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabops.cli.output import console, open_registry, reported_errors
+from tabops.cli.output import console, open_registry, print_whole, reported_errors
 
 if TYPE_CHECKING:
     from tabops.jobs import JobService
@@ -69,7 +69,7 @@ def list_jobs(
             job.created.strftime("%Y-%m-%d %H:%M:%S"),
             job.error or "",
         )
-    console.print(table)
+    print_whole(table)
 
 
 @app.command("show")

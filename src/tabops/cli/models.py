@@ -13,7 +13,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tabops.cli.output import console, fail, format_metric, open_registry, reported_errors
+from tabops.cli.output import (
+    console,
+    fail,
+    format_metric,
+    open_registry,
+    print_whole,
+    reported_errors,
+)
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
@@ -26,6 +33,7 @@ def list_models() -> None:
     registry = open_registry()
     table = Table(title="models", box=box.SIMPLE_HEAD)
     # Names and aliases are never cut ("heart-f…" is no use); 'models show' has the rest.
+    # On a terminal, a row wider than the window is cropped; elsewhere it is printed whole.
     for heading in ("model", "version", "aliases"):
         table.add_column(heading, no_wrap=True, overflow="ignore")
     table.add_column("created", no_wrap=True)
@@ -46,9 +54,9 @@ def list_models() -> None:
     if not table.row_count:
         console.print("no models registered yet; train one with 'tabops train'")
         return
-    console.print(table)
+    print_whole(table)
     with reported_errors():
-        console.print(_describe_default(registry.default_model()))
+        print_whole(_describe_default(registry.default_model()))
 
 
 def _describe_default(recorded: str | None) -> str:
@@ -156,7 +164,7 @@ def default_model(
     registry = open_registry()
     with reported_errors():
         if name is None:
-            console.print(_describe_default(registry.default_model()))
+            print_whole(_describe_default(registry.default_model()))
             return
         previous = registry.set_default_model(name)
     was = f" (was {previous})" if previous is not None and previous != name else ""

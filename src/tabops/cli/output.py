@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from tabops.errors import GateFailedError, TabopsError
 
@@ -27,6 +27,8 @@ error_console = Console(stderr=True)
 
 EXIT_ERROR = 1
 EXIT_GATE_FAILED = 3
+# Wide enough for any table row; only used to measure what a row needs.
+_UNBOUNDED_WIDTH = 1_000_000
 
 
 def open_registry() -> ModelRegistry:
@@ -52,6 +54,22 @@ def reported_errors() -> Iterator[None]:
         for problem in exc.problems:
             error_console.print(f"  [red]•[/] {problem.field}: {problem.problem}")
         fail(exc.message, EXIT_GATE_FAILED if isinstance(exc, GateFailedError) else EXIT_ERROR)
+
+
+def print_whole(renderable: RenderableType) -> None:
+    """Print on the terminal's width, or whole when the output is a pipe or a file.
+
+    Rich assumes 80 columns when it writes to something other than a terminal, cutting
+    long names and squeezing columns; a CI log or ``| grep`` wants every value intact.
+    """
+    if console.is_terminal:
+        console.print(renderable)
+    elif isinstance(renderable, str):
+        console.print(renderable, soft_wrap=True)
+    else:
+        options = console.options.update_width(_UNBOUNDED_WIDTH)
+        width = console.measure(renderable, options=options).maximum
+        Console(file=console.file, width=max(width, 1)).print(renderable)
 
 
 def format_metric(value: object) -> str:
