@@ -19,9 +19,12 @@ fixed synthetic table of 30 numeric features with about 2% positives.
    one record per request over 1 and 16 connections, 1,000 records per request over 4
    (rows/s = requests/s x 1,000); p50 and p99 come from wrk's latency distribution, and
    any non-2xx answer or socket error is flagged. Systems: the floor (``peers/floor.py``,
-   no framework, no model) on uvicorn and on granian; ``tabops serve``; the seeds' approach
-   (``peers/seed_fastapi.py``); BentoML and MLServer, each in a virtualenv of its own under
-   ``bench/.peers/``, made on first use.
+   no framework, no model) on uvicorn and on granian; ``tabops serve``, and tabops on
+   granian; the seeds' approach (``peers/seed_fastapi.py``); BentoML and MLServer. granian,
+   BentoML and MLServer each run from a virtualenv of their own under ``bench/.peers/``,
+   made on first use (granian's holds tabops too, in editable mode from this repository).
+
+wrk (Debian's package) and taskset must be on PATH; the script stops at once when they are not.
 
 A ratio column divides a row's throughput by that system's for the same model and
 scenario; "x floor" (the uvicorn floor) is only given for one-record scenarios.
@@ -49,7 +52,12 @@ from types import FrameType
 from typing import Any
 
 import pandas as pd
-from peers.environments import PeerEnvironment, ensure_environment, peer_requirements
+from peers.environments import (
+    PeerEnvironment,
+    ensure_environment,
+    granian_requirements,
+    peer_requirements,
+)
 from peers.mlserver_peer import mlserver_servers
 from peers.models import CANDIDATES, BenchModel, ModelSetupError, prepare_models
 from peers.systems import (
@@ -63,6 +71,9 @@ from peers.systems import (
 from threadpoolctl import threadpool_limits
 from wrk.scenarios import HttpResult, measure_server
 from wrk.table import format_http_table
+
+# Programs the HTTP part runs, and how to install them on Debian.
+TOOLS = {"wrk": "apt-get install wrk", "taskset": "apt-get install util-linux"}
 
 
 class BenchTimeout(Exception):
@@ -200,16 +211,26 @@ def install_peers(timeout: float) -> dict[str, PeerEnvironment]:
     }
 
 
+def install_granian(timeout: float) -> PeerEnvironment:
+    """granian's virtualenv, with tabops installed in it; made once and reused."""
+    requirements, pins = granian_requirements()
+    return ensure_environment("granian", requirements, timeout, pins)
+
+
 def plan_servers(
-    models: list[BenchModel], peers: dict[str, PeerEnvironment], work: Path, home: Path
+    models: list[BenchModel],
+    granian: PeerEnvironment,
+    peers: dict[str, PeerEnvironment],
+    work: Path,
+    home: Path,
 ) -> list[Server]:
     """The floors once, then every system for each model."""
     servers: list[Server] = []
     for model in models:
         single, batch = record_bodies(model, work / model.name / "bodies")
         if not servers:
-            servers.extend(floor_servers(single, batch))
-        servers.extend(tabops_servers(model, home, single, batch))
+            servers.extend(floor_servers(single, batch, granian))
+        servers.extend(tabops_servers(model, home, single, batch, granian))
         servers.append(seed_server(model, single, batch))
         if "bentoml" in peers:
             servers.append(bentoml_server(model, peers["bentoml"], work, single, batch))
@@ -236,14 +257,18 @@ def format_in_process_table(results: list[InProcessResult]) -> str:
 
 
 def describe_setup(
-    args: argparse.Namespace, peers: dict[str, PeerEnvironment], load: str
+    args: argparse.Namespace,
+    granian: PeerEnvironment,
+    peers: dict[str, PeerEnvironment],
+    load: str,
 ) -> dict[str, Any]:
     """Versions and settings printed above the tables and kept in the JSON."""
     versions = {
         name: metadata.version(name)
-        for name in ("tabops", "scikit-learn", "pandas", "fastapi", "uvicorn", "granian")
+        for name in ("tabops", "scikit-learn", "pandas", "fastapi", "uvicorn")
     }
     versions.update({"python": platform.python_version()})
+    versions["granian (bench venv)"] = granian.version("granian")
     if "bentoml" in peers:
         versions["bentoml (peer venv)"] = peers["bentoml"].version("bentoml")
     if "mlserver" in peers:
@@ -278,10 +303,11 @@ def run(args: argparse.Namespace, work: Path, outcome: Outcome) -> None:
     models = prepare_models(args.models, work, home)
     outcome.notes.extend(describe_scoring(model) for model in models)
     outcome.in_process = one_core_in_process(models, 0.5 if args.quick else 2.0)
+    granian = install_granian(timeout=args.timeout)
     peers = {} if args.skip_peers else install_peers(timeout=args.timeout)
-    outcome.setup = describe_setup(args, peers, load)
+    outcome.setup = describe_setup(args, granian, peers, load)
     expected = {model.key: float(model.probabilities[0]) for model in models}
-    for server in plan_servers(models, peers, work, home):
+    for server in plan_servers(models, granian, peers, work, home):
         measure_server(
             server, args.duration, work / "logs", expected.get(server.model), outcome.http
         )
@@ -313,9 +339,21 @@ def print_report(outcome: Outcome) -> None:
         print(format_http_table(outcome.http))
 
 
+def missing_tool() -> str | None:
+    """One line naming the first program the HTTP part needs that is not on PATH."""
+    for tool, install in TOOLS.items():
+        if shutil.which(tool) is None:
+            return f"error: {tool} is not on PATH; install it ({install}) and run again"
+    return None
+
+
 def main() -> int:
     """Run the benchmark within ``--timeout`` seconds; returns the exit status."""
     args = parse_args()
+    missing = missing_tool()
+    if missing is not None:
+        _say(missing)
+        return 2
     outcome = Outcome()
     signal.signal(signal.SIGALRM, _raise_timeout)
     signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -88,11 +88,17 @@ def record_bodies(model: BenchModel, folder: Path) -> tuple[Path, Path]:
     return single, batch
 
 
-def floor_servers(single: Path, batch: Path) -> list[Server]:
-    """The bare ASGI app on uvicorn and on granian."""
+def floor_servers(single: Path, batch: Path, granian_environment: PeerEnvironment) -> list[Server]:
+    """The bare ASGI app on uvicorn, and on granian from granian's virtualenv."""
     env = dict(os.environ)
     uvicorn = [str(BIN / "python"), "-m", "uvicorn", "floor:app", "--app-dir", str(PEERS)]
-    granian = [str(BIN / "granian"), *GRANIAN_FLAGS, "--working-dir", str(PEERS), "floor:app"]
+    granian = [
+        str(granian_environment.executable("granian")),
+        *GRANIAN_FLAGS,
+        "--working-dir",
+        str(PEERS),
+        "floor:app",
+    ]
     return [
         Server(
             FLOOR_UVICORN,
@@ -111,15 +117,22 @@ def floor_servers(single: Path, batch: Path) -> list[Server]:
             PEERS,
             Endpoint("/predict", single),
             Endpoint("/predict/batch", batch),
+            failure=granian_environment.failure,
         ),
     ]
 
 
-def tabops_servers(model: BenchModel, home: Path, single: Path, batch: Path) -> list[Server]:
+def tabops_servers(
+    model: BenchModel,
+    home: Path,
+    single: Path,
+    batch: Path,
+    granian_environment: PeerEnvironment,
+) -> list[Server]:
     """``tabops serve`` (uvicorn), and tabops on granian where it can be started."""
     tabops = str(BIN / "tabops")
     base = [tabops, "serve", "--host", HOST, "--log-level", "warning"]
-    granian, failure = _tabops_granian_command()
+    granian, failure = _tabops_granian_command(granian_environment)
     endpoints = (
         Endpoint(f"/v1/models/{model.name}/predict", single),
         Endpoint(f"/v1/models/{model.name}/predict/batch", batch),
@@ -148,12 +161,17 @@ def tabops_servers(model: BenchModel, home: Path, single: Path, batch: Path) -> 
     ]
 
 
-def _tabops_granian_command() -> tuple[Callable[[int], list[str]], str | None]:
+def _tabops_granian_command(
+    environment: PeerEnvironment,
+) -> tuple[Callable[[int], list[str]], str | None]:
     """tabops on granian: ``tabops serve --server granian`` if offered, else an app factory.
 
+    Both run from granian's virtualenv (``environment``), where tabops is installed too.
     Returns the command and, when tabops cannot run on granian, the reason.
     """
-    tabops = str(BIN / "tabops")
+    if environment.failure is not None:
+        return (lambda port: []), environment.failure
+    tabops = str(environment.executable("tabops"))
     usage = subprocess.run(
         [tabops, "serve", "--help"], capture_output=True, text=True, check=False
     ).stdout
@@ -162,7 +180,7 @@ def _tabops_granian_command() -> tuple[Callable[[int], list[str]], str | None]:
         return (lambda port: [*serve, "--port", str(port)]), None
     factory = _tabops_app_factory()
 
-    granian = [str(BIN / "granian"), *GRANIAN_FLAGS, "--host", HOST]
+    granian = [str(environment.executable("granian")), *GRANIAN_FLAGS, "--host", HOST]
 
     def command(port: int) -> list[str]:
         return [*granian, "--port", str(port), "--factory", f"tabops.server.app:{factory}"]
