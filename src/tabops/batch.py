@@ -200,11 +200,12 @@ def write_csv(handle: BinaryIO, scored: pd.DataFrame, *, header: bool) -> None:
     """Append a chunk with Arrow's CSV writer, or pandas' when Arrow cannot hold a column.
 
     Arrow's writer is about ten times faster than pandas' and its floats round-trip; a
-    column mixing text and numbers (a bad cell) falls back to pandas for that chunk.
+    column mixing text and numbers (a bad cell), or holding an integer beyond 64 bits, falls
+    back to pandas for that chunk.
     """
     try:
         table = pa.Table.from_pandas(scored, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
         scored.to_csv(handle, header=header, index=False)
         return
     pa_csv.write_csv(table, handle, write_options=pa_csv.WriteOptions(include_header=header))

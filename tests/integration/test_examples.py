@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from example_files import example_data_path
 from tabops.project import load_project, read_project_table
-from tabops.serving.records import build_record_model
+from tabops.server.schemas import build_record_model
 from tabops.validation import validate_frame
 
 EXAMPLES = sorted(path.parent for path in (REPO / "examples").glob("*/tabops.yaml"))

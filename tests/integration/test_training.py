@@ -146,7 +146,8 @@ def test_train_project_impossible_gate_raises_and_registers_nothing(tmp_path):
 
 def broken_copy(project: Project, folder: Path, tmp_path: Path) -> Path:
     frame = pd.read_csv(folder / project.data)
-    frame.loc[[0, 1], "ejection_fraction"] = 500
+    frame["ejection_fraction"] = frame["ejection_fraction"].astype(object)
+    frame.loc[[0, 1], "ejection_fraction"] = "many"
     frame = frame.drop(columns=["smoking"])
     path = tmp_path / "broken.csv"
     frame.to_csv(path, index=False)

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import BaseModel, ValidationError
 
 from tabops.errors import TabopsError
 from tabops.model.decoder import LeanDecoder
 from tabops.model.encoder import FeatureEncoder
 from tabops.schema import FeatureSpec, Kind, infer_schema
 from tabops.server.codecs.v1 import parse_json_object
-from tabops.serving.records import build_record_model
+from tabops.validation import FeatureValidator
 
 ROWS = 120
 COLOURS = ["blue", "green", "red"]
@@ -58,11 +57,12 @@ def lean(spec: FeatureSpec, encoder: FeatureEncoder) -> LeanDecoder:
 
 
 @pytest.fixture(scope="module")
-def record_model(spec: FeatureSpec) -> type[BaseModel]:
-    return build_record_model("lean-test", spec)
+def record_model(spec: FeatureSpec) -> FeatureValidator:
+    """The full path: the one validator, which the typed decoder stands in front of."""
+    return FeatureValidator(spec)
 
 
-def validate_fully(record_model: type[BaseModel], body: bytes) -> dict[str, Any] | None:
+def validate_fully(record_model: FeatureValidator, body: bytes) -> dict[str, Any] | None:
     """The full path's verdict on a single-record body: the validated record, or None."""
     try:
         document = parse_json_object(body)
@@ -70,13 +70,11 @@ def validate_fully(record_model: type[BaseModel], body: bytes) -> dict[str, Any]
         return None
     if set(document) == {"features"} and isinstance(document["features"], dict):
         document = document["features"]  # the API accepts a record under "features"
-    try:
-        return record_model.model_validate(document).model_dump()
-    except ValidationError:
-        return None
+    record, problems = record_model.check_record(document)
+    return None if problems else record
 
 
-def validate_batch_fully(record_model: type[BaseModel], body: bytes) -> list[dict] | None:
+def validate_batch_fully(record_model: FeatureValidator, body: bytes) -> list[dict] | None:
     """The full path's verdict on a ``{"records": [...]}`` body."""
     try:
         document = parse_json_object(body)
@@ -86,10 +84,10 @@ def validate_batch_fully(record_model: type[BaseModel], body: bytes) -> list[dic
         return None
     records = []
     for item in document["records"]:
-        try:
-            records.append(record_model.model_validate(item).model_dump())
-        except ValidationError:
+        record, problems = record_model.check_record(item)
+        if problems:
             return None
+        records.append(record)
     return records
 
 
@@ -145,6 +143,10 @@ GOOD_BODIES = [
     pytest.param(body_of(flag=True), id="true-for-flag"),
     pytest.param(body_of(flag=False), id="false-for-flag"),
     pytest.param(body_of(flag=0), id="zero-for-flag"),
+    pytest.param(raw_body(count="3.0"), id="whole-float-for-integer"),
+    pytest.param(raw_body(count="1e2"), id="exponent-for-integer"),
+    pytest.param(raw_body(flag="1.0"), id="whole-float-for-flag"),
+    pytest.param(raw_body(flag="0.0"), id="zero-float-for-flag"),
     pytest.param(body_of(colour=None), id="null-category"),
     pytest.param(body_of(colour=...), id="absent-category"),
     pytest.param(body_of(gap=None), id="null-number"),
@@ -234,9 +236,6 @@ REFUSED_BODIES = [
     pytest.param(b"  \n", False, id="blank-body"),
     pytest.param(b"\xff", False, id="not-utf8"),
     pytest.param(b"{}", False, id="empty-object"),
-    pytest.param(raw_body(count="3.0"), True, id="whole-float-for-integer"),
-    pytest.param(raw_body(count="1e2"), True, id="exponent-for-integer"),
-    pytest.param(raw_body(flag="1.0"), True, id="whole-float-for-flag"),
     pytest.param(json.dumps({"features": RECORD}).encode(), True, id="features-wrapper"),
     pytest.param(b"\xef\xbb\xbf" + body_of(), True, id="utf8-byte-order-mark"),
     pytest.param(body_of(colour="\ud800"), True, id="lone-surrogate-escape"),
@@ -277,6 +276,7 @@ GOOD_BATCHES = [
         id="mixed-records",
     ),
     pytest.param(batch(*(body_of(count=i, amount=i / 7) for i in range(50))), id="fifty-records"),
+    pytest.param(batch(body_of(), raw_body(count="3.0", flag="1.0")), id="whole-floats"),
 ]
 
 
@@ -291,7 +291,8 @@ def test_lean_batch_decoding_accepts_valid_batch_and_encodes_it_as_the_full_path
 
     assert rows is not None
     assert len(rows) == len(validated)
-    encoded = lean.encode(rows)
+    encoded = lean.encode_batch(rows)
+    assert encoded is not None
     np.testing.assert_array_equal(encoded, encoder.encode_records(validated))
     np.testing.assert_array_equal(encoded, encoder.transform(as_frame(spec, validated)))
 
@@ -309,7 +310,7 @@ REFUSED_BATCHES = [
     pytest.param(b"[" + body_of() + b"]", False, id="list-instead-of-object"),
     pytest.param(b'{"records": [', False, id="malformed-json"),
     pytest.param(b"", False, id="empty-body"),
-    pytest.param(batch(raw_body(count="3.0")), True, id="whole-float-for-integer"),
+    pytest.param(batch(body_of(), raw_body(count="3.5")), False, id="fraction-for-integer"),
     pytest.param(batch(json.dumps({"features": RECORD}).encode()), False, id="wrapped-record"),
 ]
 
@@ -318,7 +319,8 @@ REFUSED_BATCHES = [
 def test_lean_batch_decoding_refuses_and_leaves_the_verdict_to_full_validation(
     lean, record_model, body, full_accepts
 ):
-    assert lean.decode_batch(body) is None
+    rows = lean.decode_batch(body)
+    assert rows is None or lean.encode_batch(rows) is None
     assert (validate_batch_fully(record_model, body) is not None) is full_accepts
 
 
@@ -379,7 +381,7 @@ def test_lean_decoder_builds_when_a_nullable_feature_comes_before_a_required_one
     reordered = frame[["gap", "amount", "colour", "count", "y"]]
     spec = infer_schema(reordered, "y").spec
     encoder = FeatureEncoder.from_spec(spec).fit(reordered.drop(columns="y"))
-    record_model = build_record_model("reordered", spec)
+    record_model = FeatureValidator(spec)
     body = b'{"amount": 12.5, "colour": "red", "count": 3}'
     validated = validate_fully(record_model, body)
     assert validated is not None

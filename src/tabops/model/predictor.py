@@ -25,6 +25,7 @@ from tabops.model.files import (
 )
 from tabops.model.manifest import ModelVersion
 from tabops.schema import Kind, coerce_frame, python_value
+from tabops.validation import FeatureValidator
 
 SCORING_FILES = (MODEL_FILE, ONNX_FILE, GOLDEN_FILE)
 """The files of a version a predictor is built from (the reference sample is optional)."""
@@ -87,6 +88,7 @@ class Predictor:
         elif self.parts is None:
             self.runtime_detail = "registered before models were compiled"
         self.spec = manifest.feature_spec
+        self.validator = FeatureValidator(self.spec)
         self.lean = LeanDecoder(self.spec, self.parts.encoder) if self.parts is not None else None
         self.threshold = float(manifest.threshold)
         classes = manifest.classes
@@ -291,40 +293,24 @@ class Predictor:
     ) -> tuple[np.ndarray, list[Problem]]:
         """Which rows break the spec (a boolean mask) and every problem, by row and column.
 
-        Rows are numbered from ``first_row``. A gap in a feature that may not be missing,
-        or a cell of a numeric feature that is not a finite number, makes a row invalid.
+        Rows are numbered from ``first_row``; the rules are ``tabops.validation``'s, read
+        as a file's cells.
 
         Raises:
             InvalidInputError: feature columns are missing (no row can be scored).
         """
-        missing = [name for name in self.spec.feature_names if name not in frame.columns]
+        missing = self.validator.missing_columns(frame)
         if missing:
             raise InvalidInputError(
                 f"missing columns: {', '.join(missing)}",
                 [Problem(name, "column is missing") for name in missing],
             )
-        invalid = np.zeros(len(frame), dtype=bool)
-        found: list[tuple[int, int, Problem]] = []
-        for order, column in enumerate(self.spec.features):
-            series = frame[column.name]
-            gaps = series.isna().to_numpy()
-            if not column.nullable:
-                for row in np.flatnonzero(gaps).tolist():
-                    where = f"row {row + first_row}.{column.name}"
-                    found.append((row, order, Problem(where, "is empty")))
-                invalid |= gaps
-            if column.kind is not Kind.CATEGORICAL:
-                numbers = pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
-                bad = ~gaps & ~np.isfinite(numbers)
-                for bad_row in np.flatnonzero(bad).tolist():
-                    value = python_value(series.iloc[bad_row])
-                    problem = Problem(
-                        f"row {bad_row + first_row}.{column.name}", f"{value!r} is not a number"
-                    )
-                    found.append((bad_row, order, problem))
-                invalid |= bad
-        found.sort(key=lambda item: (item[0], item[1]))
-        return invalid, [problem for _row, _order, problem in found]
+        found = self.validator.check_frame(frame, notes=False)
+        problems = [
+            Problem(f"row {row + first_row}.{column}", message)
+            for row, column, _check, message, _value in found.problems
+        ]
+        return found.invalid, problems
 
 
 def _read_files(

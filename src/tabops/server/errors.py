@@ -42,7 +42,6 @@ from tabops.errors import (
     UploadTooLargeError,
     VersionNotFoundError,
 )
-from tabops.serving.records import problems_from_pydantic
 
 logger = logging.getLogger("tabops.server")
 
@@ -113,6 +112,24 @@ def error_response(
 ) -> JSONResponse:
     """A JSON error response in the API's one shape."""
     return JSONResponse(status_code=status, content=error_document(code, message, problems))
+
+
+def problems_from_pydantic(errors: Sequence[Any], prefix: str = "") -> list[Problem]:
+    """One problem per pydantic error, naming the field by its dotted path."""
+    problems = []
+    for error in errors:
+        parts = [str(part) for part in error.get("loc", ()) if part != "body"]
+        field = ".".join(parts)
+        if prefix:
+            field = f"{prefix}.{field}" if field else prefix
+        message = str(error.get("msg", "is invalid"))
+        kind = error.get("type")
+        if kind == "missing":
+            message = "field required"
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(field or "body", message))
+    return problems
 
 
 def install_error_handlers(app: FastAPI) -> None:

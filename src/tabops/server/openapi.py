@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from tabops.errors import TabopsError
+from tabops.model.predictor import Predictor
+from tabops.server.schemas import build_record_model
 from tabops.serving.deployment import Deployment
-from tabops.serving.records import record_model_for
 
 _COMPONENTS = "#/components/schemas/{model}"
 
@@ -65,3 +68,10 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
         if predictor.name == default_name and "/predict" in paths:
             paths["/predict"]["post"]["requestBody"] = body
     return document
+
+
+@lru_cache(maxsize=128)
+def record_model_for(predictor: Predictor) -> type[BaseModel]:
+    """The request model of a loaded version (built once per version)."""
+    example = predictor.example() if len(predictor.examples) else None
+    return build_record_model(predictor.name, predictor.spec, example)

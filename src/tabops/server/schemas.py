@@ -1,11 +1,90 @@
-"""Wire models: request and response models of the HTTP API."""
+"""Wire models: request models generated from a feature spec, and response models.
+
+The record model of a version documents its features in OpenAPI (types, ranges seen in
+training, categories, an example); the records themselves are checked by
+``tabops.validation``, whose rules the model describes.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from tabops.schema import ColumnSpec, FeatureSpec, Kind
+
+
+def _no_text_or_bool(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a number")
+    return value
+
+
+def _within_int64(value: int) -> int:
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("Input should be an integer between -2**63 and 2**63 - 1")
+    return value
+
+
+def _bool_as_int(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        raise ValueError("Input should be 0, 1, true or false")
+    return value
+
+
+def _field_type(column: ColumnSpec) -> Any:
+    description = _describe(column)
+    if column.kind is Kind.NUMERIC:
+        return Annotated[float, Field(strict=True, allow_inf_nan=False, description=description)]
+    if column.kind is Kind.INTEGER:
+        return Annotated[
+            int,
+            Field(description=description),
+            BeforeValidator(_no_text_or_bool),
+            AfterValidator(_within_int64),
+        ]
+    if column.kind is Kind.BOOLEAN:
+        # Field before the validator, so the bounds reach JSON Schema as minimum/maximum.
+        return Annotated[
+            int, Field(ge=0, le=1, description=description), BeforeValidator(_bool_as_int)
+        ]
+    return Annotated[str, Field(strict=True, description=description)]
+
+
+def _describe(column: ColumnSpec) -> str:
+    text = f"{column.kind.value}"
+    if column.minimum is not None and column.maximum is not None:
+        text += f"; seen in training from {column.minimum:g} to {column.maximum:g}"
+    if column.categories:
+        text += f"; categories: {', '.join(column.categories)}"
+    if column.nullable:
+        text += "; may be null or left out"
+    return text
+
+
+def build_record_model(
+    model_name: str, spec: FeatureSpec, example: dict[str, Any] | None = None
+) -> type[BaseModel]:
+    """A pydantic model accepting exactly one record of the spec's features.
+
+    Unknown fields, wrong types and NaN or infinite numbers are rejected; nullable features
+    may be null or absent.
+    """
+    fields: dict[str, Any] = {}
+    for column in spec.features:
+        field_type = _field_type(column)
+        fields[column.name] = (field_type | None, None) if column.nullable else (field_type, ...)
+    title = "".join(part.capitalize() for part in model_name.replace("_", "-").split("-"))
+    config = ConfigDict(
+        extra="forbid",
+        title=f"{title}Record",
+        json_schema_extra={"examples": [example]} if example else None,
+    )
+    model: type[BaseModel] = create_model(f"{title}Record", __config__=config, **fields)
+    return model
 
 
 class PredictionResponse(BaseModel):
@@ -140,6 +219,11 @@ class TrainRequest(BaseModel):
 
     project: str = Field(description="The project file (tabops.yaml) or its folder.")
     data: str | None = Field(default=None, description="Train on this table instead.")
+    promote: str | None = Field(
+        default=None,
+        description="An alias (e.g. production) to point at the new version if every gate passes.",
+        examples=["production"],
+    )
 
 
 class OnlineFeaturesResponse(BaseModel):

@@ -71,10 +71,13 @@ async def predict_batch(
     """
     lean = predictor.lean
     rows = lean.decode_batch(body) if lean is not None else None
+    encoded = None
     if rows is not None and lean is not None:
         check_batch_size(len(rows), max_rows)
+        encoded = lean.encode_batch(rows)
+    if rows is not None and encoded is not None:
         features = FeatureRows(predictor.spec.feature_names, rows=rows)
-        decisions = await core.decide_array(context, predictor, lean.encode(rows), features)
+        decisions = await core.decide_array(context, predictor, encoded, features)
     else:
         records = validated_records(predictor, body, max_rows)
         decisions = await core.decide_records(context, predictor, records)
@@ -101,7 +104,7 @@ def decode_records(predictor: Predictor, body: bytes, max_rows: int) -> list[dic
     """
     lean = predictor.lean
     rows = lean.decode_batch(body) if lean is not None else None
-    if rows is None:
+    if rows is None or lean is None or (rows and lean.encode_batch(rows) is None):
         return validated_records(predictor, body, max_rows)
     check_batch_size(len(rows), max_rows)
     names = predictor.spec.feature_names
