@@ -22,7 +22,7 @@ none of the known ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,26 +61,55 @@ def _is_finite(value: float) -> bool:
     return math.isfinite(value)
 
 
-def check_value(column: ColumnSpec, value: Any) -> tuple[Any, str | None]:
-    """One JSON value of a non-null feature: (the value to use, or the problem with it)."""
-    kind = column.kind
-    if kind is Kind.CATEGORICAL:
-        return (value, None) if isinstance(value, str) else (None, f"{value!r} is not text")
-    if kind is Kind.BOOLEAN:
-        if isinstance(value, bool):
-            return int(value), None
-        if _is_number(value) and value in (0, 1):
-            return int(value), None
-        return None, f"{value!r} is not 0, 1, true or false"
+Checker = Callable[[Any], tuple[Any, str | None]]
+"""One JSON value of a non-null feature -> (the value to use, or the problem with it)."""
+
+
+def _text(value: Any) -> tuple[Any, str | None]:
+    if type(value) is str:
+        return value, None
+    return (value, None) if isinstance(value, str) else (None, f"{value!r} is not text")
+
+
+def _flag(value: Any) -> tuple[Any, str | None]:
+    if value is True or value is False:
+        return int(value), None
+    if _is_number(value) and value in (0, 1):
+        return int(value), None
+    return None, f"{value!r} is not 0, 1, true or false"
+
+
+def _number(value: Any) -> tuple[Any, str | None]:
+    if type(value) is float and value - value == 0:  # finite: inf - inf and nan - nan are nan
+        return value, None
     if not _is_number(value) or not _is_finite(value):
         return None, f"{value!r} is not a number"
-    if kind is Kind.INTEGER:
-        if isinstance(value, float) and not value.is_integer():
-            return None, f"{value!r} is not a whole number"
-        if not -_INT64 <= value < _INT64:
-            return None, f"{value!r} is beyond the 64-bit integer range"
-        return int(value), None
     return value, None
+
+
+def _whole(value: Any) -> tuple[Any, str | None]:
+    if type(value) is int and -_INT64 <= value < _INT64:
+        return value, None
+    if not _is_number(value) or not _is_finite(value):
+        return None, f"{value!r} is not a number"
+    if isinstance(value, float) and not value.is_integer():
+        return None, f"{value!r} is not a whole number"
+    if not -_INT64 <= value < _INT64:
+        return None, f"{value!r} is beyond the 64-bit integer range"
+    return int(value), None
+
+
+CHECKERS: dict[Kind, Checker] = {
+    Kind.NUMERIC: _number,
+    Kind.INTEGER: _whole,
+    Kind.BOOLEAN: _flag,
+    Kind.CATEGORICAL: _text,
+}
+
+
+def check_value(column: ColumnSpec, value: Any) -> tuple[Any, str | None]:
+    """One JSON value of a non-null feature: (the value to use, or the problem with it)."""
+    return CHECKERS.get(column.kind, _text)(value)
 
 
 @dataclass(frozen=True)
@@ -102,6 +131,10 @@ class FeatureValidator:
         self.spec = spec
         self.features = spec.features
         self._names = {column.name for column in self.features}
+        self._plan = [
+            (column.name, column.nullable, CHECKERS.get(column.kind, _text))
+            for column in self.features
+        ]
 
     def check_record(self, document: Any, where: str = "") -> tuple[dict[str, Any], list[Problem]]:
         """A JSON record's feature values (absent = None), or every problem with it.
@@ -113,21 +146,25 @@ class FeatureValidator:
                 Problem(where or "body", f"expected an object, got {type(document).__name__}")
             ]
         prefix = f"{where}." if where else ""
-        problems = [
-            Problem(f"{prefix}{key}", "unknown field") for key in document if key not in self._names
-        ]
+        problems = []
+        if len(document) > len(self._names) or not self._names.issuperset(document):
+            problems = [
+                Problem(f"{prefix}{key}", "unknown field")
+                for key in document
+                if key not in self._names
+            ]
         record: dict[str, Any] = {}
-        for column in self.features:
-            name = column.name
-            if name not in document or document[name] is None:
-                if not column.nullable:
+        for name, nullable, checker in self._plan:
+            value = document.get(name)
+            if value is None:
+                if not nullable:
                     absent = name not in document
                     problems.append(
                         Problem(f"{prefix}{name}", "field required" if absent else "is empty")
                     )
                 record[name] = None
                 continue
-            value, problem = check_value(column, document[name])
+            value, problem = checker(value)
             if problem is not None:
                 problems.append(Problem(f"{prefix}{name}", problem))
             record[name] = value
