@@ -276,11 +276,62 @@ def test_training_over_the_api_registers_a_version_and_reports_metrics(
     assert result["version"] == 2
     assert result["gates_passed"] is True
     assert 0.5 < result["metrics"]["roc_auc"] <= 1.0
+    assert result["promoted"] is None
+    assert result["aliases"] == {"production": 1}
+    assert result["alias_notes"] == [
+        f"production -> 1 (unchanged; promote with: tabops models promote {MODEL} 2)"
+    ]
     assert job["result_url"] is None
-    versions = jobs_client.get(f"/v1/models/{MODEL}").json()["versions"]
-    assert versions == [1, 2]
+    model = jobs_client.get(f"/v1/models/{MODEL}").json()
+    assert model["versions"] == [1, 2]
+    assert model["aliases"] == {"production": 1}
     response = jobs_client.get(f"/v1/jobs/{job['job_id']}/result")
     assert response.status_code == 409
+
+
+@pytest.mark.slow
+def test_a_training_job_asked_to_promote_moves_the_alias_to_the_new_version(
+    jobs_client, tmp_path, project_dir
+):
+    project = fast_project(tmp_path, project_dir)
+    response = jobs_client.post(
+        "/v1/train", json={"project": str(project), "promote": "production"}
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for(jobs_client, response.json()["status_url"], timeout=180)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["version"] == 2
+    assert result["promoted"] == "production"
+    assert result["aliases"] == {"production": 2}
+    assert result["alias_notes"] == ["production -> 2 (promoted, was 1)"]
+    model = jobs_client.get(f"/v1/models/{MODEL}").json()
+    assert model["aliases"] == {"production": 2}
+    assert model["production"]["version"] == 2
+
+
+@pytest.mark.slow
+def test_a_training_job_that_misses_a_gate_promotes_nothing(jobs_client, tmp_path, project_dir):
+    project = fast_project(tmp_path, project_dir, gate=0.9999)
+    response = jobs_client.post("/v1/train", json={"project": str(project), "promote": "staging"})
+    job = wait_for(jobs_client, response.json()["status_url"], timeout=180)
+    assert job["status"] == "failed"
+    assert "nothing was registered" in job["error"]
+    model = jobs_client.get(f"/v1/models/{MODEL}").json()
+    assert model["versions"] == [1]
+    assert model["aliases"] == {"production": 1}
+
+
+@pytest.mark.parametrize("alias", ["Production", "1st", "a b", "production\n", "", "x" * 33, 7])
+def test_training_with_an_invalid_alias_to_promote_is_a_422_naming_the_field(
+    jobs_client, project_dir, alias
+):
+    response = jobs_client.post("/v1/train", json={"project": str(project_dir), "promote": alias})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert [detail["field"] for detail in error["details"]] == ["promote"]
+    assert jobs_client.get("/v1/jobs").json() == []
 
 
 @pytest.mark.slow

@@ -244,6 +244,46 @@ def test_cli_train_invalid_project_exits_1_listing_problems(invoke, empty_cli, p
     assert "about 0.7" in text(result)
 
 
+def test_cli_train_says_where_aliases_point_and_promotes_when_asked(
+    invoke, trained_cli, project_dir
+):
+    edit_project(project_dir)
+
+    kept = invoke("train", "-p", project_dir)
+    promoted = invoke("train", "-p", project_dir, "--promote", "production")
+
+    assert kept.exit_code == 0, kept.output
+    assert f"registered {MODEL}:2 aliases of {MODEL}:" in text(kept)  # no alias of its own
+    assert f"production -> 1 (unchanged; promote with: tabops models promote {MODEL} 2)" in text(
+        kept
+    )
+    assert promoted.exit_code == 0, promoted.output
+    assert f"registered {MODEL}:3 (production)" in text(promoted)
+    assert "production -> 3 (promoted, was 1)" in text(promoted)
+    assert make_registry(trained_cli).aliases(MODEL) == {"production": 3}
+
+
+def test_cli_train_with_a_failing_gate_promotes_nothing(invoke, trained_cli, project_dir):
+    edit_project(project_dir, gates={"roc_auc": ">=0.999"})
+
+    result = invoke("train", "-p", project_dir, "--promote", "staging")
+
+    assert_clean_failure(result, 3)
+    assert "nothing was registered" in text(result)
+    registry = make_registry(trained_cli)
+    assert registry.list_versions(MODEL) == [1]
+    assert registry.aliases(MODEL) == {"production": 1}
+
+
+def test_cli_train_refuses_an_invalid_alias_before_training(invoke, trained_cli, project_dir):
+    result = invoke("train", "-p", project_dir, "--promote", "Prod")
+
+    assert_clean_failure(result, 1)
+    assert "invalid alias 'Prod'" in text(result)
+    assert "training" not in text(result)
+    assert make_registry(trained_cli).list_versions(MODEL) == [1]
+
+
 # models ------------------------------------------------------------------------------------
 
 

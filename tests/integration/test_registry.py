@@ -200,7 +200,9 @@ def test_set_alias_to_missing_version_raises_version_not_found(demo):
     assert demo.aliases("demo") == {"production": 1}
 
 
-@pytest.mark.parametrize("alias", ["Prod", "1st", "../production", "a b", ""])
+@pytest.mark.parametrize(
+    "alias", ["Prod", "1st", "../production", "a b", "", "production\n", "x" * 33]
+)
 def test_set_alias_with_invalid_alias_raises_registry_error(demo, alias):
     with pytest.raises(RegistryError, match="invalid alias"):
         demo.set_alias("demo", alias, 1)

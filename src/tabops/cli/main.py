@@ -19,9 +19,10 @@ from tabops.cli.output import (
     error_console,
     fail,
     open_registry,
+    print_whole,
     reported_errors,
 )
-from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
+from tabops.registry.versions import DEFAULT_ALIAS, check_alias, parse_model_ref
 
 app = typer.Typer(
     name="tabops",
@@ -116,8 +117,18 @@ def train(
     if_absent: Annotated[
         bool, typer.Option(help="Do nothing when the model already has a production version.")
     ] = False,
+    promote: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ALIAS",
+            help="Point this alias (e.g. production) at the new version if every gate passes.",
+        ),
+    ] = None,
 ) -> None:
-    """Train the project's candidates, check the gates and register the best model."""
+    """Train the project's candidates, check the gates and register the best model.
+
+    Then says where each alias points; --promote ALIAS moves one to the new version.
+    """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from tabops.cli.training_report import print_training_report
@@ -127,6 +138,8 @@ def train(
     from tabops.training.train import TrainingResult, count_training_steps
 
     with reported_errors():
+        if promote is not None:
+            check_alias(promote)
         project, folder = load_project(project_path)
         if if_absent and DEFAULT_ALIAS in open_registry().aliases(project.name):
             console.print(f"{project.name} already has a production version; not training")
@@ -147,17 +160,23 @@ def train(
                 progress.update(task, advance=done, description=step)
 
             try:
-                outcome = train_project(project, folder, open_registry(), data, advance)
+                outcome = train_project(
+                    project, folder, open_registry(), data, advance, promote=promote
+                )
             except GateFailedError as exc:
                 if isinstance(exc.result, TrainingResult):
                     progress.stop()
                     print_training_report(exc.result)
                 raise
     print_training_report(outcome.result)
-    registry = open_registry()
-    aliases = [a for a, v in registry.aliases(project.name).items() if v == outcome.version.version]
-    suffix = f" ({', '.join(aliases)})" if aliases else ""
+    number = outcome.version.version
+    held = [position.alias for position in outcome.aliases if position.version == number]
+    suffix = f" ({', '.join(held)})" if held else ""
     console.print(f"[green]registered[/] {outcome.version.ref}{suffix}")
+    if outcome.aliases:
+        console.print(f"aliases of {project.name}:")
+    for line in outcome.describe_aliases():
+        print_whole(f"  {line}")
     console.print(f"model card: tabops models card {outcome.version.ref}")
 
 

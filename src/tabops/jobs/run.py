@@ -219,13 +219,21 @@ class JobRunner:
             beat.progress = min(done / total, 0.99)
 
         outcome = train_project(
-            project, folder, self.registry, Path(data) if data else None, advance
+            project,
+            folder,
+            self.registry,
+            Path(data) if data else None,
+            advance,
+            promote=job.params.get("promote"),
         )
         summary = summarize_training(outcome.result)
-        version = outcome.version
-        aliases = self.registry.aliases(version.name)
-        held = [alias for alias, number in aliases.items() if number == version.version]
-        summary.update(model=version.name, version=version.version, aliases=held)
+        summary.update(
+            model=outcome.version.name,
+            version=outcome.version.version,
+            promoted=outcome.promoted,
+            aliases={position.alias: position.version for position in outcome.aliases},
+            alias_notes=outcome.describe_aliases(),
+        )
         return summary
 
 

@@ -11,13 +11,21 @@ from sqlalchemy import Engine
 from tabops.batch import check_file, count_rows
 from tabops.config import Settings
 from tabops.database import create_database_engine
-from tabops.errors import DataError, JobError, JobNotFinishedError, Problem
+from tabops.errors import (
+    DataError,
+    InvalidRequestError,
+    JobError,
+    JobNotFinishedError,
+    Problem,
+    RegistryError,
+)
 from tabops.jobs.files import JobFiles
 from tabops.jobs.queue import JobQueue, build_huey
 from tabops.jobs.records import Job, JobStore
 from tabops.jobs.run import JobRunner
 from tabops.model.predictor import Predictor
 from tabops.project import load_project, resolve_data_path
+from tabops.registry.versions import check_alias
 from tabops.serving.core import ServingCore
 
 
@@ -82,13 +90,24 @@ class JobService:
             raise
         return self._queue(job)
 
-    def submit_training(self, project_path: Path, data: Path | None = None) -> Job:
+    def submit_training(
+        self, project_path: Path, data: Path | None = None, promote: str | None = None
+    ) -> Job:
         """Queue the training of a project (paths as the server sees them).
 
+        ``promote`` names an alias to point at the new version when every gate passes.
+
         Raises:
+            InvalidRequestError: ``promote`` is not a valid alias name.
             ProjectError: the project file is missing or invalid.
             DataError: the training table does not exist.
         """
+        if promote is not None:
+            try:
+                check_alias(promote)
+            except RegistryError as exc:
+                problems = [Problem("promote", exc.message)]
+                raise InvalidRequestError("the alias to promote is invalid", problems) from exc
         if not project_path.is_absolute():
             project_path = project_path.resolve()
         project, folder = load_project(project_path)
@@ -97,7 +116,11 @@ class JobService:
             raise DataError(
                 f"no training table at {source}", [Problem("data", "file does not exist")]
             )
-        params = {"project": str(project_path), "data": str(source.resolve()) if data else None}
+        params = {
+            "project": str(project_path),
+            "data": str(source.resolve()) if data else None,
+            "promote": promote,
+        }
         return self._queue(Job.new("train", model=project.name, params=params))
 
     def get(self, job_id: str) -> Job:

@@ -36,6 +36,20 @@ def is_version_number(ref: str | int) -> bool:
     return isinstance(ref, int) or bool(_NUMBER.match(ref))
 
 
+def check_alias(alias: str) -> str:
+    """The alias, when it is one an alias may be named.
+
+    Raises:
+        RegistryError: it breaks the naming rule (which the message states).
+    """
+    if not _ALIAS.fullmatch(alias):
+        raise RegistryError(
+            f"invalid alias {alias!r}: use a-z, 0-9, '-' and '_', starting with a letter, "
+            "at most 32 characters"
+        )
+    return alias
+
+
 def parse_model_ref(text: str) -> tuple[str, str | None]:
     """Split ``name``, ``name@alias`` or ``name:version`` into the name and the reference."""
     for separator in ("@", ":"):
@@ -209,8 +223,7 @@ class ModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point an alias at a version, remembering the old target; returns the old target."""
-        if not _ALIAS.match(alias):
-            raise RegistryError(f"invalid alias {alias!r}: use a-z, 0-9, '-' and '_'")
+        check_alias(alias)
         if version not in self.list_versions(name):
             self.resolve(name, version)  # raises the right not-found error
         key = f"{name}/aliases/{alias}.json"

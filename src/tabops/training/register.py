@@ -1,27 +1,60 @@
-"""Training a project end to end: read, validate, train, gate, register."""
+"""Training a project end to end: read, validate, train, gate, register, promote."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabops.dataset import fingerprint_file
 from tabops.errors import DataError, GateFailedError, Problem
 from tabops.model.manifest import ModelVersion
 from tabops.project import Project, read_project_table, resolve_data_path
-from tabops.registry.versions import ModelRegistry
+from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry, check_alias
 from tabops.training.package import package_version_files
 from tabops.training.search import ProgressCallback
 from tabops.training.train import TrainingResult, train_model
 from tabops.validation import validate_frame
 
 
+@dataclass(frozen=True)
+class AliasPosition:
+    """Where an alias of the trained model points once training is over, and before."""
+
+    alias: str
+    version: int
+    previous: int | None
+
+
 @dataclass
 class TrainOutcome:
-    """A training result and the version it was registered as."""
+    """A training result, the version it was registered as, and every alias of the model."""
 
     result: TrainingResult
     version: ModelVersion
+    aliases: list[AliasPosition] = field(default_factory=list)
+    promoted: str | None = None
+
+    def describe_aliases(self) -> list[str]:
+        """One line per alias: the version it points to, and how to move it to the new one.
+
+        For example ``production -> 2 (unchanged; promote with: tabops models promote
+        heart-failure 3)``.
+        """
+        name, new = self.version.name, self.version.version
+        lines = []
+        for position in self.aliases:
+            was = f", was {position.previous}" if position.previous is not None else ""
+            if position.version != new:
+                option = "" if position.alias == DEFAULT_ALIAS else f" --alias {position.alias}"
+                note = f"unchanged; promote with: tabops models promote {name} {new}{option}"
+            elif position.alias == self.promoted:
+                note = f"promoted{was}"
+            elif new == 1:
+                note = f"the first version of {name}"
+            else:
+                note = f"moved by another process{was}"
+            lines.append(f"{position.alias} -> {position.version} ({note})")
+        return lines
 
 
 def train_project(
@@ -30,13 +63,29 @@ def train_project(
     registry: ModelRegistry,
     data_path: Path | None = None,
     progress: ProgressCallback | None = None,
+    *,
+    promote: str | None = None,
 ) -> TrainOutcome:
-    """Train the project's model and register it when every gate passes.
+    """Train the project's model, register it when every gate passes, and maybe promote it.
+
+    The first version of a model becomes its ``production`` version whatever ``promote``
+    says; later ones move no alias unless ``promote`` names one.
+
+    Args:
+        project: The project to train.
+        project_dir: The folder its relative paths start from.
+        registry: Where the new version goes.
+        data_path: A table to train on instead of the project's.
+        progress: Called as training steps finish.
+        promote: An alias to point at the new version once it is registered.
 
     Raises:
+        RegistryError: ``promote`` is not a valid alias name (checked before training).
         DataError: the table cannot be read or breaks the project's feature spec.
-        GateFailedError: a gate failed; nothing was registered.
+        GateFailedError: a gate failed; nothing was registered or promoted.
     """
+    if promote is not None:
+        check_alias(promote)
     path = resolve_data_path(project, project_dir, data_path)
     frame = read_project_table(project, path)
     report = validate_frame(frame, project.schema_, require_target=True)
@@ -55,5 +104,12 @@ def train_project(
             f"gate failed: {names}; nothing was registered", problems, result=result
         )
     files, manifest = package_version_files(project, result, frame, path, fingerprint_file(path))
+    before = registry.aliases(project.name)
     version = registry.register(project.name, files, manifest)
-    return TrainOutcome(result=result, version=version)
+    if promote is not None:
+        registry.set_alias(project.name, promote, version.version)
+    positions = [
+        AliasPosition(alias, number, before.get(alias))
+        for alias, number in sorted(registry.aliases(project.name).items())
+    ]
+    return TrainOutcome(result=result, version=version, aliases=positions, promoted=promote)

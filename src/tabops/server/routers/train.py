@@ -15,7 +15,10 @@ from tabops.server.schemas import ErrorResponse, JobAcceptedResponse, TrainReque
 router = APIRouter(tags=["train"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "No such project or training table"},
+    422: {
+        "model": ErrorResponse,
+        "description": "No such project or training table, or an invalid alias to promote",
+    },
 }
 
 
@@ -30,10 +33,11 @@ async def create_training_job(body: TrainRequest, jobs: JobsDep) -> JSONResponse
     """Queue the training of a project whose files are on the server.
 
     The job's result holds the metrics, every gate's outcome and, when the gates pass,
-    the registered version.
+    the registered version and where each alias of the model points; ``promote`` moves
+    that alias to the new version.
     """
     data = Path(body.data) if body.data else None
-    job = await run_in_threadpool(jobs.submit_training, Path(body.project), data)
+    job = await run_in_threadpool(jobs.submit_training, Path(body.project), data, body.promote)
     status_url = f"/v1/jobs/{job.id}"
     return JSONResponse(
         {"job_id": job.id, "status": job.status, "status_url": status_url},
