@@ -55,10 +55,10 @@ from peers.models import (
     tabops_environment,
 )
 
-from tabops.batch import score_chunk, score_file
 from tabops.integrations.dask import score_file_dask, start_local_cluster
 from tabops.model.predictor import Predictor
 from tabops.registry import LocalArtifactStore, ModelRegistry
+from tabops.scoring.local import score_chunk, score_file
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
 

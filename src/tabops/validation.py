@@ -43,8 +43,8 @@ _FLAG = "is 0, 1, true or false"
 _TEXT = "is text"
 _NOT_NULL = "not_null"
 _MISSING = "column is missing"
-_IN_RANGE = "within the training range"
-_KNOWN = "a category seen in training"
+_IN_RANGE = "outside the training range"
+_KNOWN = "a category not seen in training"
 Found = tuple[int, str, str, str, Any]
 """(row position, column, check, message, value)"""
 
@@ -110,6 +110,19 @@ CHECKERS: dict[Kind, Checker] = {
 def check_value(column: ColumnSpec, value: Any) -> tuple[Any, str | None]:
     """One JSON value of a non-null feature: (the value to use, or the problem with it)."""
     return CHECKERS.get(column.kind, _text)(value)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """What is wrong with one cell of a file: its row (numbered from 1), column and problem."""
+
+    row: int
+    column: str
+    problem: str
+
+    def as_problem(self) -> Problem:
+        """The problem with its place written ``row 5.age``, as reports and the API show it."""
+        return Problem(f"row {self.row}.{self.column}", self.problem)
 
 
 @dataclass(frozen=True)

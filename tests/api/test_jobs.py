@@ -17,10 +17,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from conftest import HEART_CSV
-from tabops.batch import score_file
 from tabops.config import Settings
 from tabops.model.predictor import Predictor
 from tabops.registry import ModelRegistry
+from tabops.scoring.local import score_file
 from tabops.server.app import create_app
 
 MODEL = "heart-failure"

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabops.batch import count_rows, errors_path, score_file
 from tabops.errors import DataError, InvalidInputError
 from tabops.model.predictor import Predictor
+from tabops.scoring.driver import errors_path
+from tabops.scoring.local import count_rows, score_file
 
 MODEL = "heart-failure"
 

@@ -177,7 +177,9 @@ def test_cli_validate_good_data_exits_0(invoke, project_dir):
 
 def test_cli_validate_corrupted_csv_exits_1_with_a_report(invoke, project_dir, tmp_path):
     frame = pd.read_csv(HEART_CSV)
-    frame.loc[[5, 6], "ejection_fraction"] = 500
+    frame["ejection_fraction"] = frame["ejection_fraction"].astype(float)
+    frame.loc[[5, 6], "ejection_fraction"] = 20.5
+    frame.loc[7, "ejection_fraction"] = 500
     frame["serum_sodium"] = frame["serum_sodium"].astype(float)
     frame.loc[9, "serum_sodium"] = np.nan
     frame = frame.drop(columns=["smoking"]).assign(ward="B")
@@ -192,8 +194,26 @@ def test_cli_validate_corrupted_csv_exits_1_with_a_report(invoke, project_dir, t
     assert "3 failed checks" in printed
     for column in ("ejection_fraction", "serum_sodium", "smoking"):
         assert column in printed
-    assert "500" in printed
+    assert "20.5" in printed
     assert "'ward' is not in the spec" in printed
+    # Beyond the training range is noted, not refused: new data may go beyond a sample.
+    assert "ejection_fraction: 1 row outside the training range [14, 80] (e.g. 500.0)" in printed
+
+
+def test_cli_validate_notes_values_beyond_training_and_exits_0(invoke, project_dir, tmp_path):
+    frame = pd.read_csv(HEART_CSV)
+    frame.loc[[5, 6], "platelets"] = 2_000_000.0
+    beyond = tmp_path / "beyond.csv"
+    frame.to_csv(beyond, index=False)
+
+    result = invoke("validate", beyond, "-p", project_dir / PROJECT_FILE)
+
+    assert result.exit_code == 0, result.output
+    printed = text(result)
+    assert "valid: 299 rows" in printed
+    assert "platelets" in printed
+    assert "2 rows" in printed
+    assert "outside the training range" in printed
 
 
 def test_cli_validate_without_project_exits_1(invoke, tmp_path):

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from tabops.batch import errors_path, score_file
 from tabops.cli.main import app
 from tabops.config import get_settings
 from tabops.errors import DataError, InvalidInputError, MissingExtraError
@@ -20,6 +19,8 @@ from tabops.integrations.dask import score_file_dask, start_local_cluster
 from tabops.integrations.dask.partitions import CsvPart
 from tabops.integrations.dask.workers import Output, ShippedModel, append_part, score_partition
 from tabops.model.predictor import Predictor
+from tabops.scoring.driver import errors_path
+from tabops.scoring.local import score_file
 
 distributed = pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabops.batch import score_file
 from tabops.errors import DataError, InvalidInputError
 from tabops.integrations.spark import score_spark_dataframe
 from tabops.model.predictor import Predictor
+from tabops.scoring.local import score_file
 
 pyspark_sql = pytest.importorskip(
     "pyspark.sql", reason="pyspark is not installed (pip install 'tabops[spark]')"

@@ -24,11 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_registry
-from tabops.batch import errors_path, score_file
 from tabops.config import Settings
 from tabops.model.predictor import Predictor
 from tabops.project import PROJECT_FILE, Project, TrainSettings, load_project, save_project
 from tabops.schema import infer_schema
+from tabops.scoring.driver import errors_path
+from tabops.scoring.local import score_file
 from tabops.server.app import create_app
 from tabops.training.register import train_project
 from tabops.validation import FeatureValidator, validate_frame

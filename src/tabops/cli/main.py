@@ -97,6 +97,10 @@ def validate(
         report = validate_frame(read_project_table(project, data), project.schema_)
     for column in report.unknown_columns:
         console.print(f"[yellow]note:[/] column {column!r} is not in the spec and is ignored")
+    for note in report.notes:  # accepted, as serving accepts them; worth knowing of
+        rows = f"{note.failed_rows} row{'s' if note.failed_rows != 1 else ''}"
+        examples = ", ".join(repr(value) for value in note.examples)
+        console.print(f"[yellow]note:[/] {note.column}: {rows} {note.check} (e.g. {examples})")
     if report.is_valid:
         console.print(f"[green]valid[/]: {report.rows} rows match the spec of {project.name}")
         return
@@ -254,9 +258,9 @@ def predict(
     """Score a file with a registered model; the output adds probability, label, class_name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tabops.batch import count_rows, score_file
     from tabops.integrations.dask import score_file_dask
     from tabops.model.predictor import Predictor
+    from tabops.scoring.local import count_rows, score_file
 
     if scheduler is not None and engine is not Engine.DASK:
         fail("--scheduler needs --engine dask")

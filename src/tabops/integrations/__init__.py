@@ -7,7 +7,7 @@ file, each at its own offset, without re-encoding; ``shipped`` holds what both e
 
 Folder rules: each module adapts one optional engine and imports it inside its functions,
 never at import time, so ``import tabops.integrations.<engine>`` works without the engine;
-calling into it without the engine raises ``MissingExtraError`` naming the pip extra. Scoring
-semantics come from ``tabops.batch`` and ``tabops.model.predictor``, never re-implemented here, and
-nothing here imports a web framework or the CLI toolkit.
+calling into it without the engine raises ``MissingExtraError`` naming the pip extra.
+Scoring semantics come from ``tabops.scoring`` and ``tabops.model.predictor``, never
+re-implemented here, and nothing here imports a web framework or the CLI toolkit.
 """

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from tabops.batch import score_chunk
 from tabops.errors import DataError
 from tabops.integrations.shipped import (
     WORKER_CORE,
@@ -29,6 +28,7 @@ from tabops.integrations.shipped import (
 )
 from tabops.model.manifest import ModelVersion
 from tabops.model.predictor import Predictor
+from tabops.scoring.local import score_chunk
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -63,7 +63,7 @@ def scored_schema(schema: StructType, predictor: Predictor) -> StructType:
     taken = [name for name in OUTPUT_COLUMNS if name in names]
     if taken:
         raise DataError(f"the frame already has a column {taken[0]!r}; rename it first")
-    predictor.invalid_rows(pd.DataFrame(columns=names))
+    predictor.require_columns(pd.DataFrame(columns=names))
     fields = [
         *schema.fields,
         types.StructField("probability", types.DoubleType(), nullable=True),

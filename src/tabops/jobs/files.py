@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO
 
 from tabops import atomic
-from tabops.batch import errors_path
 from tabops.errors import DataError, Problem
+from tabops.scoring.driver import errors_path
 
 FILE_FORMATS = ("csv", "parquet")
 _COPY_BYTES = 1024 * 1024

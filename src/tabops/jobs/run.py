@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 import psutil
 
-from tabops.batch import score_file
 from tabops.errors import GateFailedError, TabopsError
 from tabops.jobs.files import JobFiles
 from tabops.jobs.records import Job, JobStore
 from tabops.model.predictor import Predictor
 from tabops.project import load_project
 from tabops.registry.versions import ModelRegistry
+from tabops.scoring.local import score_file
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
 from tabops.training.register import train_project

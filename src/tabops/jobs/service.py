@@ -8,7 +8,6 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Engine
 
-from tabops.batch import check_file, count_rows
 from tabops.config import Settings
 from tabops.database import create_database_engine
 from tabops.errors import (
@@ -26,6 +25,7 @@ from tabops.jobs.run import JobRunner
 from tabops.model.predictor import Predictor
 from tabops.project import load_project, resolve_data_path
 from tabops.registry.versions import check_alias
+from tabops.scoring.local import check_file, count_rows
 from tabops.serving.core import ServingCore
 
 

@@ -25,7 +25,7 @@ from tabops.model.files import (
 )
 from tabops.model.manifest import ModelVersion
 from tabops.schema import Kind, coerce_frame, python_value
-from tabops.validation import FeatureValidator
+from tabops.validation import FeatureValidator, RowProblem
 
 SCORING_FILES = (MODEL_FILE, ONNX_FILE, GOLDEN_FILE)
 """The files of a version a predictor is built from (the reference sample is optional)."""
@@ -277,7 +277,7 @@ class Predictor:
         return record
 
     def check_frame(self, frame: pd.DataFrame, first_row: int = 1) -> None:
-        """Check a file's rows before scoring: columns present, numbers numeric, no gaps.
+        """Check a file's rows before scoring: columns present, every value fits the spec.
 
         Raises:
             InvalidInputError: naming the missing columns or the first bad cells.
@@ -285,12 +285,26 @@ class Predictor:
         _invalid, problems = self.invalid_rows(frame, first_row)
         if problems:
             raise InvalidInputError(
-                f"{len(problems)} invalid value(s) in the input", problems[:_MAX_PROBLEMS]
+                f"{len(problems)} invalid value(s) in the input",
+                [problem.as_problem() for problem in problems[:_MAX_PROBLEMS]],
+            )
+
+    def require_columns(self, frame: pd.DataFrame) -> None:
+        """Refuse a frame that lacks a feature column (no row of it can be scored).
+
+        Raises:
+            InvalidInputError: naming every missing column.
+        """
+        missing = self.validator.missing_columns(frame)
+        if missing:
+            raise InvalidInputError(
+                f"missing columns: {', '.join(missing)}",
+                [Problem(name, "column is missing") for name in missing],
             )
 
     def invalid_rows(
         self, frame: pd.DataFrame, first_row: int = 1
-    ) -> tuple[np.ndarray, list[Problem]]:
+    ) -> tuple[np.ndarray, list[RowProblem]]:
         """Which rows break the spec (a boolean mask) and every problem, by row and column.
 
         Rows are numbered from ``first_row``; the rules are ``tabops.validation``'s, read
@@ -299,15 +313,10 @@ class Predictor:
         Raises:
             InvalidInputError: feature columns are missing (no row can be scored).
         """
-        missing = self.validator.missing_columns(frame)
-        if missing:
-            raise InvalidInputError(
-                f"missing columns: {', '.join(missing)}",
-                [Problem(name, "column is missing") for name in missing],
-            )
+        self.require_columns(frame)
         found = self.validator.check_frame(frame, notes=False)
         problems = [
-            Problem(f"row {row + first_row}.{column}", message)
+            RowProblem(row + first_row, column, message)
             for row, column, _check, message, _value in found.problems
         ]
         return found.invalid, problems

@@ -30,6 +30,7 @@ from tabops.serving.decisions import Decisions
 from tabops.serving.deployment import Deployment
 from tabops.serving.hooks import PREDICT, FeatureRows, Hooks, ServedPredictions
 from tabops.serving.records import validate_record
+from tabops.validation import RowProblem
 
 THREAD_ROWS = 2_000
 """Batches above this many rows are scored on a worker thread."""
@@ -51,7 +52,7 @@ class FrameDecisions:
 
     decisions: Decisions
     valid: np.ndarray
-    problems: list[Problem]
+    problems: list[RowProblem]
 
 
 class ServingCore:

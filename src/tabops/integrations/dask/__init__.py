@@ -5,13 +5,13 @@ breaks; Parquet: runs of row groups) and checks the feature columns before any w
 The partitions become a ``dask.dataframe`` (``from_map``) scored by ``map_partitions``; the
 version's files are sent to the cluster once, so the model needs no shared filesystem, and
 each worker process rebuilds and verifies the predictor once and caches it. A partition is
-scored with ``tabops.batch.score_chunk`` and encoded (CSV text, or a whole Parquet file) by
+scored with ``tabops.scoring.local.score_chunk`` and encoded (CSV text, or a whole Parquet file) by
 the worker that read it; the same worker then writes the bytes into the output's temp file,
 at the offset where the previous partition ended (a chain of small tasks), so rows never
 cross the network and the driver copies nothing. Parquet parts are joined by copying their
 row groups and writing one footer (``parquet_join``). The temp file is renamed into place
 at the end. Invalid rows and the side file of problems (numbered across the whole input)
-are those of ``tabops.batch.score_file``.
+are those of ``tabops.scoring.local.score_file``.
 
 The workers read the input and write the output, so on a remote cluster both must be at
 paths every worker and the driver see (a shared mount). CSV is split at line breaks, so a

@@ -10,16 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tabops.batch import (
-    CHUNK_ROWS,
-    BatchResult,
-    append_problems,
-    errors_path,
-    publish_output,
-    temp_beside,
-)
-from tabops.dataset import table_format
-from tabops.errors import DataError, Problem, TabopsError
+from tabops.errors import DataError, TabopsError
 from tabops.integrations.dask.partitions import CsvPart, ParquetPart, display_name, plan, read_part
 from tabops.integrations.dask.workers import (
     SCORED,
@@ -32,11 +23,12 @@ from tabops.integrations.dask.workers import (
 from tabops.integrations.parquet_join import MAGIC, Footer, joined_footer
 from tabops.integrations.shipped import engine_module
 from tabops.model.predictor import Predictor
+from tabops.scoring.driver import BatchResult, ScoringRun, renumbered
+from tabops.scoring.local import CHUNK_ROWS
 
 PartitionProgress = Callable[[int, int, int], None]
 """Called with the rows written, the partitions written and the partitions in all."""
 
-_SHOWN = 20  # problems kept in the result for display; the side file has them all
 _IN_FLIGHT_PER_THREAD = 2  # enough to keep every worker thread busy while the driver appends
 
 
@@ -53,7 +45,8 @@ def score_file_dask(
 ) -> BatchResult:
     """Append ``probability``, ``label`` and ``class_name`` to every row, scored on Dask.
 
-    The output equals ``tabops.batch.score_file``'s row for row, side file included.
+    The output equals ``tabops.scoring.local.score_file``'s row for row, side file
+    included; both go through ``tabops.scoring.driver.ScoringRun``.
 
     Args:
         predictor: a version loaded from a registry (its files are shipped to the workers).
@@ -79,23 +72,16 @@ def score_file_dask(
         TabopsError: the scheduler cannot be reached.
     """
     distributed = _import_distributed()
-    output_format = table_format(destination)
-    if output_format == "sqlite":
-        raise DataError("write predictions to .csv or .parquet")
-    parts, meta = plan(predictor, source, partition_rows)
-    if not parts:
-        raise DataError(f"{display_name(source)} holds no rows")
-    model = ShippedModel(predictor.version, predictor.read_files())
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_beside(destination)
-    side = temp_beside(errors_path(destination))
-    csv = output_format == "csv"
-    # The workers write into the file; it exists first so that a worker which does not
-    # see this folder fails instead of writing somewhere else.
-    temp.write_bytes(b"" if csv else MAGIC)
-    output = Output(str(temp.resolve()), csv=csv, chunk_rows=partition_rows)
-    result = BatchResult(rows=0, positives=0, output=destination)
-    try:
+    with ScoringRun(destination) as run:
+        parts, meta = plan(predictor, source, partition_rows)
+        if not parts:
+            raise DataError(f"{display_name(source)} holds no rows")
+        model = ShippedModel(predictor.version, predictor.read_files())
+        csv = run.format == "csv"
+        # The workers write into the file; it exists first so that a worker which does not
+        # see this folder fails instead of writing somewhere else.
+        run.temp.write_bytes(b"" if csv else MAGIC)
+        output = Output(str(run.temp.resolve()), csv=csv, chunk_rows=partition_rows)
         first: Footer | None = None
         row_groups: list[list[Any]] = []
         end = 0
@@ -106,27 +92,17 @@ def score_file_dask(
                 first = first or appended.first
                 row_groups.extend(appended.row_groups)
                 end = appended.end
-                if appended.problems:
-                    problems = _renumbered(appended.problems, result.rows)
-                    append_problems(side, problems, first=result.invalid_rows == 0)
-                    result.invalid_rows += appended.invalid
-                    result.problems.extend(problems[: _SHOWN - len(result.problems)])
-                result.rows += appended.rows
-                result.positives += appended.positives
+                problems = renumbered(appended.problems, run.result.rows)
+                run.add(appended.rows, appended.positives, appended.invalid, problems)
                 if progress is not None:
-                    progress(result.rows, number + 1, len(parts))
-        if result.rows == 0:
-            raise DataError(f"{display_name(source)} holds no rows")
-        with temp.open("r+b") as handle:
-            handle.seek(end)
-            if first is not None:
-                handle.write(joined_footer(first, row_groups, result.rows))
-            handle.truncate()
-        publish_output(temp, side, destination, result)
-    finally:
-        temp.unlink(missing_ok=True)
-        side.unlink(missing_ok=True)
-    return result
+                    progress(run.result.rows, number + 1, len(parts))
+        if run.result.rows:
+            with run.temp.open("r+b") as handle:
+                handle.seek(end)
+                if first is not None:
+                    handle.write(joined_footer(first, row_groups, run.result.rows))
+                handle.truncate()
+        return run.publish(display_name(source))
 
 
 def _import_distributed() -> Any:
@@ -252,13 +228,3 @@ def _appended_in_order(
     finally:
         for future in waiting:
             future.cancel()
-
-
-def _renumbered(problems: list[Problem], offset: int) -> list[Problem]:
-    """Problems with rows numbered across the whole input instead of within a partition."""
-    renumbered = []
-    for problem in problems:
-        where, _, column = problem.field.partition(".")
-        row = int(where.removeprefix("row ")) + offset
-        renumbered.append(Problem(f"row {row}.{column}", problem.problem))
-    return renumbered

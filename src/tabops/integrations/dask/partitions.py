@@ -74,7 +74,7 @@ def plan(
     if len(files) == 1 and table_format(files[0]) == "csv":
         columns, csv_parts = _plan_csv(files[0], partition_rows)
         meta = pd.DataFrame(columns=columns)
-        predictor.invalid_rows(meta)  # raises on a missing column
+        predictor.require_columns(meta)
         return list(csv_parts), meta
     parts: list[CsvPart | ParquetPart] = []
     metas = []
@@ -86,7 +86,7 @@ def plan(
             empty = parquet.schema_arrow.empty_table().to_pandas()
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(f"cannot read {path.name}: {exc}") from exc
-        predictor.invalid_rows(empty)
+        predictor.require_columns(empty)
         metas.append(empty)
         parts.extend(_plan_parquet(path, parquet.metadata, partition_rows))
     return parts, metas[0]

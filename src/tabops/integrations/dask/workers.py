@@ -11,12 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tabops.batch import score_chunk, write_csv, write_parquet
-from tabops.errors import DataError, Problem
+from tabops.errors import DataError
 from tabops.integrations.dask.partitions import CsvPart, ParquetPart, read_part
 from tabops.integrations.parquet_join import MAGIC, Footer, body, moved_row_groups, read_footer
 from tabops.integrations.shipped import WORKER_CORE, worker_context, worker_predictor
 from tabops.model.manifest import ModelVersion
+from tabops.scoring.formats import write_csv, write_parquet
+from tabops.scoring.local import score_chunk
+from tabops.validation import RowProblem
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Appended:
     rows: int = 0
     positives: int = 0
     invalid: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
     schema: pa.Schema | None = None
     first: Footer | None = None
     row_groups_before: int = 0
@@ -98,7 +100,7 @@ def _encoded(
     predictor = worker_predictor(model.version, model.files)
     context = worker_context()
     counts = {"rows": 0, "positives": 0, "invalid": 0}
-    found: list[Problem] = []
+    found: list[RowProblem] = []
     buffer = io.BytesIO()
     writer: pq.ParquetWriter | None = None
     for start in range(0, len(frame), output.chunk_rows):
