@@ -119,3 +119,37 @@ def test_parquet_row_count_is_known_before_reading(heart, tmp_path):
 
     assert count_rows(source) == len(heart)
     assert count_rows(tmp_path / "in.csv") is None
+
+
+def test_a_raw_file_is_scored_with_the_project_renames(tmp_path):
+    # The project renames a column of the shipped data (as device-failure does); the raw
+    # file, as shipped, must score, keeping its own column names in the output.
+    from conftest import HEART_CSV, copy_fast_example, make_registry
+    from tabops.project import PROJECT_FILE, load_project
+    from tabops.training.register import train_project
+
+    folder = copy_fast_example(tmp_path / "project")
+    raw = pd.read_csv(HEART_CSV).rename(columns={"age": "AGE_YEARS"})
+    raw.to_csv(folder / "heart_failure_clinical_records_dataset.csv", index=False)
+    text = (folder / PROJECT_FILE).read_text()
+    (folder / PROJECT_FILE).write_text(text + "rename:\n  AGE_YEARS: age\n")
+    project, _ = load_project(folder)
+    registry = make_registry(tmp_path / "home")
+    train_project(project, folder, registry)
+    predictor = Predictor.load(registry, MODEL)
+    raw = raw.drop(columns=["DEATH_EVENT"]).head(40)
+    raw["AGE_YEARS"] = raw["AGE_YEARS"].astype(object)
+    raw.loc[3, "AGE_YEARS"] = "old"
+    source, scored = tmp_path / "raw.csv", tmp_path / "scored.csv"
+    raw.to_csv(source, index=False)
+
+    result = score_file(predictor, source, scored)
+
+    output = pd.read_csv(scored)
+    assert "AGE_YEARS" in output.columns and "age" not in output.columns
+    assert result.rows == 40 and result.invalid_rows == 1
+    assert pd.read_csv(errors_path(scored)).to_dict("records") == [
+        {"row": 4, "field": "AGE_YEARS", "problem": "'old' is not a number"}
+    ]
+    renamed = raw.drop(index=3).rename(columns={"AGE_YEARS": "age"}).astype({"age": float})
+    assert output["probability"].drop(index=3).tolist() == predictor.score_frame(renamed).tolist()

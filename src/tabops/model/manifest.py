@@ -126,6 +126,10 @@ class Manifest(_Section):
     importance: list[list[Any]] = Field(default_factory=list)
     gates: list[dict[str, Any]] = Field(default_factory=list)
     feature_spec: FeatureSpec
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description="Columns the project renames right after reading a table: input -> feature.",
+    )
     features: FeatureRequirements | None = None
     data: DataSummary | None = None
     training_seconds: float | None = None

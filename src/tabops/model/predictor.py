@@ -89,6 +89,7 @@ class Predictor:
             self.runtime_detail = "registered before models were compiled"
         self.spec = manifest.feature_spec
         self.validator = FeatureValidator(self.spec)
+        self.renames = dict(manifest.rename)
         self.lean = LeanDecoder(self.spec, self.parts.encoder) if self.parts is not None else None
         self.threshold = float(manifest.threshold)
         classes = manifest.classes
@@ -289,13 +290,22 @@ class Predictor:
                 [problem.as_problem() for problem in problems[:_MAX_PROBLEMS]],
             )
 
+    def as_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A table as read from its source, with the project's renames applied (no copy
+        when there is nothing to rename): ``tabops predict`` takes the raw data as shipped.
+        """
+        renames = {old: new for old, new in self.renames.items() if old in frame.columns}
+        return frame.rename(columns=renames) if renames else frame
+
     def require_columns(self, frame: pd.DataFrame) -> None:
         """Refuse a frame that lacks a feature column (no row of it can be scored).
+
+        Columns the project renames count under either name.
 
         Raises:
             InvalidInputError: naming every missing column.
         """
-        missing = self.validator.missing_columns(frame)
+        missing = self.validator.missing_columns(self.as_features(frame))
         if missing:
             raise InvalidInputError(
                 f"missing columns: {', '.join(missing)}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -218,12 +218,16 @@ class ServingCore:
         Raises:
             InvalidInputError: a feature column is missing (no row can be scored).
         """
-        invalid, problems = predictor.invalid_rows(frame, first_row)
+        features = predictor.as_features(frame)
+        invalid, problems = predictor.invalid_rows(features, first_row)
+        if features is not frame:  # name cells by the input's own columns
+            names = {new: old for old, new in predictor.renames.items() if old in frame.columns}
+            problems = [replace(p, column=names.get(p.column, p.column)) for p in problems]
         valid = ~invalid
-        rows = frame.loc[valid] if not valid.all() else frame
+        rows = features.loc[valid] if not valid.all() else features
         probabilities = predictor.score_frame(rows) if len(rows) else np.empty(0)
-        features = FeatureRows(predictor.spec.feature_names, frame=rows)
-        decisions = self._decide(context, predictor, probabilities, features)
+        inputs = FeatureRows(predictor.spec.feature_names, frame=rows)
+        decisions = self._decide(context, predictor, probabilities, inputs)
         return FrameDecisions(decisions, valid, problems)
 
     async def decide_entity(

@@ -136,6 +136,7 @@ def package_version_files(
         "importance": [list(item) for item in result.importance],
         "gates": [gate.model_dump() for gate in result.gates],
         "feature_spec": project.schema_.model_dump(mode="json"),
+        "rename": dict(project.rename),
         "features": feature_requirements(project),
         "data": {
             "path": data_path.name,
