@@ -146,8 +146,10 @@ def test_a_raw_file_is_scored_with_the_project_renames(tmp_path):
     result = score_file(predictor, source, scored)
 
     output = pd.read_csv(scored)
-    assert "AGE_YEARS" in output.columns and "age" not in output.columns
-    assert result.rows == 40 and result.invalid_rows == 1
+    assert "AGE_YEARS" in output.columns
+    assert "age" not in output.columns
+    assert result.rows == 40
+    assert result.invalid_rows == 1
     assert pd.read_csv(errors_path(scored)).to_dict("records") == [
         {"row": 4, "field": "AGE_YEARS", "problem": "'old' is not a number"}
     ]

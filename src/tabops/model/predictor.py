@@ -291,8 +291,10 @@ class Predictor:
             )
 
     def as_features(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """A table as read from its source, with the project's renames applied (no copy
-        when there is nothing to rename): ``tabops predict`` takes the raw data as shipped.
+        """A table as read from its source, with the project's renames applied.
+
+        ``tabops predict`` so takes the raw data as shipped; nothing is copied when no
+        column needs renaming.
         """
         renames = {old: new for old, new in self.renames.items() if old in frame.columns}
         return frame.rename(columns=renames) if renames else frame
