@@ -327,10 +327,13 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def open_feature_store(settings: Settings) -> SqlFeatureStore:
-    """The online store in the metadata database of ``settings``.
+def open_feature_store(settings: Settings, engine: Engine | None = None) -> SqlFeatureStore:
+    """The online store in the metadata database of ``settings`` (SQLite or PostgreSQL).
+
+    ``engine``, when given, is an engine already open on that database, shared so that one
+    process keeps one connection pool.
 
     Raises:
         DatabaseError: the database cannot be opened.
     """
-    return SqlFeatureStore(create_database_engine(settings.metadata_url))
+    return SqlFeatureStore(engine or create_database_engine(settings.metadata_url))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 
 import pandas as pd
 
@@ -52,8 +52,8 @@ def renumbered(problems: Sequence[RowProblem], offset: int) -> list[RowProblem]:
 class ScoringRun:
     """One scoring of a file into ``destination``: written aside, published all at once.
 
-    Use as a context manager: the temp output and side file are removed on the way out,
-    whether or not ``publish`` renamed them into place first.
+    Open one with ``scoring_run``, which removes the temp output and side file on the way
+    out, whether or not ``publish`` renamed them into place first.
 
     Raises:
         DataError: the destination is not a CSV or Parquet file.
@@ -68,18 +68,6 @@ class ScoringRun:
         self.temp = temp_beside(destination)
         self.side = temp_beside(errors_path(destination))
         self.result = BatchResult(rows=0, positives=0, output=destination)
-
-    def __enter__(self) -> ScoringRun:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.temp.unlink(missing_ok=True)
-        self.side.unlink(missing_ok=True)
 
     @property
     def next_row(self) -> int:
@@ -120,3 +108,14 @@ class ScoringRun:
         else:
             errors_path(self.destination).unlink(missing_ok=True)  # from an earlier run
         return result
+
+
+@contextmanager
+def scoring_run(destination: Path) -> Iterator[ScoringRun]:
+    """A ``ScoringRun`` whose temp files are gone when the block ends, however it ends."""
+    run = ScoringRun(destination)
+    try:
+        yield run
+    finally:
+        run.temp.unlink(missing_ok=True)
+        run.side.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from tabops.dataset import read_table, table_format
 from tabops.errors import DataError
 from tabops.model.predictor import Predictor
-from tabops.scoring.driver import BatchResult, ScoringRun
+from tabops.scoring.driver import BatchResult, scoring_run
 from tabops.scoring.formats import write_csv, write_parquet
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
@@ -66,7 +66,7 @@ def score_file(
     context = context or RequestContext("file")
     writer: pq.ParquetWriter | None = None
     csv_handle: BinaryIO | None = None
-    with ScoringRun(destination) as run:
+    with scoring_run(destination) as run:
         try:
             csv_handle = run.temp.open("wb") if run.format == "csv" else None
             for chunk in _chunks(source, chunk_rows):

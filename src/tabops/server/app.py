@@ -17,7 +17,7 @@ from tabops.config import Settings, get_settings
 from tabops.database import create_database_engine
 from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
-from tabops.feature_store.sql import SqlFeatureStore
+from tabops.feature_store.sql import open_feature_store
 from tabops.jobs import JobService
 from tabops.registry import open_registry
 from tabops.server.errors import install_error_handlers
@@ -67,7 +67,7 @@ def create_app(
     registry = open_registry(settings)
     # One engine (one connection pool) serves the job records and the online store.
     engine = create_database_engine(settings.metadata_url)
-    store = feature_store or SqlFeatureStore(engine)
+    store = feature_store or open_feature_store(settings, engine)
     core = ServingCore.from_settings(settings, registry, hooks, EntityLookup(store))
     served = core.served_deployment()
     job_service = job_service or JobService.from_settings(settings, core, engine)

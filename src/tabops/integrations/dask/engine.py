@@ -23,7 +23,7 @@ from tabops.integrations.dask.workers import (
 from tabops.integrations.parquet_join import MAGIC, Footer, joined_footer
 from tabops.integrations.shipped import engine_module
 from tabops.model.predictor import Predictor
-from tabops.scoring.driver import BatchResult, ScoringRun, renumbered
+from tabops.scoring.driver import BatchResult, renumbered, scoring_run
 from tabops.scoring.local import CHUNK_ROWS
 
 PartitionProgress = Callable[[int, int, int], None]
@@ -72,7 +72,7 @@ def score_file_dask(
         TabopsError: the scheduler cannot be reached.
     """
     distributed = _import_distributed()
-    with ScoringRun(destination) as run:
+    with scoring_run(destination) as run:
         parts, meta = plan(predictor, source, partition_rows)
         if not parts:
             raise DataError(f"{display_name(source)} holds no rows")

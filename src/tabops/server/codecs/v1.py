@@ -26,7 +26,7 @@ from tabops.errors import (
 from tabops.model.predictor import Predictor
 from tabops.serving.context import RequestContext
 from tabops.serving.core import EntityDecision, ServingCore
-from tabops.serving.decisions import Decisions
+from tabops.serving.decisions import Decision, Decisions
 from tabops.serving.hooks import FeatureRows
 from tabops.serving.records import validate_record
 
@@ -113,19 +113,21 @@ def decode_records(predictor: Predictor, body: bytes, max_rows: int) -> list[dic
 
 def encode_one(decisions: Decisions) -> bytes:
     """One decision as the v1 prediction document."""
-    decision = decisions[0]
-    return orjson.dumps(
-        {
-            "prediction_id": decision.prediction_id,
-            "model": decision.model,
-            "version": decision.version,
-            "label": decision.label,
-            "class_name": decision.class_name,
-            "probability": decision.probability,
-            "threshold": decision.threshold,
-            "timestamp": decision.timestamp,
-        }
-    )
+    return orjson.dumps(prediction_document(decisions[0]))
+
+
+def prediction_document(decision: Decision) -> dict[str, Any]:
+    """The v1 fields of one decision (the request id travels in a header)."""
+    return {
+        "prediction_id": decision.prediction_id,
+        "model": decision.model,
+        "version": decision.version,
+        "label": decision.label,
+        "class_name": decision.class_name,
+        "probability": decision.probability,
+        "threshold": decision.threshold,
+        "timestamp": decision.timestamp,
+    }
 
 
 def encode_batch(decisions: Decisions) -> Answer:
@@ -146,20 +148,12 @@ def _stream(head: bytes, decisions: Decisions) -> Iterator[bytes]:
 
 def encode_entity(found: EntityDecision) -> bytes:
     """A prediction by entity: the entity, the decision, and the features it was made from."""
-    decision = found.decisions[0]
     stored = found.stored
     return orjson.dumps(
         {
             "entity_id": stored.entity_id,
             "view": stored.view,
-            "prediction_id": decision.prediction_id,
-            "model": decision.model,
-            "version": decision.version,
-            "label": decision.label,
-            "class_name": decision.class_name,
-            "probability": decision.probability,
-            "threshold": decision.threshold,
-            "timestamp": decision.timestamp,
+            **prediction_document(found.decisions[0]),
             "features": found.record,
             "overridden": found.overridden,
             "event_time": stored.event_time.isoformat() if stored.event_time else None,
