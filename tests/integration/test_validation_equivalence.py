@@ -161,7 +161,7 @@ def test_every_entry_point_gives_the_same_verdict(client, predictor, tmp_path, b
     assert lean is not None
     body = json_bytes({"records": batch})
     rows = lean.decode_batch(body)
-    encoded = lean.encode_batch(rows) if rows is not None else None
+    encoded = lean.encode(rows) if rows is not None else None
     exact = [is_exact(record.get("visits")) for record in batch]
     assert encoded is None or all(valid), (batch, verdicts)
     assert encoded is not None or not (all(valid) and all(exact)), (batch, verdicts)
@@ -213,4 +213,4 @@ def test_a_batch_written_by_to_dict_after_a_gap_stays_on_the_fast_path(predictor
     assert lean is not None
     rows = lean.decode_batch(body)
     assert rows is not None
-    assert lean.encode_batch(rows) is not None
+    assert lean.encode(rows) is not None

@@ -291,7 +291,7 @@ def test_lean_batch_decoding_accepts_valid_batch_and_encodes_it_as_the_full_path
 
     assert rows is not None
     assert len(rows) == len(validated)
-    encoded = lean.encode_batch(rows)
+    encoded = lean.encode(rows)
     assert encoded is not None
     np.testing.assert_array_equal(encoded, encoder.encode_records(validated))
     np.testing.assert_array_equal(encoded, encoder.transform(as_frame(spec, validated)))
@@ -320,7 +320,7 @@ def test_lean_batch_decoding_refuses_and_leaves_the_verdict_to_full_validation(
     lean, record_model, body, full_accepts
 ):
     rows = lean.decode_batch(body)
-    assert rows is None or lean.encode_batch(rows) is None
+    assert rows is None or lean.encode(rows) is None
     assert (validate_batch_fully(record_model, body) is not None) is full_accepts
 
 

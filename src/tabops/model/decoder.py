@@ -5,8 +5,7 @@ batch of them) in one pass in C, with the rules of ``tabops.validation``: number
 finite numbers (not text, not booleans), integers are whole numbers (``3`` or ``3.0``)
 within 64 bits, flags are 0, 1, true or false (``0.0`` and ``1.0`` too), categories are
 text, only nullable features may be null or absent, and no unknown field is allowed.
-Integers and flags are decoded as numbers and their values checked right after, in numpy
-for a batch. Whenever it refuses a body, the caller runs the full validation, which names
+Whenever it refuses a body, the caller runs the full validation, which names
 every problem: it never decides an error on its own.
 """
 
@@ -15,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -23,16 +22,16 @@ import numpy as np
 from tabops.model.encoder import UNKNOWN_CATEGORY, FeatureEncoder
 from tabops.schema import FeatureSpec, Kind
 
-# Integers and flags decode as numbers (JSON writes 3.0 for an integer once a column has
-# held a gap); their values are checked after decoding.
+# Integers and flags decode as numbers, so that 3.0 is an integer and 0.0 a flag (what JSON
+# writers produce once a column has held a gap); msgspec checks their values in C. Beyond
+# 2**53 a float no longer tells whether the integer fitted in 64 bits: such (rare) integers
+# go to full validation, which reads them exactly.
+_EXACT = 2.0**53
 _TYPES: dict[Kind, Any] = {
     Kind.NUMERIC: float,
-    Kind.INTEGER: float,
-    Kind.BOOLEAN: bool | float,
+    Kind.INTEGER: Annotated[float, msgspec.Meta(multiple_of=1, ge=-_EXACT, le=_EXACT)],
+    Kind.BOOLEAN: bool | Annotated[float, msgspec.Meta(ge=0, le=1, multiple_of=1)],
 }
-# Beyond 2**53 a float no longer tells whether the JSON integer fitted in 64 bits: such
-# (rare) integers go to full validation, which reads them exactly.
-_EXACT = 2.0**53
 
 
 class LeanDecoder:
@@ -72,8 +71,6 @@ class LeanDecoder:
         }
         nullable = set(encoder.nullable)
         self._nullable = [i for i, c in enumerate(features) if c.name in nullable]
-        self._integers = [i for i, c in enumerate(features) if c.kind is Kind.INTEGER]
-        self._flags = [i for i, c in enumerate(features) if c.kind is Kind.BOOLEAN]
         self._fill = np.asarray(encoder.fill_, dtype=np.float64)
         self._plain = not self._codes and not self._nullable
 
@@ -83,14 +80,6 @@ class LeanDecoder:
             values: tuple[Any, ...] = self._astuple(self._one.decode(body))
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
             return None
-        for position in self._integers:
-            value = values[position]
-            if value is not None and not (value.is_integer() and -_EXACT <= value <= _EXACT):
-                return None
-        for position in self._flags:
-            value = values[position]
-            if value is not None and value not in (0, 1):  # True == 1, False == 0
-                return None
         return values
 
     def decode_batch(self, body: bytes) -> list[tuple[Any, ...]] | None:
@@ -103,16 +92,8 @@ class LeanDecoder:
         return [astuple(record) for record in records]
 
     def encode(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
-        """The encoder's matrix for decoded rows whose values were checked (``decode_one``)."""
+        """The encoder's matrix for decoded rows: codes, filled gaps, missing indicators."""
         return self._fill_gaps(self._raw(rows))
-
-    def encode_batch(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray | None:
-        """The matrix of ``decode_batch`` rows, or None when full validation must decide.
-
-        That is when an integer is not whole (or beyond 64 bits), or a flag not 0 or 1.
-        """
-        raw = self._raw(rows)
-        return self._fill_gaps(raw) if self._fits(raw) else None
 
     def _raw(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """Numbers and category codes in spec order, NaN for gaps, room for indicators."""
@@ -139,17 +120,3 @@ class LeanDecoder:
             column[missing] = self._fill[position]
             matrix[:, len(self._fill) + offset] = missing
         return matrix
-
-    def _fits(self, matrix: np.ndarray) -> bool:
-        """Whether every integer is whole and within 64 bits and every flag 0 or 1 (or a gap)."""
-        if self._integers:
-            values = matrix[:, self._integers]
-            with np.errstate(invalid="ignore"):
-                fits = (np.mod(values, 1) == 0) & (np.abs(values) <= _EXACT)
-            if not np.all(fits | np.isnan(values)):
-                return False
-        if self._flags:
-            values = matrix[:, self._flags]
-            if not np.all((values == 0) | (values == 1) | np.isnan(values)):
-                return False
-        return True

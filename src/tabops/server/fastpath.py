@@ -12,8 +12,7 @@ one ``version`` goes to the FastAPI routes, which answer it the same way.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from tabops.server.codecs import v1
@@ -35,8 +34,10 @@ _JSON = (b"content-type", b"application/json")
 _REQUEST_ID = b"x-request-id"
 
 
-@dataclass(frozen=True)
-class Target:
+_PATHS_CACHED = 4_096  # paths parsed once; a client cycling through more only costs time
+
+
+class Target(NamedTuple):
     """A predict request recognised by its path: which route, model, version and entity."""
 
     route: str  # "predict", "predict_batch" or "entity"
@@ -56,7 +57,10 @@ class PredictEndpoints:
         self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
     ) -> v1.Answer:
         """The v1 answer to a request; raises what the core or the codec raise."""
-        predictor = await self.core.resolve(context, target.name, target.ref)
+        core = self.core
+        predictor = core.resolve_cached(context, target.name, target.ref)
+        if predictor is None:
+            predictor = await core.resolve(context, target.name, target.ref)
         if target.route == "predict_batch":
             return await v1.predict_batch(self.core, context, predictor, body, self.max_batch_rows)
         if target.route == "entity" and target.entity_id is not None:
@@ -72,17 +76,17 @@ class FastPredict:
     def __init__(self, endpoints: PredictEndpoints, entities: bool) -> None:
         self.endpoints = endpoints
         self.entities = entities
+        self._paths: dict[tuple[str, str], Target | None] = {}
 
     def match(self, scope: Scope) -> Target | None:
         """The predict request this is, or None for the application to answer. No I/O."""
         if scope["type"] != "http":
             return None
-        if scope["method"] == "POST":
-            target = match_predict_path(scope["path"])
-        elif scope["method"] == "GET" and self.entities:
-            target = match_entity_path(scope["path"])
-        else:
-            return None
+        key = (scope["method"], scope["path"])
+        try:
+            target = self._paths[key]
+        except KeyError:
+            target = self._parse(*key)
         if target is None:
             return None
         query: bytes = scope.get("query_string", b"")
@@ -93,13 +97,27 @@ class FastPredict:
             return Target(target.route, target.name, pairs[0][1], target.entity_id)
         return None  # anything else: FastAPI parses it the usual way
 
+    def _parse(self, method: str, path: str) -> Target | None:
+        """The target of a method and path, remembered (paths repeat: a few per model)."""
+        target = None
+        if method == "POST":
+            target = match_predict_path(path)
+        elif method == "GET" and self.entities:
+            target = match_entity_path(path)
+        if len(self._paths) >= _PATHS_CACHED:
+            self._paths.clear()
+        self._paths[(method, path)] = target
+        return target
+
     async def __call__(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the body, answer through the endpoints, send the response."""
         body = await _read_body(receive)
         if body is None:  # the client went away before sending its body
             return
         context = context_of(scope, target.route)
-        headers = [_JSON, (_REQUEST_ID, context.request_id.encode())]
+        headers = [_JSON]
+        if context.has_offered_id:
+            headers.append((_REQUEST_ID, context.request_id.encode()))
         try:
             answer = await self.endpoints.answer(context, target, body, {})
         except Exception as exc:  # every error is answered through the one map
@@ -117,14 +135,10 @@ def context_of(scope: Scope, route: str) -> RequestContext:
     offered = None
     for key, value in scope.get("headers", ()):
         if key == _REQUEST_ID:
-            offered = value.decode("latin-1")
+            offered = accepted_request_id(value.decode("latin-1"))
             break
     client = scope.get("client")
-    return RequestContext(
-        route=route,
-        request_id=accepted_request_id(offered),
-        client=f"{client[0]}:{client[1]}" if client else None,
-    )
+    return RequestContext(route, offered, None, f"{client[0]}:{client[1]}" if client else None)
 
 
 def match_predict_path(path: str) -> Target | None:

@@ -2,37 +2,90 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
-from dataclasses import dataclass, field
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+class _Ids:
+    """Ids unique across processes: a random prefix per process, then a counter.
+
+    Drawing 16 random bytes per request cost more than scoring a row; a counter behind a
+    random 48-bit prefix is as unique (forked children draw their own prefix).
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        """24 hex digits: the process's prefix and the next number."""
+        return f"{self.prefix}{next(self.counter):012x}"
+
+
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.reseed)
+
+
+def new_id() -> str:
+    """A fresh id of 24 hex digits, unique across processes and threads."""
+    return _IDS.new()
+
+
 def new_request_id() -> str:
-    """A fresh random request id (32 hex digits)."""
-    return secrets.token_hex(16)
+    """A fresh request id (24 hex digits)."""
+    return _IDS.new()
 
 
-def accepted_request_id(offered: str | None) -> str:
-    """The caller's request id when it is safe to echo and log, else a fresh one."""
+def accepted_request_id(offered: str | None) -> str | None:
+    """The caller's request id when it is safe to echo and log, else None."""
     if offered and _REQUEST_ID.match(offered):
         return offered
-    return new_request_id()
+    return None
 
 
-@dataclass(frozen=True)
 class RequestContext:
     """What the core knows of a request besides its body.
 
     Args:
         route: which way in (``predict``, ``predict_batch``, ``entity``, ``job``, ``file``).
-        request_id: the caller's ``X-Request-ID`` when it sent a safe one, else random.
+        request_id: the caller's ``X-Request-ID`` when it sent a safe one; a fresh id is
+            made on first use otherwise.
         caller: the authenticated identity; None while no authentication is configured.
         client: the peer address, for audit.
     """
 
-    route: str
-    request_id: str = field(default_factory=new_request_id)
-    caller: str | None = None
-    client: str | None = None
+    __slots__ = ("_request_id", "caller", "client", "route")
+
+    def __init__(
+        self,
+        route: str,
+        request_id: str | None = None,
+        caller: str | None = None,
+        client: str | None = None,
+    ) -> None:
+        self.route = route
+        self._request_id = request_id
+        self.caller = caller
+        self.client = client
+
+    @property
+    def request_id(self) -> str:
+        """The request's id, made now if the caller sent none."""
+        if self._request_id is None:
+            self._request_id = new_request_id()
+        return self._request_id
+
+    @property
+    def has_offered_id(self) -> bool:
+        """Whether the id came from the caller (then answers echo it)."""
+        return self._request_id is not None
+
+    def __repr__(self) -> str:
+        return f"RequestContext(route={self.route!r}, request_id={self.request_id!r})"

@@ -124,6 +124,29 @@ class ServingCore:
             predictor = await asyncio.to_thread(deployment.get, name, ref)
         return predictor
 
+    def resolve_cached(
+        self, context: RequestContext, name: str | None, ref: str | None
+    ) -> Predictor | None:
+        """As ``resolve`` when the version can be had without any I/O, else None.
+
+        The caller is authorized only when a version is returned: on None, ``resolve``
+        authorizes, still before anything is loaded.
+
+        Raises:
+            AccessError: the ``authorize`` hook refused.
+        """
+        deployment = self.deployment
+        if deployment is None:
+            return None
+        if name is None:
+            name = deployment.cached_default()
+            if name is None:
+                return None
+        predictor = deployment.cached(name, ref)
+        if predictor is not None:
+            self.hooks.authorize(context, PREDICT, name)
+        return predictor
+
     def resolve_now(
         self, context: RequestContext, name: str | None, ref: str | int | None
     ) -> Predictor:
@@ -175,7 +198,7 @@ class ServingCore:
         self, context: RequestContext, predictor: Predictor, records: Sequence[Mapping[str, Any]]
     ) -> Decisions:
         """Validated records (absent or null = missing); one record is micro-batched."""
-        features = FeatureRows(predictor.spec.feature_names, records=records)
+        features = FeatureRows(predictor.feature_names, records=records)
         if predictor.parts is None:  # no encoder: the frame path, on a worker thread
             probabilities = await asyncio.to_thread(_score_records, predictor, records)
             return self._decide(context, predictor, probabilities, features)
@@ -196,7 +219,7 @@ class ServingCore:
         Records scored in pieces pass the previous piece's decisions as ``continues``:
         their prediction ids then carry on where those ended.
         """
-        features = FeatureRows(predictor.spec.feature_names, records=records)
+        features = FeatureRows(predictor.feature_names, records=records)
         probabilities = _score_records(predictor, records)
         if continues is None:
             return self._decide(context, predictor, probabilities, features)
@@ -226,7 +249,7 @@ class ServingCore:
         valid = ~invalid
         rows = features.loc[valid] if not valid.all() else features
         probabilities = predictor.score_frame(rows) if len(rows) else np.empty(0)
-        inputs = FeatureRows(predictor.spec.feature_names, frame=rows)
+        inputs = FeatureRows(predictor.feature_names, frame=rows)
         decisions = self._decide(context, predictor, probabilities, inputs)
         return FrameDecisions(decisions, valid, problems)
 
@@ -254,7 +277,7 @@ class ServingCore:
         else:
             found = await asyncio.to_thread(lookup.features, predictor, entity_id)
         record, row = _entity_record(predictor, found.record, entity_id, overrides)
-        features = FeatureRows(predictor.spec.feature_names, records=[record])
+        features = FeatureRows(predictor.feature_names, records=[record])
         if row is None:  # no encoder: the frame path, on a worker thread
             probabilities = await asyncio.to_thread(_score_records, predictor, [record])
             decisions = self._decide(context, predictor, probabilities, features)
@@ -288,7 +311,7 @@ def _score_records(predictor: Predictor, records: Sequence[Mapping[str, Any]]) -
     """Probabilities of validated records, through the encoder or, without one, a frame."""
     if predictor.parts is not None:
         return predictor.score_encoded(predictor.encode_records(records))
-    names = predictor.spec.feature_names
+    names = predictor.feature_names
     frame = pd.DataFrame.from_records(
         [{name: record.get(name) for name in names} for record in records], columns=names
     )

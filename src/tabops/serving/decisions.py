@@ -2,13 +2,12 @@
 
 Rows scored together share one ``Decisions``: columns (probabilities, a positive mask)
 rather than an object per row, so a batch of 10,000 costs no more than its answer. Every
-prediction id is the group's random 24-hex-digit prefix followed by the row's index as 8
-hex digits, so the ids of a batch are unique and sort in row order.
+prediction id is the group's 24-hex-digit id (unique across processes) followed by the
+row's index as 8 hex digits, so the ids of a batch are unique and sort in row order.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from tabops.model.predictor import Predictor
-from tabops.serving.context import RequestContext
+from tabops.serving.context import RequestContext, new_id
 
 _SUFFIXES: list[str] = []
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The decision for one row."""
 
@@ -71,17 +70,20 @@ class Decisions:
         id_prefix: str | None = None,
         first_index: int = 0,
     ) -> None:
-        values = np.asarray(probabilities, dtype=np.float64)
         self.context = context
         self.model = predictor.name
         self.version = predictor.version.version
         self.threshold = predictor.threshold
         self.positive = predictor.positive
         self.negative = predictor.negative
-        self.probabilities: list[float] = values.tolist()
-        self.is_positive: list[bool] = predictor.is_positive(values).tolist()
+        if isinstance(probabilities, np.ndarray):
+            self.probabilities: list[float] = probabilities.tolist()
+            self.is_positive: list[bool] = predictor.decide_positive(probabilities)
+        else:
+            self.probabilities = list(probabilities)
+            self.is_positive = predictor.decide_positive(self.probabilities)
         self.timestamp = datetime.now(UTC).isoformat()
-        self.id_prefix = id_prefix or secrets.token_hex(12)
+        self.id_prefix = id_prefix or new_id()
         self.first_index = first_index
 
     def __len__(self) -> int:
@@ -121,6 +123,14 @@ class Decisions:
     def document(self) -> dict[str, Any]:
         """The whole group as one JSON document: the head, then ``predictions``."""
         return {**self.head(), "predictions": self.items()}
+
+    def prediction_id(self, index: int) -> str:
+        """The prediction id of row ``index``."""
+        return self.id_prefix + row_suffix(self.first_index + index)
+
+    def label(self, index: int) -> tuple[Any, str]:
+        """The label and class name of row ``index``."""
+        return self.positive if self.is_positive[index] else self.negative
 
     def items(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
         """Rows ``start`` to ``stop`` as plain dicts: id, label, class name, probability."""

@@ -34,7 +34,7 @@ def allow_everyone(context: RequestContext, action: str, model: str) -> None:
     """The default ``authorize``: every caller may do everything."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeatureRows:
     """The inputs of a group of decisions, in whichever form the route decoded them.
 
@@ -58,7 +58,7 @@ class FeatureRows:
         return []
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServedPredictions:
     """What a sink receives: the request, the version, its decisions and their inputs."""
 

@@ -26,7 +26,7 @@ from tabops.errors import (
 from tabops.model.predictor import Predictor
 from tabops.serving.context import RequestContext
 from tabops.serving.core import EntityDecision, ServingCore
-from tabops.serving.decisions import Decision, Decisions
+from tabops.serving.decisions import Decisions
 from tabops.serving.hooks import FeatureRows
 from tabops.serving.records import validate_record
 
@@ -48,7 +48,7 @@ async def predict_one(
     if lean is not None:
         values = lean.decode_one(body)
         if values is not None:
-            features = FeatureRows(predictor.spec.feature_names, rows=[values])
+            features = FeatureRows(predictor.feature_names, rows=[values])
             decisions = await core.decide_row(
                 context, predictor, lean.encode([values])[0], features
             )
@@ -71,13 +71,10 @@ async def predict_batch(
     """
     lean = predictor.lean
     rows = lean.decode_batch(body) if lean is not None else None
-    encoded = None
     if rows is not None and lean is not None:
         check_batch_size(len(rows), max_rows)
-        encoded = lean.encode_batch(rows)
-    if rows is not None and encoded is not None:
-        features = FeatureRows(predictor.spec.feature_names, rows=rows)
-        decisions = await core.decide_array(context, predictor, encoded, features)
+        features = FeatureRows(predictor.feature_names, rows=rows)
+        decisions = await core.decide_array(context, predictor, lean.encode(rows), features)
     else:
         records = validated_records(predictor, body, max_rows)
         decisions = await core.decide_records(context, predictor, records)
@@ -104,29 +101,30 @@ def decode_records(predictor: Predictor, body: bytes, max_rows: int) -> list[dic
     """
     lean = predictor.lean
     rows = lean.decode_batch(body) if lean is not None else None
-    if rows is None or lean is None or (rows and lean.encode_batch(rows) is None):
+    if rows is None:
         return validated_records(predictor, body, max_rows)
     check_batch_size(len(rows), max_rows)
-    names = predictor.spec.feature_names
+    names = predictor.feature_names
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def encode_one(decisions: Decisions) -> bytes:
     """One decision as the v1 prediction document."""
-    return orjson.dumps(prediction_document(decisions[0]))
+    return orjson.dumps(prediction_document(decisions))
 
 
-def prediction_document(decision: Decision) -> dict[str, Any]:
+def prediction_document(decisions: Decisions, index: int = 0) -> dict[str, Any]:
     """The v1 fields of one decision (the request id travels in a header)."""
+    label, class_name = decisions.label(index)
     return {
-        "prediction_id": decision.prediction_id,
-        "model": decision.model,
-        "version": decision.version,
-        "label": decision.label,
-        "class_name": decision.class_name,
-        "probability": decision.probability,
-        "threshold": decision.threshold,
-        "timestamp": decision.timestamp,
+        "prediction_id": decisions.prediction_id(index),
+        "model": decisions.model,
+        "version": decisions.version,
+        "label": label,
+        "class_name": class_name,
+        "probability": decisions.probabilities[index],
+        "threshold": decisions.threshold,
+        "timestamp": decisions.timestamp,
     }
 
 
@@ -153,7 +151,7 @@ def encode_entity(found: EntityDecision) -> bytes:
         {
             "entity_id": stored.entity_id,
             "view": stored.view,
-            **prediction_document(found.decisions[0]),
+            **prediction_document(found.decisions),
             "features": found.record,
             "overridden": found.overridden,
             "event_time": stored.event_time.isoformat() if stored.event_time else None,

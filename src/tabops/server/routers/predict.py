@@ -52,7 +52,7 @@ async def answer(
     context = context_of(request.scope, target.route)
     body = await request.body()
     found = await endpoints.answer(context, target, body, overrides or {})
-    headers = {"x-request-id": context.request_id}
+    headers = {"x-request-id": context.request_id} if context.has_offered_id else {}
     if isinstance(found, bytes):
         return Response(found, media_type=_JSON, headers=headers)
     return StreamingResponse(found, media_type=_JSON, headers=headers)
