@@ -22,15 +22,18 @@ import numpy as np
 from tabops.model.encoder import UNKNOWN_CATEGORY, FeatureEncoder
 from tabops.schema import FeatureSpec, Kind
 
-# Integers and flags decode as numbers, so that 3.0 is an integer and 0.0 a flag (what JSON
-# writers produce once a column has held a gap); msgspec checks their values in C. Beyond
-# 2**53 a float no longer tells whether the integer fitted in 64 bits: such (rare) integers
-# go to full validation, which reads them exactly.
+# An integer or a flag may also come written as a float (3.0, 0.0: what JSON writers produce
+# once a column has held a gap); msgspec checks either form in C, the integer form first
+# (the common one, and the faster to decode). Beyond 2**53 a float no longer tells whether
+# the integer fitted in 64 bits: such (rare) floats go to full validation, which reads them.
 _EXACT = 2.0**53
 _TYPES: dict[Kind, Any] = {
     Kind.NUMERIC: float,
-    Kind.INTEGER: Annotated[float, msgspec.Meta(multiple_of=1, ge=-_EXACT, le=_EXACT)],
-    Kind.BOOLEAN: bool | Annotated[float, msgspec.Meta(ge=0, le=1, multiple_of=1)],
+    Kind.INTEGER: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, msgspec.Meta(multiple_of=1, ge=-_EXACT, le=_EXACT)],
+    Kind.BOOLEAN: bool
+    | Annotated[int, msgspec.Meta(ge=0, le=1)]
+    | Annotated[float, msgspec.Meta(ge=0, le=1, multiple_of=1)],
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
+from tabops.model.predictor import Predictor
 from tabops.server.codecs import v1
 from tabops.server.errors import error_answer
 from tabops.serving.context import RequestContext, accepted_request_id
@@ -53,21 +54,37 @@ class PredictEndpoints:
         self.core = core
         self.max_batch_rows = max_batch_rows
 
-    async def answer(
+    def answer(
+        self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
+    ) -> Awaitable[v1.Answer]:
+        """The v1 answer to a request, to await; raises what the core or the codec raise.
+
+        A loaded version answers without an extra coroutine: this is on every request.
+        """
+        predictor = self.core.resolve_cached(context, target.name, target.ref)
+        if predictor is None:
+            return self._resolve_and_answer(context, target, body, overrides)
+        return self._answer(predictor, context, target, body, overrides)
+
+    async def _resolve_and_answer(
         self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
     ) -> v1.Answer:
-        """The v1 answer to a request; raises what the core or the codec raise."""
-        core = self.core
-        predictor = core.resolve_cached(context, target.name, target.ref)
-        if predictor is None:
-            predictor = await core.resolve(context, target.name, target.ref)
+        predictor = await self.core.resolve(context, target.name, target.ref)
+        return await self._answer(predictor, context, target, body, overrides)
+
+    def _answer(
+        self,
+        predictor: Predictor,
+        context: RequestContext,
+        target: Target,
+        body: bytes,
+        overrides: dict[str, Any],
+    ) -> Awaitable[v1.Answer]:
         if target.route == "predict_batch":
-            return await v1.predict_batch(self.core, context, predictor, body, self.max_batch_rows)
+            return v1.predict_batch(self.core, context, predictor, body, self.max_batch_rows)
         if target.route == "entity" and target.entity_id is not None:
-            return await v1.predict_entity(
-                self.core, context, predictor, target.entity_id, overrides
-            )
-        return await v1.predict_one(self.core, context, predictor, body)
+            return v1.predict_entity(self.core, context, predictor, target.entity_id, overrides)
+        return v1.predict_one(self.core, context, predictor, body)
 
 
 class FastPredict:
