@@ -96,6 +96,14 @@ class Predictor:
         classes = manifest.classes
         self.negative = (classes.negative.value, classes.negative.display_name)
         self.positive = (classes.positive.value, classes.positive.display_name)
+        self.decision_basis = (
+            version.name,
+            version.version,
+            self.threshold,
+            self.positive,
+            self.negative,
+        )
+        """(model, version, threshold, positive and negative (label, class name))."""
         self.loaded_at = datetime.now(UTC)
         self.registry: VersionSource | None = None  # set by ``load``; ``read_files`` uses it
 

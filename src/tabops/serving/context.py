@@ -33,9 +33,8 @@ _IDS = _Ids()
 os.register_at_fork(after_in_child=_IDS.reseed)
 
 
-def new_id() -> str:
-    """A fresh id of 24 hex digits, unique across processes and threads."""
-    return _IDS.new()
+new_id = _IDS.new
+"""A fresh id of 24 hex digits, unique across processes and threads."""
 
 
 def new_request_id() -> str:

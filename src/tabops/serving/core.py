@@ -28,7 +28,13 @@ from tabops.serving.batching import Batchers
 from tabops.serving.context import RequestContext
 from tabops.serving.decisions import Decisions
 from tabops.serving.deployment import Deployment
-from tabops.serving.hooks import PREDICT, FeatureRows, Hooks, ServedPredictions
+from tabops.serving.hooks import (
+    PREDICT,
+    FeatureRows,
+    Hooks,
+    ServedPredictions,
+    allow_everyone,
+)
 from tabops.serving.records import validate_record
 from tabops.validation import RowProblem
 
@@ -76,6 +82,8 @@ class ServingCore:
     ) -> None:
         self.deployment = deployment
         self.hooks = hooks or Hooks()
+        # Skipped, not called, when it allows everyone: it runs on every request.
+        self._authorize = None if self.hooks.authorize is allow_everyone else self.hooks.authorize
         self.batchers = batchers or Batchers(max_rows=1)
         self.lookup = lookup
 
@@ -118,7 +126,7 @@ class ServingCore:
             name = deployment.cached_default()
             if name is None:
                 name = await asyncio.to_thread(deployment.default_model)
-        self.hooks.authorize(context, PREDICT, name)
+        self.authorize(context, name)
         predictor = deployment.cached(name, ref)
         if predictor is None:
             predictor = await asyncio.to_thread(deployment.get, name, ref)
@@ -144,7 +152,7 @@ class ServingCore:
                 return None
         predictor = deployment.cached(name, ref)
         if predictor is not None:
-            self.hooks.authorize(context, PREDICT, name)
+            self.authorize(context, name)
         return predictor
 
     def resolve_now(
@@ -154,7 +162,7 @@ class ServingCore:
         deployment = self.served_deployment()
         if name is None:
             name = deployment.default_model()
-        self.hooks.authorize(context, PREDICT, name)
+        self.authorize(context, name)
         return deployment.get(name, ref)
 
     def served_deployment(self) -> Deployment:
@@ -169,8 +177,26 @@ class ServingCore:
 
     # Scoring -------------------------------------------------------------------------------
 
+    @property
+    def keeps_inputs(self) -> bool:
+        """Whether decisions' inputs are wanted (a sink takes them); else routes may pass None."""
+        return self.hooks.sink is not None
+
+    def authorize(self, context: RequestContext, name: str) -> None:
+        """Ask the ``authorize`` hook whether the caller may predict with model ``name``.
+
+        Raises:
+            AccessError: the hook refused.
+        """
+        if self._authorize is not None:
+            self._authorize(context, PREDICT, name)
+
     async def decide_row(
-        self, context: RequestContext, predictor: Predictor, row: np.ndarray, features: FeatureRows
+        self,
+        context: RequestContext,
+        predictor: Predictor,
+        row: np.ndarray,
+        features: FeatureRows | None,
     ) -> Decisions:
         """One encoded row, micro-batched with concurrent requests for the same version."""
         batcher = self.batchers.get(predictor)
@@ -185,7 +211,7 @@ class ServingCore:
         context: RequestContext,
         predictor: Predictor,
         encoded: np.ndarray,
-        features: FeatureRows,
+        features: FeatureRows | None,
     ) -> Decisions:
         """Rows already through the version's encoder, scored in one call."""
         if len(encoded) > THREAD_ROWS:
@@ -290,10 +316,11 @@ class ServingCore:
         context: RequestContext,
         predictor: Predictor,
         probabilities: Sequence[float] | np.ndarray,
-        features: FeatureRows,
+        features: FeatureRows | None,
     ) -> Decisions:
         decisions = Decisions(predictor, probabilities, context)
-        self._record(context, predictor, decisions, features)
+        if self.hooks.sink is not None:
+            self._record(context, predictor, decisions, features)
         return decisions
 
     def _record(
@@ -301,10 +328,11 @@ class ServingCore:
         context: RequestContext,
         predictor: Predictor,
         decisions: Decisions,
-        features: FeatureRows,
+        features: FeatureRows | None,
     ) -> None:
         if self.hooks.sink is not None:
-            self.hooks.record(ServedPredictions(context, predictor, decisions, features))
+            inputs = features or FeatureRows(predictor.feature_names)
+            self.hooks.record(ServedPredictions(context, predictor, decisions, inputs))
 
 
 def _score_records(predictor: Predictor, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

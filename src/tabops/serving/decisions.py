@@ -18,7 +18,7 @@ import numpy as np
 from tabops.model.predictor import Predictor
 from tabops.serving.context import RequestContext, new_id
 
-_SUFFIXES: list[str] = []
+_SUFFIXES: list[str] = [f"{index:08x}" for index in range(1_024)]
 
 
 @dataclass(slots=True)
@@ -71,17 +71,18 @@ class Decisions:
         first_index: int = 0,
     ) -> None:
         self.context = context
-        self.model = predictor.name
-        self.version = predictor.version.version
-        self.threshold = predictor.threshold
-        self.positive = predictor.positive
-        self.negative = predictor.negative
+        # What every decision of a version shares, gathered once per version (this runs on
+        # every request).
+        self.model, self.version, self.threshold, self.positive, self.negative = (
+            predictor.decision_basis
+        )
         if isinstance(probabilities, np.ndarray):
             self.probabilities: list[float] = probabilities.tolist()
             self.is_positive: list[bool] = predictor.decide_positive(probabilities)
         else:
-            self.probabilities = list(probabilities)
-            self.is_positive = predictor.decide_positive(self.probabilities)
+            values = probabilities if type(probabilities) is list else list(probabilities)
+            self.probabilities = values
+            self.is_positive = predictor.decide_positive(values)
         self.timestamp = datetime.now(UTC).isoformat()
         self.id_prefix = id_prefix or new_id()
         self.first_index = first_index
@@ -165,7 +166,7 @@ class Decisions:
 
 def row_suffix(index: int) -> str:
     """One row index as the 8 hex digits ending its prediction id."""
-    return prediction_suffixes(index + 1)[index]
+    return _SUFFIXES[index] if index < len(_SUFFIXES) else prediction_suffixes(index + 1)[index]
 
 
 def prediction_suffixes(stop: int) -> list[str]:

@@ -26,7 +26,7 @@ from tabops.errors import (
 from tabops.model.predictor import Predictor
 from tabops.serving.context import RequestContext
 from tabops.serving.core import EntityDecision, ServingCore
-from tabops.serving.decisions import Decisions
+from tabops.serving.decisions import Decisions, row_suffix
 from tabops.serving.hooks import FeatureRows
 from tabops.serving.records import validate_record
 
@@ -48,7 +48,9 @@ async def predict_one(
     if lean is not None:
         values = lean.decode_one(body)
         if values is not None:
-            features = FeatureRows(predictor.feature_names, rows=[values])
+            features = (
+                FeatureRows(predictor.feature_names, rows=[values]) if core.keeps_inputs else None
+            )
             decisions = await core.decide_row(
                 context, predictor, lean.encode([values])[0], features
             )
@@ -73,7 +75,7 @@ async def predict_batch(
     rows = lean.decode_batch(body) if lean is not None else None
     if rows is not None and lean is not None:
         check_batch_size(len(rows), max_rows)
-        features = FeatureRows(predictor.feature_names, rows=rows)
+        features = FeatureRows(predictor.feature_names, rows=rows) if core.keeps_inputs else None
         decisions = await core.decide_array(context, predictor, lean.encode(rows), features)
     else:
         records = validated_records(predictor, body, max_rows)
@@ -115,9 +117,9 @@ def encode_one(decisions: Decisions) -> bytes:
 
 def prediction_document(decisions: Decisions, index: int = 0) -> dict[str, Any]:
     """The v1 fields of one decision (the request id travels in a header)."""
-    label, class_name = decisions.label(index)
+    label, class_name = decisions.positive if decisions.is_positive[index] else decisions.negative
     return {
-        "prediction_id": decisions.prediction_id(index),
+        "prediction_id": decisions.id_prefix + row_suffix(decisions.first_index + index),
         "model": decisions.model,
         "version": decisions.version,
         "label": label,
