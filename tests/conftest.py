@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,18 @@ def client(home: Path) -> Iterator[TestClient]:
     """The API over a private trained registry, lifespan run."""
     with TestClient(create_app(Settings(home=home))) as test_client:
         yield test_client
+
+
+def wait_for(client: TestClient, status_url: str, timeout: float = 60.0) -> dict:
+    """A job's document once it has succeeded or failed (polled through the API)."""
+    deadline = time.monotonic() + timeout
+    document: dict = {}
+    while time.monotonic() < deadline:
+        document = client.get(status_url).json()
+        if document["status"] in ("succeeded", "failed"):
+            return document
+        time.sleep(0.05)
+    raise AssertionError(f"job at {status_url} did not finish: {document}")
 
 
 def train_heart(project: Project, folder: Path, home: Path) -> TrainOutcome:

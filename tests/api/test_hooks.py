@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import HEART_CSV
+from conftest import HEART_CSV, wait_for
 from tabops.config import Settings
 from tabops.errors import NotAuthorizedError
 from tabops.server.app import create_app
@@ -61,16 +60,6 @@ def recorded(home: Path, sink: RecordingSink) -> Iterator[TestClient]:
 
 def records(heart: pd.DataFrame, start: int, count: int) -> list[dict]:
     return heart.iloc[start : start + count].to_dict("records")
-
-
-def wait_for(client: TestClient, status_url: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        document = client.get(status_url).json()
-        if document["status"] in ("succeeded", "failed"):
-            return document
-        time.sleep(0.05)
-    raise AssertionError(f"job at {status_url} did not finish")
 
 
 def test_sink_sees_each_prediction_of_every_route_exactly_once(recorded, sink, heart):

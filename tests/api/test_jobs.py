@@ -6,7 +6,6 @@ Jobs run on the app's own Huey consumer threads over a SQLite queue and database
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from conftest import HEART_CSV
+from conftest import HEART_CSV, wait_for
 from tabops.config import Settings
 from tabops.model.predictor import Predictor
 from tabops.registry import ModelRegistry
@@ -44,16 +43,6 @@ def idle_client(home: Path) -> Iterator[TestClient]:
     """An app that takes jobs but runs none (no job threads)."""
     with TestClient(create_app(Settings(home=home, job_workers=0))) as client:
         yield client
-
-
-def wait_for(client: TestClient, status_url: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        document = client.get(status_url).json()
-        if document["status"] in ("succeeded", "failed"):
-            return document
-        time.sleep(0.05)
-    raise AssertionError(f"job at {status_url} did not finish: {document}")
 
 
 def submit(client: TestClient, **kwargs) -> dict:
