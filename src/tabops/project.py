@@ -112,7 +112,18 @@ class TrainSettings(BaseModel):
     candidates: list[CandidateName] = Field(
         default_factory=lambda: list(DEFAULT_CANDIDATES), min_length=1
     )
-    time_budget_s: float = Field(default=120.0, gt=0)
+    search_settings: int | None = Field(
+        default=None,
+        ge=1,
+        description="Settings tried per candidate: its first (default) setting, then the rest "
+        "of its grid in an order drawn from the seed; every setting when unset.",
+    )
+    time_budget_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A safety cap on the whole search: once spent, no further setting starts, "
+        "and the run says so. Within it, the search is the same on any machine.",
+    )
     threshold: ThresholdPolicy = "max_f1"
     calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
     refit: bool = Field(

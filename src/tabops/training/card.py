@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
@@ -58,6 +58,7 @@ class ModelCard:
         importance: ``(feature, mean drop in PR AUC, std)`` from permutation importance.
         gates: each ``gate``, ``metric``, ``observed`` and ``passed``.
         metadata: shown as a table: data file and sha256, rows, timings, versions, commit.
+        notes: what the run wants a reader to know (a search cut short by the time cap).
     """
 
     name: str
@@ -84,6 +85,7 @@ class ModelCard:
     importance: list[tuple[str, float, float]]
     gates: list[dict[str, Any]]
     metadata: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
 
 def render_model_card(card: ModelCard) -> str:

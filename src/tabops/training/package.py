@@ -164,6 +164,7 @@ def package_version_files(
             columns=profile_columns(frame, project.schema_),
         ),
         guards=manifest.guards,
+        notes=list(result.notes),
         leaderboard=manifest.leaderboard,
         chosen=best.name,
         chosen_reason=(

@@ -1,4 +1,9 @@
-"""Cross-validated search over each candidate's settings, within a time budget."""
+"""Cross-validated search over each candidate's settings: the same settings on any machine.
+
+Which settings a candidate tries depends on the project only (its grid, ``search_settings``
+and the seed), never on how fast the machine is; the time budget is a safety cap on the whole
+search, and a search it cuts short is recorded (``CandidateSearch.cut``) for the run to say.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +40,37 @@ class CandidateScore:
     oof_probability: np.ndarray = field(repr=False)
 
 
+def planned_settings(
+    space: list[dict[str, Any]], limit: int | None, seed: int
+) -> list[dict[str, Any]]:
+    """The settings a candidate tries, in order.
+
+    The first of its grid, then the others in an order drawn from ``seed``: ``limit`` of
+    them in all, or every one when None.
+    """
+    if len(space) <= 1:
+        return list(space)
+    order = np.random.default_rng(seed).permutation(len(space) - 1) + 1
+    planned = [space[0], *(space[int(index)] for index in order)]
+    return planned if limit is None else planned[:limit]
+
+
+@dataclass(frozen=True)
+class CutSearch:
+    """A candidate whose search the time cap stopped: how many settings of how many ran."""
+
+    name: str
+    tried: int
+    planned: int
+
+
 class CandidateSearch:
-    """Cross-validated search over each candidate's settings, within a time budget."""
+    """Cross-validated search over each candidate's planned settings, under a time cap.
+
+    Args:
+        deadline: a ``time.perf_counter()`` value after which no further setting starts
+            (the first setting of every candidate always runs).
+    """
 
     def __init__(
         self,
@@ -45,8 +79,11 @@ class CandidateSearch:
         y: np.ndarray,
         groups: np.ndarray | None,
         report: ProgressCallback,
+        deadline: float = float("inf"),
     ) -> None:
         self.project = project
+        self.deadline = deadline
+        self.cut: list[CutSearch] = []
         self.x = x
         self.y = y
         self.groups = groups
@@ -81,20 +118,21 @@ class CandidateSearch:
         self,
         name: str,
         space: list[dict[str, Any]],
-        budget_seconds: float,
         members: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> CandidateScore:
-        """The best setting of one candidate; always tries the first, then while time allows."""
+        """The best of one candidate's planned settings (the first always runs)."""
         if members is not None:
             self.members[name] = members
-        started = time.perf_counter()
+        settings = self.project.train
+        planned = planned_settings(space, settings.search_settings, settings.seed)
         best: CandidateScore | None = None
-        for tried, params in enumerate(space, start=1):
-            score = self._cross_validate(name, params, members, tried, len(space))
+        for tried, params in enumerate(planned, start=1):
+            score = self._cross_validate(name, params, members, tried, len(planned))
+            # Ties go to the earlier setting, so the order decides, not the clock.
             if best is None or score.pr_auc_mean > best.pr_auc_mean:
                 best = score
-            elapsed = time.perf_counter() - started
-            if elapsed + elapsed / tried > budget_seconds:
+            if tried < len(planned) and time.perf_counter() > self.deadline:
+                self.cut.append(CutSearch(name, tried, len(planned)))
                 break
         assert best is not None
         best.settings_tried = tried

@@ -128,21 +128,26 @@ def train_model(
     features = coerce_frame(frame, spec)
     x_train, y_train = features.iloc[split.train], y[split.train]
     groups = frame[project.entity].to_numpy()[split.train] if project.entity else None
-    search = CandidateSearch(project, x_train, y_train, groups, report)
-
-    budget = settings.time_budget_s * _SEARCH_SHARE / len(settings.candidates)
+    deadline = started + settings.time_budget_s * _SEARCH_SHARE
+    search = CandidateSearch(project, x_train, y_train, groups, report, deadline)
     leaderboard = [
-        search.run(name, SEARCH_SPACES[name], budget)
-        for name in settings.candidates
-        if name != "voting"
+        search.run(name, SEARCH_SPACES[name]) for name in settings.candidates if name != "voting"
     ]
     if "voting" in settings.candidates:
         ranked = sorted(leaderboard, key=lambda score: score.pr_auc_mean, reverse=True)
         members = [(s.name, s.params) for s in ranked if s.name in BASE_CANDIDATES]
         if len(members) >= 2:
-            leaderboard.append(search.run("voting", [{}], budget, members[:VOTING_MEMBERS]))
+            leaderboard.append(search.run("voting", [{}], members[:VOTING_MEMBERS]))
     leaderboard.sort(key=lambda score: score.pr_auc_mean, reverse=True)
     best = leaderboard[0]
+    if search.cut:
+        tried = ", ".join(f"{cut.name} {cut.tried} of {cut.planned}" for cut in search.cut)
+        notes.append(
+            f"the search reached its time cap (train.time_budget_s = {settings.time_budget_s:g} "
+            f"s) and tried fewer settings than planned ({tried}): on a quieter or faster "
+            "machine the same project may choose another setting; raise the cap, or set "
+            "train.search_settings lower"
+        )
 
     fitted = search.build(best).fit(x_train, y_train)
     pipeline = strip_resampling(fitted)

@@ -1,0 +1,59 @@
+"""The candidate search tries the same settings on any machine; a time cap that cuts it says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from conftest import copy_fast_example, make_registry
+from tabops.model.files import CARD_FILE
+from tabops.model.predictor import Predictor
+from tabops.project import PROJECT_FILE, load_project
+from tabops.training.register import train_project
+
+MODEL = "heart-failure"
+
+
+def trained(tmp_path: Path, name: str, **train: object) -> Predictor:
+    folder = copy_fast_example(tmp_path / name)
+    path = folder / PROJECT_FILE
+    document = yaml.safe_load(path.read_text())
+    document["train"].update(train)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    project, _ = load_project(folder)
+    registry = make_registry(tmp_path / f"{name}-home")
+    train_project(project, folder, registry)
+    return Predictor.load(registry, MODEL)
+
+
+def test_two_runs_try_the_same_settings_and_give_the_same_model(tmp_path, heart_frame):
+    settings = {"search_settings": 3, "time_budget_s": 600}
+    first = trained(tmp_path, "first", **settings)
+    second = trained(tmp_path, "second", **settings)
+
+    for predictor in (first, second):
+        tried = {
+            row["name"]: row["settings_tried"] for row in predictor.version.manifest.leaderboard
+        }
+        assert tried == {"logistic_regression": 3, "hist_gradient_boosting": 3}
+        assert not any("time cap" in note for note in predictor.version.manifest.notes)
+    assert first.version.manifest.params == second.version.manifest.params
+    rows = heart_frame.drop(columns=["DEATH_EVENT"])
+    assert first.score_frame(rows).tolist() == second.score_frame(rows).tolist()
+
+
+def test_a_search_cut_by_the_time_cap_says_so_in_the_manifest_and_the_card(tmp_path):
+    predictor = trained(tmp_path, "capped", time_budget_s=0.001)
+
+    manifest = predictor.version.manifest
+    tried = {row["name"]: row["settings_tried"] for row in manifest.leaderboard}
+    assert tried == {"logistic_regression": 1, "hist_gradient_boosting": 1}
+    [note] = [note for note in manifest.notes if "time cap" in note]
+    assert "logistic_regression 1 of 4" in note
+    assert "hist_gradient_boosting 1 of 12" in note
+    registry = predictor.registry
+    assert registry is not None
+    card = registry.read_file(MODEL, predictor.version.version, CARD_FILE).decode()
+    assert "Notes on this run" in card
+    assert "time cap" in card
