@@ -259,16 +259,22 @@ class Predictor:
         label, class_name = self.positive if positive else self.negative
         return Prediction(label=label, class_name=class_name, probability=float(probability))
 
+    def score_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Positive-class probabilities of validated records (absent = missing).
+
+        Through the encoder, or as a frame for a version without one.
+        """
+        if self.parts is not None:
+            return self.score_encoded(self.encode_records(records))
+        frame = pd.DataFrame.from_records(
+            [{name: record.get(name) for name in self.feature_names} for record in records],
+            columns=self.feature_names,
+        )
+        return self.score_frame(frame)
+
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Predictions for records already validated against the spec (absent = missing)."""
-        if self.parts is None:
-            frame = pd.DataFrame.from_records(
-                [{name: record.get(name) for name in self.feature_names} for record in records],
-                columns=self.feature_names,
-            )
-            probabilities = self.score_frame(frame).tolist()
-        else:
-            probabilities = self.score_encoded(self.encode_records(records)).tolist()
+        probabilities = self.score_records(records).tolist()
         positives = self.decide_positive(probabilities)
         return [
             Prediction(*(self.positive if positive else self.negative), probability)

@@ -37,11 +37,6 @@ new_id = _IDS.new
 """A fresh id of 24 hex digits, unique across processes and threads."""
 
 
-def new_request_id() -> str:
-    """A fresh request id (24 hex digits)."""
-    return _IDS.new()
-
-
 def accepted_request_id(offered: str | None) -> str | None:
     """The caller's request id when it is safe to echo and log, else None."""
     if offered and _REQUEST_ID.match(offered):
@@ -78,7 +73,7 @@ class RequestContext:
     def request_id(self) -> str:
         """The request's id, made now if the caller sent none."""
         if self._request_id is None:
-            self._request_id = new_request_id()
+            self._request_id = new_id()
         return self._request_id
 
     @property

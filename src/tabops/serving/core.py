@@ -35,7 +35,6 @@ from tabops.serving.hooks import (
     ServedPredictions,
     allow_everyone,
 )
-from tabops.serving.records import validate_record
 from tabops.validation import RowProblem
 
 THREAD_ROWS = 2_000
@@ -155,16 +154,6 @@ class ServingCore:
             self.authorize(context, name)
         return predictor
 
-    def resolve_now(
-        self, context: RequestContext, name: str | None, ref: str | int | None
-    ) -> Predictor:
-        """As ``resolve``, on the calling thread (jobs, the command line)."""
-        deployment = self.served_deployment()
-        if name is None:
-            name = deployment.default_model()
-        self.authorize(context, name)
-        return deployment.get(name, ref)
-
     def served_deployment(self) -> Deployment:
         """The deployment this core resolves versions in.
 
@@ -226,7 +215,7 @@ class ServingCore:
         """Validated records (absent or null = missing); one record is micro-batched."""
         features = FeatureRows(predictor.feature_names, records=records)
         if predictor.parts is None:  # no encoder: the frame path, on a worker thread
-            probabilities = await asyncio.to_thread(_score_records, predictor, records)
+            probabilities = await asyncio.to_thread(predictor.score_records, records)
             return self._decide(context, predictor, probabilities, features)
         encoded = predictor.encode_records(records)
         if len(records) == 1:
@@ -246,7 +235,7 @@ class ServingCore:
         their prediction ids then carry on where those ended.
         """
         features = FeatureRows(predictor.feature_names, records=records)
-        probabilities = _score_records(predictor, records)
+        probabilities = predictor.score_records(records)
         if continues is None:
             return self._decide(context, predictor, probabilities, features)
         decisions = Decisions(
@@ -305,7 +294,7 @@ class ServingCore:
         record, row = _entity_record(predictor, found.record, entity_id, overrides)
         features = FeatureRows(predictor.feature_names, records=[record])
         if row is None:  # no encoder: the frame path, on a worker thread
-            probabilities = await asyncio.to_thread(_score_records, predictor, [record])
+            probabilities = await asyncio.to_thread(predictor.score_records, [record])
             decisions = self._decide(context, predictor, probabilities, features)
         else:
             decisions = await self.decide_row(context, predictor, row, features)
@@ -335,17 +324,6 @@ class ServingCore:
             self.hooks.record(ServedPredictions(context, predictor, decisions, inputs))
 
 
-def _score_records(predictor: Predictor, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Probabilities of validated records, through the encoder or, without one, a frame."""
-    if predictor.parts is not None:
-        return predictor.score_encoded(predictor.encode_records(records))
-    names = predictor.feature_names
-    frame = pd.DataFrame.from_records(
-        [{name: record.get(name) for name in names} for record in records], columns=names
-    )
-    return predictor.score_frame(frame)
-
-
 def _entity_record(
     predictor: Predictor,
     stored: dict[str, Any],
@@ -365,7 +343,7 @@ def _entity_record(
             f"{predictor.version.ref} takes no feature(s) {', '.join(unknown)}",
             [Problem(f"overrides.{key}", "not a feature of the model") for key in unknown],
         )
-    record, problems = validate_record(predictor, {**stored, **overrides})
+    record, problems = predictor.validator.check_record({**stored, **overrides})
     bad_overrides = [p for p in problems if p.field.split(".")[0] in overrides]
     if bad_overrides:
         prefixed = [Problem(f"overrides.{p.field}", p.problem) for p in bad_overrides]

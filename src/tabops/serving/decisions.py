@@ -121,18 +121,6 @@ class Decisions:
             "timestamp": self.timestamp,
         }
 
-    def document(self) -> dict[str, Any]:
-        """The whole group as one JSON document: the head, then ``predictions``."""
-        return {**self.head(), "predictions": self.items()}
-
-    def prediction_id(self, index: int) -> str:
-        """The prediction id of row ``index``."""
-        return self.id_prefix + row_suffix(self.first_index + index)
-
-    def label(self, index: int) -> tuple[Any, str]:
-        """The label and class name of row ``index``."""
-        return self.positive if self.is_positive[index] else self.negative
-
     def items(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
         """Rows ``start`` to ``stop`` as plain dicts: id, label, class name, probability."""
         stop = len(self) if stop is None else min(stop, len(self))

@@ -28,7 +28,6 @@ from tabops.serving.context import RequestContext
 from tabops.serving.core import EntityDecision, ServingCore
 from tabops.serving.decisions import Decisions, row_suffix
 from tabops.serving.hooks import FeatureRows
-from tabops.serving.records import validate_record
 
 STREAM_ROWS = 2_000
 _CHUNK_ROWS = 1_000
@@ -56,7 +55,7 @@ async def predict_one(
             )
             return encode_one(decisions)
     document = unwrap_features(predictor, parse_json_object(body))
-    record, problems = validate_record(predictor, document)
+    record, problems = predictor.validator.check_record(document)
     if problems:
         raise InvalidInputError("the record is invalid", problems)
     return encode_one(await core.decide_records(context, predictor, [record]))
@@ -219,7 +218,7 @@ def validated_records(predictor: Predictor, body: bytes, max_rows: int) -> list[
     check_batch_size(len(records), max_rows)
     valid, problems = [], []
     for index, item in enumerate(records):
-        record, errors = validate_record(predictor, item, prefix=f"records[{index}]")
+        record, errors = predictor.validator.check_record(item, f"records[{index}]")
         valid.append(record)
         problems.extend(errors)
     if problems:
