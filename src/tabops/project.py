@@ -26,8 +26,15 @@ from tabops.features.definitions import FeatureDefinitions, WindowFeature
 from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role
 
 PROJECT_FILE = "tabops.yaml"
+# lightgbm and xgboost need the 'boost' extra, so no default list names them.
 CandidateName = Literal[
-    "logistic_regression", "random_forest", "extra_trees", "hist_gradient_boosting", "voting"
+    "logistic_regression",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "lightgbm",
+    "xgboost",
+    "voting",
 ]
 DEFAULT_CANDIDATES: tuple[CandidateName, ...] = (
     "logistic_regression",
@@ -118,11 +125,24 @@ class TrainSettings(BaseModel):
         description="Settings tried per candidate: its first (default) setting, then the rest "
         "of its grid in an order drawn from the seed; every setting when unset.",
     )
+    search_rows: int | None = Field(
+        default=10_000,
+        ge=100,
+        description="Search candidates' settings on a stratified sample of this many training "
+        "rows when there are more (then refit the chosen setting on all of them); every row "
+        "when unset.",
+    )
     time_budget_s: float = Field(
-        default=120.0,
+        default=1800.0,
         gt=0,
-        description="A safety cap on the whole search: once spent, no further setting starts, "
-        "and the run says so. Within it, the search is the same on any machine.",
+        description="A safety cap on the whole run: no step starts that its own estimate says "
+        "would not finish within it, and the run says which were skipped. Within it, training "
+        "is the same on any machine.",
+    )
+    leak_action: Literal["warn", "exclude", "fail"] = Field(
+        default="warn",
+        description="What a probable leak (a feature that alone separates the classes with ROC "
+        "AUC above 0.95) does: a warning, the feature excluded from training, or no model.",
     )
     threshold: ThresholdPolicy = "max_f1"
     calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"

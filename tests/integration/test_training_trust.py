@@ -35,7 +35,8 @@ from tabops.training.train import TrainingResult, train_model
 ROWS = 300
 FAST: dict[str, Any] = {
     "cv_folds": 3,
-    "time_budget_s": 2,
+    "search_settings": 2,
+    "time_budget_s": 600,
     "bootstrap_resamples": 100,
     "candidates": ["logistic_regression"],
 }

@@ -69,7 +69,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         schema_=infer_schema(frame, "y").spec,
         train=TrainSettings(
             cv_folds=3,
-            time_budget_s=3,
+            search_settings=2,
             bootstrap_resamples=50,
             candidates=["logistic_regression"],
         ),

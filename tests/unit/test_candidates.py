@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tabops.errors import TrainingError
 from tabops.model.encoder import FeatureEncoder
+from tabops.project import CandidateName
 from tabops.schema import FeatureSpec, infer_schema
 from tabops.training.candidates import (
     BASE_CANDIDATES,
@@ -76,8 +77,9 @@ def candidate(name: str, spec: FeatureSpec, imbalance: str, y: np.ndarray) -> An
     return pipeline.set_params(**dict.fromkeys(trees, TREES))
 
 
-def test_search_spaces_cover_every_base_candidate_and_voting():
-    assert set(SEARCH_SPACES) == {*BASE_CANDIDATES, "voting"}
+def test_search_spaces_cover_every_candidate_name():
+    assert set(SEARCH_SPACES) == set(get_args(CandidateName))
+    assert {*BASE_CANDIDATES, "voting"} <= set(SEARCH_SPACES)
     assert all(SEARCH_SPACES[name] for name in SEARCH_SPACES)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tabops.training.card import DataProfile, ModelCard, render_model_card
+from tabops.training.threshold import evaluate_operating_points, operating_points
 
 SECTIONS = (
     "summary",
@@ -298,3 +299,67 @@ def test_render_model_card_copes_with_no_test_rows_and_an_empty_run():
     assert page.count("No usable held-out probabilities were recorded.") == 3
     for note in ("No guard fired.", "No candidates were recorded.", "No gates were configured."):
         assert note in page
+
+
+def operating_point_documents() -> dict[str, list[dict]]:
+    """Operating points as the manifest stores them: chosen on 100 rows, measured on 60."""
+    rng = np.random.default_rng(11)
+    y = (rng.random(160) < 0.2).astype(int)
+    p = np.round(np.clip(0.3 * y + rng.beta(2, 4, 160), 0, 1), 4)
+    points = operating_points(y[:100], p[:100])
+    tested = evaluate_operating_points(points, y[100:], p[100:])
+    return {
+        "validation": [point.model_dump() for point in points],
+        "test": [point.model_dump() for point in tested],
+    }
+
+
+def test_render_model_card_shows_operating_points_on_validation_and_test_rows():
+    documents = operating_point_documents()
+    page = render_model_card(make_card(operating_points=documents))
+
+    [table] = re.findall(r'<table id="operating-points">.*?</table>', page, re.DOTALL)
+    rows = re.findall(r"<tr><td>(.*?)</tr>", table, re.DOTALL)
+    assert [row.split("</td>")[0] for row in rows] == [
+        "top 0.1%",
+        "top 1%",
+        "top 5%",
+        "recall 0.5",
+        "recall 0.8",
+        "recall 0.9",
+    ]
+    assert "validation rows" in table
+    assert "test rows" in table
+    for row, validation, test in zip(rows, documents["validation"], documents["test"], strict=True):
+        cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+        assert cells[0] == f"{validation['threshold']:.4f}"
+        assert cells[1:5] == [
+            str(validation["flagged"]),
+            str(validation["true_positives"]),
+            f"{validation['precision']:.1%}",
+            f"{validation['recall']:.1%}",
+        ]
+        assert cells[5:] == [
+            str(test["flagged"]),
+            str(test["true_positives"]),
+            f"{test['precision']:.1%}",
+            f"{test['recall']:.1%}",
+        ]
+
+
+def test_render_model_card_without_operating_points_says_so(page: str):
+    assert "No operating points were recorded." in page
+    assert 'id="operating-points"' not in page
+    assert 'id="threshold-warning"' not in page
+
+
+def test_render_model_card_warns_beside_the_threshold_when_it_catches_nothing():
+    warning = "the threshold 0.41 catches none of the 23 positives of the test rows <b>"
+    page = render_model_card(make_card(notes=[warning], threshold_warnings=[warning]))
+
+    threshold = page[page.index('<section id="threshold">') :]
+    threshold = threshold[: threshold.index("</section>")]
+    assert 'class="alert" id="threshold-warning"' in threshold
+    assert "catches none of the 23 positives of the test rows &lt;b&gt;" in threshold
+    assert threshold.index("threshold-warning") < threshold.index("Confusion matrix")
+    assert page.count("catches none of the 23 positives") == 2  # also under notes on this run

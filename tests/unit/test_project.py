@@ -82,7 +82,7 @@ def test_load_project_with_non_mapping_yaml_raises_project_error(project_dir, te
         (lambda doc: doc["train"].update(epochs=3), "train.epochs"),
         (lambda doc: doc.update(name="Heart Failure"), "name"),
         (lambda doc: doc["train"].update(cv_folds=1), "train.cv_folds"),
-        (lambda doc: doc["train"].update(candidates=["xgboost"]), "train.candidates.0"),
+        (lambda doc: doc["train"].update(candidates=["catboost"]), "train.candidates.0"),
         (lambda doc: doc.pop("target"), "target"),
     ],
     ids=[

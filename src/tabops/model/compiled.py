@@ -30,6 +30,7 @@ from tabops.model.encoder import FeatureEncoder
 from tabops.model.graphs import (
     SINGLE_PRECISION_TREES,
     append_sigmoid_calibration,
+    boosting_graph,
     hist_gradient_boosting_graph,
     skl2onnx_graph,
     soft_voting_graph,
@@ -192,6 +193,9 @@ def _conversions(parts: ModelParts) -> list[tuple[str, str, Converter]]:
     if type(classifier).__name__ == "HistGradientBoostingClassifier":
         # skl2onnx rounds split thresholds to float32; this graph keeps them in float64.
         conversions.append(("tabops-trees", "double", hist_gradient_boosting_graph))
+    if type(classifier).__name__ in ("LGBMClassifier", "XGBClassifier"):
+        # onnxmltools' trees in float32, their sigmoid (and any calibration) in float64.
+        conversions.append(("tabops-boosting", "double", boosting_graph))
     if type(classifier).__name__ == "VotingClassifier" and classifier.voting == "soft":
         # Each member through its own exact conversion, averaged in double precision.
         conversions.append(("tabops-voting", "double", soft_voting_graph))

@@ -23,9 +23,14 @@ GOLDEN_PROBABILITY = "__probability__"
 GOLDEN_TOLERANCE = 1e-6
 
 # Types skops does not trust by default but which our own candidates contain. Anything
-# else found in a model file is refused: loading it could run code.
+# else found in a model file is refused: loading it could run code. The LightGBM and XGBoost
+# boosters restore from their own model text or bytes through their native loader, not
+# pickle (their ``__setstate__``).
 TRUSTED_TYPES = frozenset(
     {
+        "collections.OrderedDict",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
         "numpy.dtype",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -34,6 +39,8 @@ TRUSTED_TYPES = frozenset(
         "tabops.model.encoder.FeatureEncoder",
         "tabops.model.calibration.CalibratedPipeline",
         "tabops.model.calibration.ProbabilityCalibrator",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
     }
 )
 # Where tabops 0.1.0 kept the classes its model files name. skops imports a class by the

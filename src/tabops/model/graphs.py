@@ -12,6 +12,16 @@ above for gradient boosting, skl2onnx in double for logistic regression, in sing
 for forests, which scikit-learn runs in single precision too), and their probabilities are
 averaged in double precision with the voting weights.
 
+LightGBM and XGBoost: skl2onnx converts them with onnxmltools' converters, registered the
+first time such a model is converted (so importing tabops never imports either library). Their
+trees run in single precision: the same splits as XGBoost, which compares in float32 itself;
+LightGBM's thresholds are float64, so a value within a float32 rounding of one could split the
+other way (the compile check would refuse such a graph). The ensemble's built-in logistic
+computes a small probability as ``1 - sigmoid(|score|)`` in float32, which leaves ~6e-8 of
+absolute precision: 0.6% of a probability of 1e-5, and more once sigmoid calibration takes its
+logit. ``boosting_graph`` therefore sums the trees as a regressor and applies the sigmoid in
+double precision.
+
 Sigmoid calibration is appended to any of these graphs as its last nodes, so a calibrated
 model is still one session call.
 """
@@ -19,6 +29,7 @@ model is still one session call.
 from __future__ import annotations
 
 import warnings
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -28,7 +39,13 @@ OPSETS = {"": 17, "ai.onnx.ml": 3}
 # Tree ensembles onnxruntime runs in single precision only (scikit-learn's forests are
 # single precision too; gradient boosting gets the exact graph below instead).
 SINGLE_PRECISION_TREES = frozenset(
-    {"RandomForestClassifier", "ExtraTreesClassifier", "HistGradientBoostingClassifier"}
+    {
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "HistGradientBoostingClassifier",
+        "LGBMClassifier",
+        "XGBClassifier",
+    }
 )
 
 
@@ -38,6 +55,7 @@ def skl2onnx_graph(body: Pipeline, width: int, precision: str) -> bytes:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     tensor = DoubleTensorType if precision == "double" else FloatTensorType
+    register_boosting_converter(type(body.steps[-1][1]).__name__)
     with warnings.catch_warnings():
         # skl2onnx 1.20 writes booleans into integer attributes of tree ensembles; protobuf 6
         # converts them with this warning (protobuf 7 refuses, hence the pin below 7).
@@ -51,6 +69,108 @@ def skl2onnx_graph(body: Pipeline, width: int, precision: str) -> bytes:
     # Only the probabilities are read: without the label output, onnxruntime drops the
     # nodes computing it (12 -> 9 us a row for logistic regression).
     del graph.graph.output[:-1]
+    data: bytes = graph.SerializeToString()
+    return data
+
+
+@cache
+def register_boosting_converter(classifier: str) -> None:
+    """Register onnxmltools' converter of ``LGBMClassifier`` or ``XGBClassifier`` with skl2onnx.
+
+    Any other class name is left alone. Raises ImportError when onnxmltools is missing.
+    """
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+    if classifier == "LGBMClassifier":
+        from lightgbm import LGBMClassifier
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        model, alias, converter = LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm
+    elif classifier == "XGBClassifier":
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier
+
+        model, alias, converter = XGBClassifier, "XGBoostXGBClassifier", convert_xgboost
+    else:
+        return
+    # skl2onnx's shape calculator, not onnxmltools' own: the latter accepts only onnxmltools'
+    # tensor types and refuses the skl2onnx ones a pipeline's earlier steps produce.
+    update_registered_converter(
+        model,
+        alias,
+        calculate_linear_classifier_output_shapes,
+        converter,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+
+
+def boosting_graph(body: Pipeline, width: int) -> bytes:
+    """ONNX bytes for ``preprocessing -> LGBMClassifier | XGBClassifier`` on double inputs.
+
+    onnxmltools' graph in single precision, with its ``TreeEnsembleClassifier`` turned into
+    the same trees summed by a ``TreeEnsembleRegressor`` and the sigmoid taken in double.
+
+    Raises:
+        ValueError: the graph does not hold one binary tree-ensemble classifier.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx.load_from_string(skl2onnx_graph(body, width, "float"))
+    trees = [node for node in graph.graph.node if node.op_type == "TreeEnsembleClassifier"]
+    if len(trees) != 1:
+        raise ValueError("expected one TreeEnsembleClassifier in the converted graph")
+    [tree] = trees
+    attributes = {a.name: helper.get_attribute_value(a) for a in tree.attribute}
+    if len(attributes.get("classlabels_int64s", [])) != 2 or set(attributes["class_ids"]) != {0}:
+        raise ValueError("only a binary classifier with one score per tree leaf is supported")
+    regressor = {
+        name.replace("class_", "target_", 1): value
+        for name, value in attributes.items()
+        if not name.startswith("classlabels_") and name != "post_transform"
+    }
+    # Keep what computes the classifier's input; drop the classifier and all that reads it.
+    dropped = set(tree.output)
+    kept = []
+    for node in graph.graph.node:
+        if node is tree or dropped & set(node.input):
+            dropped.update(node.output)
+        else:
+            kept.append(node)
+    del graph.graph.node[:]
+    graph.graph.node.extend(
+        [
+            helper.make_node("Cast", ["features_double"], ["features"], to=TensorProto.FLOAT),
+            *kept,
+            helper.make_node(
+                "TreeEnsembleRegressor",
+                [tree.input[0]],
+                ["raw_score_f32"],
+                domain="ai.onnx.ml",
+                n_targets=1,
+                aggregate_function="SUM",
+                post_transform="NONE",
+                **regressor,
+            ),
+            helper.make_node("Cast", ["raw_score_f32"], ["raw_score"], to=TensorProto.DOUBLE),
+            helper.make_node("Sigmoid", ["raw_score"], ["positive"]),
+            helper.make_node("Sub", ["one", "positive"], ["negative"]),
+            helper.make_node("Concat", ["negative", "positive"], ["probabilities"], axis=1),
+        ]
+    )
+    graph.graph.initializer.append(
+        numpy_helper.from_array(np.ones((1, 1), dtype=np.float64), "one")
+    )
+    del graph.graph.input[:]
+    graph.graph.input.append(
+        helper.make_tensor_value_info("features_double", TensorProto.DOUBLE, [None, width])
+    )
+    del graph.graph.output[:]
+    graph.graph.output.append(
+        helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, 2])
+    )
+    onnx.checker.check_model(graph)
     data: bytes = graph.SerializeToString()
     return data
 

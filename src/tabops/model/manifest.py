@@ -110,6 +110,13 @@ class Manifest(_Section):
     threshold: float
     threshold_policy: Any = None
     threshold_reason: str | None = None
+    operating_points: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description=(
+            "Cut-offs chosen on the validation rows (top shares of scores, target recalls) "
+            "and how each does, by rows: {'validation': [...], 'test': [...]}."
+        ),
+    )
     candidate: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     imbalance: str | None = None
@@ -133,6 +140,12 @@ class Manifest(_Section):
     features: FeatureRequirements | None = None
     data: DataSummary | None = None
     training_seconds: float | None = None
+    # Seconds per stage of the run (search, fit, evaluate...), in the order they ran.
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    # The training process's peak resident memory (MiB) by the end of each stage.
+    stage_peak_rss_mb: dict[str, float] = Field(default_factory=dict)
+    # Training rows the candidate search ran on (a stratified sample of a large table).
+    search_rows: int | None = None
     golden: GoldenRows = Field(default_factory=GoldenRows)
     compiled: CompiledGraph | None = None
     library_versions: dict[str, str] = Field(default_factory=dict)

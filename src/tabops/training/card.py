@@ -13,6 +13,7 @@ import jinja2
 import numpy as np
 
 from tabops.training.card_plots import TOP_FEATURES, draw_plots, finite_or_none
+from tabops.training.threshold import OperatingPoint
 
 _TEMPLATE = "templates/card.html.j2"
 _METRICS = {
@@ -59,6 +60,10 @@ class ModelCard:
         gates: each ``gate``, ``metric``, ``observed`` and ``passed``.
         metadata: shown as a table: data file and sha256, rows, timings, versions, commit.
         notes: what the run wants a reader to know (a search cut short by the time cap).
+        threshold_warnings: notes saying the threshold catches no positive of some rows,
+            shown again as a warning beside the threshold.
+        operating_points: ``validation`` and ``test`` lists of the same cut-offs, each an
+            ``OperatingPoint`` as a dict, chosen on the validation rows.
     """
 
     name: str
@@ -86,6 +91,8 @@ class ModelCard:
     gates: list[dict[str, Any]]
     metadata: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    threshold_warnings: list[str] = field(default_factory=list)
+    operating_points: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def render_model_card(card: ModelCard) -> str:
@@ -104,6 +111,7 @@ def render_model_card(card: ModelCard) -> str:
         metadata={key: _plain_value(value) for key, value in card.metadata.items()},
         plots=draw_plots(card, y, p, cells),
         importance_shown=min(len(card.importance), TOP_FEATURES),
+        operating_points=_operating_rows(card.operating_points),
     )
 
 
@@ -166,6 +174,21 @@ def _guard_row(guard: dict[str, Any]) -> dict[str, Any]:
         "column": guard.get("column") or "",
         "message": guard.get("message", ""),
     }
+
+
+def _operating_rows(points: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per cut-off: its label and threshold, its validation and test outcomes."""
+    validation = [OperatingPoint.model_validate(point) for point in points.get("validation", [])]
+    test = [OperatingPoint.model_validate(point) for point in points.get("test", [])]
+    return [
+        {
+            "label": point.label,
+            "threshold": point.threshold,
+            "validation": point,
+            "test": test[index] if index < len(test) else None,
+        }
+        for index, point in enumerate(validation)
+    ]
 
 
 def _metric_rows(

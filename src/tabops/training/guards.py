@@ -12,7 +12,10 @@ from pydantic import BaseModel
 
 from tabops.schema import FeatureSpec, Kind, Role
 
-LEAK_AUC = 0.98
+# One feature that alone separates the classes this well is most likely recorded after the
+# outcome; above the lower level it is strong enough that its timing deserves a look.
+PROBABLE_LEAK_AUC = 0.95
+SUSPECT_LEAK_AUC = 0.85
 MOSTLY_MISSING_SHARE = 0.5
 EARLIEST_DATE = pd.Timestamp("1900-01-01")
 LATEST_DATE = pd.Timestamp("2100-12-31")
@@ -28,6 +31,9 @@ GuardName = Literal[
     "excluded_column",
     "target_in_features",
     "probable_leak",
+    "strong_feature",
+    "near_copy",
+    "dominant_feature",
     "date_out_of_range",
     "duplicate_rows",
     "duplicate_entities",
@@ -199,19 +205,32 @@ def _probable_leaks(
     )
     strength = np.maximum(auc, 1.0 - auc)
     return [
-        GuardFinding(
+        _leak_finding(str(name), float(value))
+        for name, value in zip(scores.columns, strength, strict=True)
+        if value > SUSPECT_LEAK_AUC
+    ]
+
+
+def _leak_finding(name: str, strength: float) -> GuardFinding:
+    separates = f"column {name!r} alone separates the classes with ROC AUC {strength:.3f}"
+    if strength > PROBABLE_LEAK_AUC:
+        return GuardFinding(
             guard="probable_leak",
             severity="warning",
             column=name,
             message=(
-                f"column {name!r} alone separates the classes with ROC AUC {value:.3f}; "
-                "check that it is known before the outcome, or exclude it"
+                f"{separates}; check that it is known before the outcome, or exclude it "
+                "(train.leak_action: exclude)"
             ),
-            value=float(value),
+            value=strength,
         )
-        for name, value in zip(scores.columns, strength, strict=True)
-        if value > LEAK_AUC
-    ]
+    return GuardFinding(
+        guard="strong_feature",
+        severity="info",
+        column=name,
+        message=f"{separates}; check it is known before the outcome",
+        value=strength,
+    )
 
 
 def _leak_score(series: pd.Series, kind: Kind, positive: np.ndarray) -> np.ndarray:

@@ -43,6 +43,10 @@ _LIBRARIES = (
     "skl2onnx",
     "onnx",
     "onnxruntime",
+    "lightgbm",
+    "xgboost",
+    "xgboost-cpu",
+    "onnxmltools",
 )
 
 
@@ -98,7 +102,11 @@ def package_version_files(
     data_path: Path,
     data_fingerprint: str,
 ) -> tuple[dict[str, bytes], Manifest]:
-    """The files (model, golden rows, reference sample, model card) and manifest of a version."""
+    """The files (model, golden rows, reference sample, model card) and manifest of a version.
+
+    The feature spec comes from ``result.project``, the project as trained: the leak guards
+    may have left columns out, and the served model must expect exactly its own features.
+    """
     negative, positive = python_value(result.negative_class), python_value(result.positive_class)
     names = {
         "negative": project.class_names.get(str(negative), str(negative)),
@@ -120,6 +128,10 @@ def package_version_files(
         "threshold": result.threshold.threshold,
         "threshold_policy": result.threshold.policy,
         "threshold_reason": result.threshold.reason,
+        "operating_points": {
+            "validation": [point.model_dump() for point in result.operating_points],
+            "test": [point.model_dump() for point in result.test_operating_points],
+        },
         "candidate": best.name,
         "params": best.params,
         "imbalance": project.train.imbalance,
@@ -135,9 +147,9 @@ def package_version_files(
         "imputation": result.imputation,
         "importance": [list(item) for item in result.importance],
         "gates": [gate.model_dump() for gate in result.gates],
-        "feature_spec": project.schema_.model_dump(mode="json"),
+        "feature_spec": result.project.schema_.model_dump(mode="json"),
         "rename": dict(project.rename),
-        "features": feature_requirements(project),
+        "features": feature_requirements(result.project),
         "data": {
             "path": data_path.name,
             "sha256": data_fingerprint,
@@ -145,6 +157,9 @@ def package_version_files(
             "positives": result.positives,
         },
         "training_seconds": round(result.training_seconds, 3),
+        "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+        "stage_peak_rss_mb": {k: round(v, 1) for k, v in result.stage_peak_rss_mb.items()},
+        "search_rows": result.search_rows,
         "golden": {"rows": len(result.golden), "tolerance": GOLDEN_TOLERANCE},
         "compiled": compiled,
         "library_versions": library_versions(),
@@ -161,7 +176,7 @@ def package_version_files(
             rows=result.rows["total"],
             rows_by_split={k: v for k, v in result.rows.items() if k != "total"},
             positives_by_split=result.positives,
-            columns=profile_columns(frame, project.schema_),
+            columns=profile_columns(frame, result.project.schema_),
         ),
         guards=manifest.guards,
         notes=list(result.notes),
@@ -177,6 +192,8 @@ def package_version_files(
         threshold=result.threshold.threshold,
         threshold_policy=result.threshold.policy,
         threshold_reason=result.threshold.reason,
+        threshold_warnings=list(result.threshold_warnings),
+        operating_points=manifest.operating_points,
         metrics=result.test.metrics,
         intervals=result.test.intervals,
         confusion=result.test.confusion,
@@ -189,6 +206,8 @@ def package_version_files(
             "data sha256": data_fingerprint,
             "rows": result.rows["total"],
             "training seconds": manifest.training_seconds,
+            **{f"{stage} (s)": round(v, 1) for stage, v in manifest.stage_seconds.items()},
+            "search rows": manifest.search_rows,
             "git commit": manifest.git_commit,
             **{f"{name} version": v for name, v in manifest.library_versions.items()},
         },

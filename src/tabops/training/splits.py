@@ -172,9 +172,14 @@ def _one_group_fold(
     return rows[keep], rows[held]
 
 
-def cv_splitter(project: Project, y: np.ndarray) -> StratifiedKFold | StratifiedGroupKFold:
-    """Folds for cross-validation on training rows: grouped when rows share entities."""
-    folds = project.train.cv_folds
+def cv_splitter(
+    project: Project, y: np.ndarray, folds: int | None = None
+) -> StratifiedKFold | StratifiedGroupKFold:
+    """Folds for cross-validation on training rows: grouped when rows share entities.
+
+    ``folds`` overrides the project's ``train.cv_folds``.
+    """
+    folds = folds or project.train.cv_folds
     minority = int(min(y.sum(), len(y) - y.sum()))
     if minority < folds:
         raise TrainingError(

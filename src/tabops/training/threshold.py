@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
 from tabops.project import MinCost, MinPrecision, MinRecall, ThresholdPolicy
+from tabops.training.evaluate import EvaluationReport
 
 _UNDEFINED_THRESHOLD = 0.5
+TOP_SHARES = (0.001, 0.01, 0.05)
+"""Shares of the highest-scored rows that the operating points flag."""
+TARGET_RECALLS = (0.5, 0.8, 0.9)
+"""Recalls that the operating points reach."""
 
 
 class ThresholdChoice(BaseModel):
@@ -21,6 +29,31 @@ class ThresholdChoice(BaseModel):
     reason: str
     met: bool
     validation: dict[str, float]
+
+
+class OperatingPoint(BaseModel):
+    """A cut-off a reader might pick instead, and how it does on one set of rows.
+
+    ``share`` is set for a ``top_share`` point, ``target_recall`` for a ``target_recall``
+    one. Every row scoring ``>= threshold`` is flagged, ties included, so ``flagged`` may
+    exceed the share. Precision is 0 when nothing is flagged, recall 0 without positives.
+    """
+
+    kind: Literal["top_share", "target_recall"]
+    share: float | None = None
+    target_recall: float | None = None
+    threshold: float
+    flagged: int
+    true_positives: int
+    precision: float
+    recall: float
+
+    @property
+    def label(self) -> str:
+        """``top 1%`` or ``recall 0.8``, for a table."""
+        if self.kind == "top_share":
+            return f"top {100 * (self.share or 0):g}%"
+        return f"recall {self.target_recall or 0:g}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,110 @@ def choose_threshold(
     return _choice(
         curve.thresholds[index], name, reason, met=met, y=y, scores=scores, policy=policy
     )
+
+
+def operating_points(y_true: np.ndarray, probability: np.ndarray) -> list[OperatingPoint]:
+    """Cut-offs that flag the top 0.1%, 1% and 5% of scores or reach recall 0.5, 0.8 and 0.9.
+
+    A top share flags at least one row, however few the rows. A recall target takes the
+    highest threshold whose recall reaches it, as ``MinRecall`` does; rows without a
+    positive get no recall points.
+
+    Raises:
+        ValueError: As ``choose_threshold`` does.
+    """
+    y, scores = _check_inputs(y_true, probability)
+    if len(y) == 0:
+        return []
+    curve = _curve(y, scores)
+    flagged = curve.tp + curve.fp
+    points = []
+    for share in TOP_SHARES:
+        # Rounded first so that 0.05 * 100 rows asks for 5 rows, not 6.
+        wanted = max(1, math.ceil(round(share * len(y), 9)))
+        index = int(np.flatnonzero(flagged >= wanted)[-1])
+        points.append(_point(curve, index, kind="top_share", share=share))
+    if curve.positives:
+        for target in TARGET_RECALLS:
+            index = int(np.flatnonzero(curve.recall >= target)[-1])
+            points.append(_point(curve, index, kind="target_recall", target_recall=target))
+    return points
+
+
+def evaluate_operating_points(
+    points: Sequence[OperatingPoint], y_true: np.ndarray, probability: np.ndarray
+) -> list[OperatingPoint]:
+    """The same cut-offs measured on other rows, such as the test rows.
+
+    Raises:
+        ValueError: As ``choose_threshold`` does.
+    """
+    y, scores = _check_inputs(y_true, probability)
+    thresholds = np.array([point.threshold for point in points], dtype=float)
+    # Rows scoring below a threshold, counted by binary search in the sorted scores.
+    flagged = len(scores) - np.searchsorted(np.sort(scores), thresholds, side="left")
+    positive_scores = np.sort(scores[y == 1])
+    tp = len(positive_scores) - np.searchsorted(positive_scores, thresholds, side="left")
+    return [
+        point.model_copy(update=_counts(int(rows), int(hits), len(positive_scores)))
+        for point, rows, hits in zip(points, flagged, tp, strict=True)
+    ]
+
+
+def explain_missed_positives(reports: Mapping[str, EvaluationReport]) -> list[str]:
+    """A note for each set of rows holding positives of which the threshold catches none.
+
+    Args:
+        reports: Evaluations at the chosen threshold by the name of their rows, such as
+            ``{"validation": ..., "test": ...}``.
+    """
+    notes = []
+    for rows, report in reports.items():
+        if report.positives == 0 or report.confusion.get("tp", 0) > 0:
+            continue
+        false_alarms = report.confusion.get("fp", 0)
+        flagged = (
+            "it flags no row"
+            if false_alarms == 0
+            else f"it flags {false_alarms} row{'s' * (false_alarms != 1)}, all false alarms"
+        )
+        missed = (
+            "the only positive"
+            if report.positives == 1
+            else f"none of the {report.positives} positives"
+        )
+        notes.append(
+            f"the threshold {report.threshold:.4g} catches {missed} of the {rows} rows "
+            f"({flagged}): at this cut-off the model flags nothing useful; see the operating "
+            "points, or set train.threshold to {min_recall: 0.3}"
+        )
+    return notes
+
+
+def _point(
+    curve: _Curve,
+    index: int,
+    kind: Literal["top_share", "target_recall"],
+    share: float | None = None,
+    target_recall: float | None = None,
+) -> OperatingPoint:
+    """The operating point at one candidate of the curve."""
+    tp, flagged = int(curve.tp[index]), int(curve.tp[index] + curve.fp[index])
+    return OperatingPoint.model_validate(
+        {"kind": kind, "share": share, "target_recall": target_recall}
+        | {"threshold": float(curve.thresholds[index])}
+        | _counts(flagged, tp, curve.positives)
+    )
+
+
+def _counts(flagged: int, true_positives: int, positives: int) -> dict[str, float]:
+    """Flagged rows, true positives, precision and recall of one cut-off."""
+    return {
+        "flagged": flagged,
+        "true_positives": true_positives,
+        "precision": true_positives / flagged if flagged else 0.0,
+        "recall": true_positives / positives if positives else 0.0,
+    }
 
 
 def _pick(curve: _Curve, policy: ThresholdPolicy, rows: str) -> tuple[int, bool, str]:

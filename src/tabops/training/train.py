@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss
 
 from tabops.errors import TrainingError
 from tabops.model.calibration import CalibratedPipeline, ProbabilityCalibrator
 from tabops.project import Project
 from tabops.schema import coerce_frame
+from tabops.training.budget import RunClock
 from tabops.training.candidates import (
     BASE_CANDIDATES,
     SEARCH_SPACES,
@@ -24,17 +24,33 @@ from tabops.training.candidates import (
 )
 from tabops.training.evaluate import EvaluationReport, GateResult, check_gates, evaluate_model
 from tabops.training.guards import GuardFinding, check_data_quality
+from tabops.training.importance import compute_permutation_importance
+from tabops.training.leaks import (
+    apply_leak_action,
+    exclude_columns,
+    find_dominant_feature,
+    find_near_copies,
+)
 from tabops.training.search import CandidateScore, CandidateSearch, ProgressCallback
 from tabops.training.splits import RowSplit, prepare_rows, split_rows
-from tabops.training.threshold import ThresholdChoice, choose_threshold
+from tabops.training.threshold import (
+    OperatingPoint,
+    ThresholdChoice,
+    choose_threshold,
+    evaluate_operating_points,
+    explain_missed_positives,
+    operating_points,
+)
 
 _REFERENCE_ROWS = 1_000
-_IMPORTANCE_ROWS = 5_000
-_IMPORTANCE_REPEATS = 5
 # Isotonic regression is a step function: fit on few positives it overfits and its ties
 # erase the ranking (seen on the device-failure data), so auto mode needs this many.
 _ISOTONIC_MINORITY = 200
-_SEARCH_SHARE = 0.8  # of the time budget; the rest is for fitting, calibrating, evaluating
+# Of the time cap, this share is kept back from the search for the fits and evaluation after it.
+_AFTER_SEARCH_SHARE = 0.2
+# A fit on more rows than the search's folds is estimated from their time, times this margin
+# for work that grows faster than the rows (sorting).
+_FIT_MARGIN = 1.5
 
 
 @dataclass
@@ -57,12 +73,22 @@ class TrainingResult:
     rows: dict[str, int]
     positives: dict[str, int]
     training_seconds: float
+    stage_seconds: dict[str, float]
+    stage_peak_rss_mb: dict[str, float]
+    search_rows: int
     negative_class: object
     positive_class: object
     y_test: np.ndarray = field(repr=False)
     p_test: np.ndarray = field(repr=False)
     golden: pd.DataFrame = field(repr=False)
     reference: pd.DataFrame = field(repr=False)
+    # The project as trained: columns the leak guards left out are excluded in its schema.
+    project: Project = field(repr=False)
+    # Chosen on the validation rows, then measured again on the test rows.
+    operating_points: list[OperatingPoint] = field(default_factory=list)
+    test_operating_points: list[OperatingPoint] = field(default_factory=list)
+    # Notes (also in ``notes``) that the threshold catches no positive of some rows.
+    threshold_warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -113,56 +139,62 @@ def train_model(
         TrainingError: the data cannot support the split, CV or a guard found an error.
     """
     report = progress or (lambda _step, _done: None)
-    started = time.perf_counter()
     settings = project.train
+    clock = RunClock(settings.time_budget_s)
     spec = project.schema_
     frame, notes = prepare_rows(frame, project)
     y, negative, positive = encode_target(frame, project)
     split = split_rows(frame, y, project)
-    guards = check_data_quality(
-        frame.iloc[split.train], spec, project.target, y[split.train], project.entity
-    )
+    train_rows = frame.iloc[split.train]
+    guards = check_data_quality(train_rows, spec, project.target, y[split.train], project.entity)
+    guards += find_near_copies(train_rows, spec, project.target)
     errors = [finding.message for finding in guards if finding.severity == "error"]
     if errors:
         raise TrainingError("; ".join(errors))
+    left_out = apply_leak_action(guards, settings.leak_action)
+    if left_out:
+        project = exclude_columns(project, left_out)
+        spec = project.schema_
+        notes.extend(
+            f"column {name!r} left out of training ({why})" for name, why in left_out.items()
+        )
     features = coerce_frame(frame, spec)
+    dominant = find_dominant_feature(
+        features.iloc[split.train], y[split.train], spec, settings.seed
+    )
+    guards += [dominant] if dominant is not None else []
+    clock.lap("prepare and guards")
     x_train, y_train = features.iloc[split.train], y[split.train]
     groups = frame[project.entity].to_numpy()[split.train] if project.entity else None
-    deadline = started + settings.time_budget_s * _SEARCH_SHARE
-    search = CandidateSearch(project, x_train, y_train, groups, report, deadline)
-    leaderboard = [
-        search.run(name, SEARCH_SPACES[name]) for name in settings.candidates if name != "voting"
-    ]
-    if "voting" in settings.candidates:
-        ranked = sorted(leaderboard, key=lambda score: score.pr_auc_mean, reverse=True)
-        members = [(s.name, s.params) for s in ranked if s.name in BASE_CANDIDATES]
-        if len(members) >= 2:
-            leaderboard.append(search.run("voting", [{}], members[:VOTING_MEMBERS]))
-    leaderboard.sort(key=lambda score: score.pr_auc_mean, reverse=True)
+    reserve = settings.time_budget_s * _AFTER_SEARCH_SHARE
+    search = CandidateSearch(project, x_train, y_train, groups, report, clock, reserve)
+    leaderboard = _search_candidates(search, settings.candidates)
     best = leaderboard[0]
-    if search.cut:
-        tried = ", ".join(f"{cut.name} {cut.tried} of {cut.planned}" for cut in search.cut)
-        notes.append(
-            f"the search reached its time cap (train.time_budget_s = {settings.time_budget_s:g} "
-            f"s) and tried fewer settings than planned ({tried}): on a quieter or faster "
-            "machine the same project may choose another setting; raise the cap, or set "
-            "train.search_settings lower"
-        )
+    notes.extend(_describe_search(search, settings.time_budget_s))
+    clock.lap("search")
 
-    fitted = search.build(best).fit(x_train, y_train)
-    pipeline = strip_resampling(fitted)
-    report(f"fitted {best.name} on {len(split.train)} rows", 1)
+    pipeline, fit_rows = _fit_chosen(search, best, x_train, y_train, clock, notes)
+    report(f"fitted {best.name} on {fit_rows} rows", 1)
+    clock.lap("fit")
 
     x_validation, y_validation = features.iloc[split.validation], y[split.validation]
-    model, calibration = _calibrate(pipeline, best, y_train, x_validation, y_validation, project)
+    # The calibrator learns from the search's out-of-fold predictions, on the search rows.
+    model, calibration = _calibrate(pipeline, best, search.y, x_validation, y_validation, project)
     report(f"calibration: {calibration['method'] if calibration['kept'] else 'none kept'}", 1)
 
     validation_probability = model.predict_proba(x_validation)[:, 1]
     threshold = choose_threshold(y_validation, validation_probability, settings.threshold)
+    points = operating_points(y_validation, validation_probability)
     validation = evaluate_model(y_validation, validation_probability, threshold.threshold)
+    clock.lap("calibrate and threshold")
     if settings.refit:
-        model = _refit(search.build(best), model, features, y, split)
-        report(f"refitted {best.name} on {len(split.train) + len(split.validation)} rows", 0)
+        refit_rows = len(split.train) + len(split.validation)
+        if clock.allows(_fit_estimate(search, best, refit_rows)):
+            model = _refit(search.build(best, refit_rows), model, features, y, split)
+            report(f"refitted {best.name} on {refit_rows} rows", 0)
+        else:
+            clock.skip(f"the refit on {refit_rows} train and validation rows")
+        clock.lap("refit")
     x_test, y_test = features.iloc[split.test], y[split.test]
     test_probability = model.predict_proba(x_test)[:, 1]
     test = evaluate_model(
@@ -172,15 +204,22 @@ def train_model(
         resamples=settings.bootstrap_resamples,
         seed=settings.seed,
     )
+    test_points = evaluate_operating_points(points, y_test, test_probability)
+    threshold_warnings = explain_missed_positives({"validation": validation, "test": test})
+    notes.extend(threshold_warnings)
     report(f"evaluated on {len(split.test)} held-out rows", 1)
-    importance = _importance(model, x_test, y_test, settings.seed)
+    clock.lap("evaluate")
+    importance = compute_permutation_importance(model, x_test, y_test, settings.seed)
     report("permutation importance", 1)
+    clock.lap("importance")
 
     golden_rows = np.concatenate([split.test, split.validation])[: settings.golden_rows]
     golden = frame.iloc[golden_rows][spec.feature_names].reset_index(drop=True)
     golden["__probability__"] = model.predict_proba(features.iloc[golden_rows])[:, 1]
     reference = frame.iloc[split.train[:_REFERENCE_ROWS]][[*spec.feature_names, project.target]]
     sets = {"train": split.train, "validation": split.validation, "test": split.test}
+    clock.lap("golden rows")
+    notes.extend(_describe_skipped(clock))
     return TrainingResult(
         model=model,
         candidate=best,
@@ -197,14 +236,88 @@ def train_model(
         imputation=imputation_strategies(spec),
         rows={"total": len(frame)} | {name: len(rows) for name, rows in sets.items()},
         positives={name: int(y[rows].sum()) for name, rows in sets.items()},
-        training_seconds=time.perf_counter() - started,
+        training_seconds=clock.elapsed,
+        stage_seconds=dict(clock.stage_seconds),
+        stage_peak_rss_mb=dict(clock.stage_peak_rss_mb),
+        search_rows=len(search.rows),
         negative_class=negative,
         positive_class=positive,
         y_test=y_test,
         p_test=test_probability,
         golden=golden,
         reference=reference.reset_index(drop=True),
+        project=project,
+        operating_points=points,
+        test_operating_points=test_points,
+        threshold_warnings=threshold_warnings,
     )
+
+
+def _search_candidates(search: CandidateSearch, names: Sequence[str]) -> list[CandidateScore]:
+    """Every candidate's best setting, best first; voting averages the best others."""
+    scores = [search.run(name, SEARCH_SPACES[name]) for name in names if name != "voting"]
+    leaderboard = [score for score in scores if score is not None]
+    if "voting" in names:
+        ranked = sorted(leaderboard, key=lambda score: score.pr_auc_mean, reverse=True)
+        members = [score for score in ranked if score.name in BASE_CANDIDATES]
+        if len(members) >= 2:
+            leaderboard.append(search.combine("voting", members[:VOTING_MEMBERS]))
+    leaderboard.sort(key=lambda score: score.pr_auc_mean, reverse=True)
+    return leaderboard
+
+
+def _describe_search(search: CandidateSearch, budget: float) -> list[str]:
+    """Notes on how the search ran: on a sample, cut short or skipping candidates."""
+    notes = []
+    if search.is_sampled:
+        notes.append(
+            f"settings were searched on a stratified sample of {len(search.rows)} of the "
+            f"{search.training_rows} training rows (train.search_rows); the chosen setting "
+            "was then fit on all of them"
+        )
+    if search.cut or search.skipped:
+        parts = [f"{cut.name} {cut.tried} of {cut.planned} settings" for cut in search.cut]
+        parts += [f"{name} not tried" for name in search.skipped]
+        notes.append(
+            f"the search reached its time cap (train.time_budget_s = {budget:g} s) and did "
+            f"less than planned ({', '.join(parts)}): on a quieter or faster machine the same "
+            "project may choose another setting; raise the cap, or set train.search_settings "
+            "or train.search_rows lower"
+        )
+    return notes
+
+
+def _describe_skipped(clock: RunClock) -> list[str]:
+    return [
+        f"{what} did not start: its estimated time would overrun the time cap "
+        f"(train.time_budget_s = {clock.budget_seconds:g} s)"
+        for what in clock.skipped
+    ]
+
+
+def _fit_estimate(search: CandidateSearch, best: CandidateScore, rows: int) -> float:
+    """Seconds a fit of the chosen setting on ``rows`` rows should take, from the search."""
+    per_fold = search.setting_seconds.get(best.name, best.fit_seconds * len(search.folds))
+    per_fold /= len(search.folds)
+    return per_fold * max(rows / max(search.fold_rows, 1), 1.0) * _FIT_MARGIN
+
+
+def _fit_chosen(
+    search: CandidateSearch,
+    best: CandidateScore,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    clock: RunClock,
+    notes: list[str],
+) -> tuple[Any, int]:
+    """The chosen setting fit on every training row, or on the search rows near the cap."""
+    rows = len(y_train)
+    if search.is_sampled and not clock.allows(_fit_estimate(search, best, rows)):
+        clock.skip(f"the fit on all {rows} training rows")
+        notes.append(f"the chosen setting was fit on the {len(search.rows)} search rows only")
+        x_train, y_train, rows = search.x, search.y, len(search.rows)
+    fitted = search.build(best, rows).fit(x_train, y_train)
+    return strip_resampling(fitted), rows
 
 
 def _calibrate(
@@ -262,32 +375,3 @@ def _refit(
 
 def _minority(y: np.ndarray) -> int:
     return int(min(y.sum(), len(y) - y.sum()))
-
-
-def _importance(
-    model: Any, x_test: pd.DataFrame, y_test: np.ndarray, seed: int
-) -> list[tuple[str, float, float]]:
-    """Permutation importance (drop in PR AUC) on held-out rows, all positives kept."""
-    if len(np.unique(y_test)) < 2:
-        return []
-    rows = np.arange(len(y_test))
-    if len(rows) > _IMPORTANCE_ROWS:
-        positives = rows[y_test == 1]
-        negatives = np.random.default_rng(seed).choice(
-            rows[y_test == 0], size=max(_IMPORTANCE_ROWS - len(positives), 1), replace=False
-        )
-        rows = np.sort(np.concatenate([positives, negatives]))
-    result = permutation_importance(
-        model,
-        x_test.iloc[rows],
-        y_test[rows],
-        scoring="average_precision",
-        n_repeats=_IMPORTANCE_REPEATS,
-        random_state=seed,
-    )
-    return [
-        (str(name), float(mean), float(std))
-        for name, mean, std in zip(
-            x_test.columns, result.importances_mean, result.importances_std, strict=True
-        )
-    ]
