@@ -146,10 +146,12 @@ class TrainSettings(BaseModel):
     )
     threshold: ThresholdPolicy = "max_f1"
     calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
-    refit: bool = Field(
-        default=True,
+    refit: bool | None = Field(
+        default=None,
         description="Refit the chosen setting on train + validation rows once the threshold "
-        "is chosen (the test rows stay unseen).",
+        "is chosen (the test rows stay unseen). Unset: only when the search ran on every "
+        "training row; on a table large enough to be sampled, a quarter more rows adds little "
+        "and a second full fit costs as much as the first.",
     )
     bootstrap_resamples: int = Field(default=1000, ge=0, le=10_000)
     golden_rows: int = Field(default=200, ge=1, le=10_000)

@@ -31,13 +31,13 @@ ProgressCallback = Callable[[str, float], None]
 # Up to this many search rows, cross-validation is cheap: every setting of each grid is tried.
 SMALL_SEARCH_ROWS = 5_000
 # Above it, this many settings per candidate: the first (defaults), then seeded draws.
-LARGE_SEARCH_SETTINGS = 4
+LARGE_SEARCH_SETTINGS = 3
 # A large search uses at most this many folds: on thousands of rows, three folds already
 # rank settings steadily, and each fold less saves a fifth or more of the search.
 LARGE_SEARCH_FOLDS = 3
 # Forests compare their settings with this many trees on a large table, then the chosen
 # setting grows the full number: the ranking settles long before the last trees do.
-SEARCH_TREES = 100
+SEARCH_TREES = 50
 # A sample keeps at least this many rows of the rarer class when the table has them, so
 # that rare events are not sampled away (the sample grows instead).
 SAMPLE_MINORITY_ROWS = 200

@@ -187,7 +187,7 @@ def train_model(
     points = operating_points(y_validation, validation_probability)
     validation = evaluate_model(y_validation, validation_probability, threshold.threshold)
     clock.lap("calibrate and threshold")
-    if settings.refit:
+    if settings.refit if settings.refit is not None else not search.is_sampled:
         refit_rows = len(split.train) + len(split.validation)
         if clock.allows(_fit_estimate(search, best, refit_rows)):
             model = _refit(search.build(best, refit_rows), model, features, y, split)
