@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
+from sklearn.base import clone
 
-from conftest import copy_fast_example, make_registry
+from conftest import EXAMPLE, copy_fast_example, make_registry
 from tabops.model.files import CARD_FILE
 from tabops.model.predictor import Predictor
 from tabops.project import PROJECT_FILE, load_project
+from tabops.schema import coerce_frame
+from tabops.training.candidates import SEARCH_SPACES
 from tabops.training.register import train_project
+from tabops.training.search import CandidateSearch
+from tabops.training.train import encode_target
 
 MODEL = "heart-failure"
+EXAMPLE_DATA = EXAMPLE / "heart_failure_clinical_records_dataset.csv"
 
 
 def trained(tmp_path: Path, name: str, **train: object) -> Predictor:
@@ -61,3 +69,28 @@ def test_a_search_cut_by_the_time_cap_says_so_in_the_manifest_and_the_card(tmp_p
     card = registry.read_file(MODEL, predictor.version.version, CARD_FILE).decode()
     assert "Notes on this run" in card
     assert "time cap" in card
+
+
+def test_voting_scored_from_its_members_answers_matches_cross_validating_it(heart_project):
+    settings = heart_project.train.model_copy(
+        update={"cv_folds": 3, "search_settings": 1, "imbalance": "class_weight"}
+    )
+    project = heart_project.model_copy(update={"train": settings})
+    frame = pd.read_csv(EXAMPLE_DATA)
+    y, _, _ = encode_target(frame, project)
+    x = coerce_frame(frame, project.schema_)
+    search = CandidateSearch(project, x, y, None, lambda _step, _done: None)
+    members = [
+        search.run(name, SEARCH_SPACES[name])
+        for name in ("random_forest", "hist_gradient_boosting")
+    ]
+
+    voting = search.combine("voting", [member for member in members if member is not None])
+
+    template = search.build(voting, search.fold_rows)
+    fitted_oof = np.zeros(len(y))
+    for fit_rows, score_rows in search.folds:
+        model = clone(template).fit(x.iloc[fit_rows], y[fit_rows])
+        fitted_oof[score_rows] = model.predict_proba(x.iloc[score_rows])[:, 1]
+    np.testing.assert_allclose(voting.oof_probability, fitted_oof, atol=1e-12)
+    assert voting.pr_auc_mean > 0

@@ -195,30 +195,18 @@ class CandidateSearch:
             members=members,
         )
 
-    def run(
-        self,
-        name: str,
-        space: list[dict[str, Any]],
-        members: list[tuple[str, dict[str, Any]]] | None = None,
-        estimate_seconds: float = 0.0,
-    ) -> CandidateScore | None:
+    def run(self, name: str, space: list[dict[str, Any]]) -> CandidateScore | None:
         """The best of one candidate's planned settings; None when the cap let none start.
 
-        Args:
-            name: the candidate.
-            space: its grid of settings.
-            members: for ``voting``, the candidates it averages, each with its setting.
-            estimate_seconds: what the first setting is expected to take, when known (a
-                voting candidate costs about what its members cost); later settings are
-                estimated from the ones before them.
+        A setting starts when the mean time of the candidate's settings so far says it ends
+        before the reserve; a candidate's first setting, with nothing to estimate from, when
+        the reserve is not yet reached (the run's very first setting always starts).
         """
-        if members is not None:
-            self.members[name] = members
         planned = planned_settings(space, self.limit, self.project.train.seed)
         best: CandidateScore | None = None
         spent: list[float] = []
         for tried, params in enumerate(planned, start=1):
-            estimate = float(np.mean(spent)) if spent else estimate_seconds
+            estimate = float(np.mean(spent)) if spent else 0.0
             first_of_run = not spent and not self.setting_seconds
             if not first_of_run and not self.clock.allows(estimate, self.reserve_seconds):
                 if spent:
@@ -227,7 +215,7 @@ class CandidateSearch:
                     self.skipped.append(name)
                 break
             started = time.perf_counter()
-            score = self._cross_validate(name, params, members, tried, len(planned))
+            score = self._cross_validate(name, params, tried, len(planned))
             spent.append(time.perf_counter() - started)
             # Ties go to the earlier setting, so the order decides, not the clock.
             if best is None or score.pr_auc_mean > best.pr_auc_mean:
@@ -275,7 +263,6 @@ class CandidateSearch:
         self,
         name: str,
         params: dict[str, Any],
-        members: list[tuple[str, dict[str, Any]]] | None,
         setting: int,
         settings: int,
     ) -> CandidateScore:
@@ -283,7 +270,7 @@ class CandidateSearch:
         pr_auc, roc_auc = [], []
         started = time.perf_counter()
         trees = SEARCH_TREES if self.is_large else TREES
-        template = self._pipeline(name, params, members, self.fold_rows, trees)
+        template = self._pipeline(name, params, None, self.fold_rows, trees)
         for fold, (fit_rows, score_rows) in enumerate(self.folds, start=1):
             self.report(f"{name} setting {setting}/{settings}, fold {fold}/{len(self.folds)}", 0)
             model = clone(template).fit(self.x.iloc[fit_rows], self.y[fit_rows])
