@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+from threadpoolctl import threadpool_limits
 
 from tabops.errors import TrainingError
 from tabops.project import Project
