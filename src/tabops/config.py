@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -63,10 +63,16 @@ class QueueSettings(_Section):
         description="A running job whose worker has not reported for this long is re-queued.",
     )
     max_job_records: int = Field(
-        default=1_000_000, ge=1, description="Most records one JSON job may hold."
+        default=100_000, ge=1, description="Most records one JSON job may hold."
     )
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest file a job upload may send."
+    )
+    job_retention_days: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Finished jobs and their files are deleted this long after they end; "
+        "unset keeps them.",
     )
 
 
@@ -96,6 +102,74 @@ class ServingSettings(_Section):
     )
 
 
+def _split_list(value: Any, separator: str) -> Any:
+    """A list setting given as one string (``a:b`` paths, ``x,y`` origins), split."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(separator) if part.strip()]
+    return value
+
+
+class SecuritySettings(_Section):
+    """Who may call the API, and how much one request may cost."""
+
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="'off' lets every caller do everything (TABOPS_AUTH=off); with 'on', "
+        "callers need an API key once one exists.",
+    )
+    insecure: bool = Field(
+        default=False,
+        description="Serve anonymous callers on a non-loopback address while no key exists.",
+    )
+    project_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose projects and tables POST /v1/train may read "
+        f"({os.pathsep!r}-separated in TABOPS_PROJECT_ROOTS); none: training over the API "
+        "is refused.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024**2, ge=1, description="Largest JSON request body, refused while read."
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, description="Deepest nesting of arrays and objects in a JSON body."
+    )
+    request_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a request may take before it is answered 503."
+    )
+    rate_limit_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per second per API key (a key's own limit wins); unset: none.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="Requests a key may send at once; twice the rate if unset."
+    )
+    rate_limit_url: str | None = Field(
+        default=None,
+        description="redis://... to share rate limits between processes and hosts; "
+        "counted in each process when unset.",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs every registered manifest (HMAC-SHA256); versions "
+        "whose signature fails are refused.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins a browser may call the API from (comma-separated); none: CORS off.",
+    )
+
+    @field_validator("project_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return _split_list(value, os.pathsep)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        return _split_list(value, ",")
+
+
 # The flat setting names of earlier releases, and the section each now lives in.
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -105,6 +179,9 @@ LEGACY_NAMES: dict[str, tuple[str, str]] = {
         for name in ("job_workers", "job_lease_seconds", "max_job_records", "max_upload_bytes")
     },
     **{name: ("serving", name) for name in ServingSettings.model_fields},
+    "job_retention_days": ("queue", "job_retention_days"),
+    # Short names of the security settings (TABOPS_AUTH, TABOPS_PROJECT_ROOTS, ...).
+    **{name: ("security", name) for name in SecuritySettings.model_fields},
 }
 
 
@@ -138,6 +215,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -6,12 +6,15 @@ TabopsError
 │   ├── MalformedBodyError    the body does not parse (JSON, a form)
 │   ├── InvalidRequestError   the body or a parameter has the wrong shape
 │   ├── BatchTooLargeError    more records than one request may carry
+│   ├── BodyTooLargeError     a request body beyond the size limit
 │   ├── UploadTooLargeError   an upload beyond the size limit
 │   ├── UnsupportedMediaError a content type the endpoint cannot read
 │   └── ResourceNotFoundError something the request names does not exist
 ├── AccessError               the caller may not do this
 │   ├── NotAuthenticatedError no credentials, or unknown ones
-│   └── NotAuthorizedError    known caller, but not allowed this action
+│   ├── NotAuthorizedError    known caller, but not allowed this action
+│   │   └── PathNotAllowedError a server path outside the configured roots
+│   └── RateLimitedError      the caller sent more requests than its rate allows
 ├── ProjectError              the project file is missing or invalid
 ├── DataError                 a data file cannot be read or does not fit the task
 ├── InvalidInputError         records offered for prediction break the feature spec
@@ -24,6 +27,9 @@ TabopsError
 │   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
 ├── TrainingError             training could not produce a model
 ├── DatabaseError             the metadata database cannot be reached or its URL is wrong
+│   └── DatabaseBusyError     the database stayed locked longer than its wait
+├── StorageFullError          the disk holding tabops' files is full
+├── RequestTimeoutError       a request took longer than the server allows
 ├── FeatureStoreError         the online store cannot give what was asked
 │   ├── FeatureViewNotFoundError no such feature view
 │   ├── EntityNotFoundError   no features for that entity id
@@ -76,6 +82,10 @@ class BatchTooLargeError(RequestError):
     """More records than one request may carry."""
 
 
+class BodyTooLargeError(RequestError):
+    """A request body beyond the configured size limit, refused while it is read."""
+
+
 class UploadTooLargeError(RequestError):
     """An upload beyond the configured size limit."""
 
@@ -98,6 +108,21 @@ class NotAuthenticatedError(AccessError):
 
 class NotAuthorizedError(AccessError):
     """A known caller asked for an action it is not allowed."""
+
+
+class PathNotAllowedError(NotAuthorizedError):
+    """A path sent over the network lies outside the folders the server may read."""
+
+
+class RateLimitedError(AccessError):
+    """The caller sent more requests than its rate limit allows; retry after a while."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[RateLimitedError], tuple[str, float]]:
+        return type(self), (self.message, self.retry_after)
 
 
 class ProjectError(TabopsError):
@@ -162,6 +187,18 @@ class ArtifactIntegrityError(RegistryError):
 
 class DatabaseError(TabopsError):
     """The metadata database cannot be reached or its URL is wrong."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """The database stayed locked by other writers for longer than tabops waits."""
+
+
+class StorageFullError(TabopsError):
+    """The disk holding tabops' files (registry, jobs, uploads) has no space left."""
+
+
+class RequestTimeoutError(TabopsError):
+    """A request took longer than the server allows one to take."""
 
 
 class FeatureStoreError(TabopsError):

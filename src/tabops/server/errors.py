@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tabops.errors import (
     ArtifactIntegrityError,
     BatchTooLargeError,
+    BodyTooLargeError,
     CardNotFoundError,
+    DatabaseBusyError,
     DatabaseError,
     DataError,
     EmptyBodyError,
@@ -32,10 +35,14 @@ from tabops.errors import (
     ModelNotFoundError,
     NotAuthenticatedError,
     NotAuthorizedError,
+    PathNotAllowedError,
     Problem,
     ProjectError,
+    RateLimitedError,
     RegistryError,
+    RequestTimeoutError,
     ResourceNotFoundError,
+    StorageFullError,
     StoredFeaturesInvalidError,
     TabopsError,
     UnsupportedMediaError,
@@ -50,11 +57,14 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (MalformedBodyError, 400, "malformed_json"),
     (InvalidRequestError, 422, "invalid_request"),
     (BatchTooLargeError, 413, "batch_too_large"),
+    (BodyTooLargeError, 413, "body_too_large"),
     (UploadTooLargeError, 413, "upload_too_large"),
     (UnsupportedMediaError, 415, "unsupported_media_type"),
     (ResourceNotFoundError, 404, "not_found"),
     (NotAuthenticatedError, 401, "not_authenticated"),
+    (PathNotAllowedError, 403, "path_not_allowed"),
     (NotAuthorizedError, 403, "not_authorized"),
+    (RateLimitedError, 429, "rate_limited"),
     (ModelNotFoundError, 404, "model_not_found"),
     (VersionNotFoundError, 404, "version_not_found"),
     (CardNotFoundError, 404, "card_not_found"),
@@ -71,7 +81,10 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (JobNotFoundError, 404, "job_not_found"),
     (JobNotFinishedError, 409, "job_not_finished"),
     (JobError, 409, "job_has_no_file"),
+    (DatabaseBusyError, 503, "database_busy"),
     (DatabaseError, 503, "database_unavailable"),
+    (StorageFullError, 507, "insufficient_storage"),
+    (RequestTimeoutError, 503, "request_timeout"),
 ]
 
 
@@ -84,10 +97,29 @@ def status_of(exc: TabopsError) -> tuple[int, str]:
 
 
 _INTERNAL = "an internal error occurred; see server log"
+_REALM = 'Bearer realm="tabops"'
+_RETRY_SECONDS = 5  # what a client is told to wait when the server is busy or full
 
 
-def error_answer(exc: BaseException) -> tuple[int, bytes]:
-    """The status and JSON body answering any exception (for the ASGI fast path).
+def headers_of(exc: TabopsError, status: int) -> dict[str, str]:
+    """The headers an error's answer carries besides its body.
+
+    ``WWW-Authenticate`` on 401 and 403 (RFC 6750: a missing or unknown key, a key
+    outside its scope), ``Retry-After`` on 429 and on a busy or timed-out 503.
+    """
+    if status == 401:
+        return {"WWW-Authenticate": _REALM}
+    if status == 403 and not isinstance(exc, PathNotAllowedError):
+        return {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
+    if isinstance(exc, RateLimitedError):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, DatabaseBusyError | RequestTimeoutError):
+        return {"Retry-After": str(_RETRY_SECONDS)}
+    return {}
+
+
+def error_answer(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
+    """The status, JSON body and headers answering any exception (for the ASGI fast path).
 
     A tabops error maps through the table above; anything else is logged with its
     traceback and answered as a 500 that reveals nothing of it.
@@ -96,9 +128,10 @@ def error_answer(exc: BaseException) -> tuple[int, bytes]:
         status, code = status_of(exc)
         if status == 500:
             logger.error("unmapped error: %s", exc.message)
-        return status, orjson.dumps(error_document(code, exc.message, exc.problems))
+        document = orjson.dumps(error_document(code, exc.message, exc.problems))
+        return status, document, headers_of(exc, status)
     logger.error("unexpected error", exc_info=exc)
-    return 500, orjson.dumps(error_document("internal_error", _INTERNAL))
+    return 500, orjson.dumps(error_document("internal_error", _INTERNAL)), {}
 
 
 def error_document(code: str, message: str, problems: Sequence[Problem] = ()) -> dict[str, Any]:
@@ -108,10 +141,15 @@ def error_document(code: str, message: str, problems: Sequence[Problem] = ()) ->
 
 
 def error_response(
-    status: int, code: str, message: str, problems: Sequence[Problem] = ()
+    status: int,
+    code: str,
+    message: str,
+    problems: Sequence[Problem] = (),
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A JSON error response in the API's one shape."""
-    return JSONResponse(status_code=status, content=error_document(code, message, problems))
+    document = error_document(code, message, problems)
+    return JSONResponse(status_code=status, content=document, headers=headers)
 
 
 def problems_from_pydantic(errors: Sequence[Any], prefix: str = "") -> list[Problem]:
@@ -140,7 +178,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code = status_of(exc)
         if status == 500:
             logger.error("unmapped error: %s", exc.message)
-        return error_response(status, code, exc.message, exc.problems)
+        return error_response(status, code, exc.message, exc.problems, headers_of(exc, status))
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(

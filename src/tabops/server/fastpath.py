@@ -138,7 +138,8 @@ class FastPredict:
         try:
             answer = await self.endpoints.answer(context, target, body, {})
         except Exception as exc:  # every error is answered through the one map
-            status, document = error_answer(exc)
+            status, document, extra = error_answer(exc)
+            headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
             return
         if isinstance(answer, bytes):
