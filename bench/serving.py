@@ -2,7 +2,8 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/serving.py [--duration 5] [--quick] [--skip-peers]
-                                      [--models lr,hgb] [--json PATH] [--timeout 1800] [--keep]
+                                      [--systems tabops,tabops-key] [--models lr,hgb]
+                                      [--json PATH] [--timeout 1800] [--keep]
 
 Prints markdown tables on stdout (progress on stderr); takes about 6 minutes with the
 peers installed, plus about a minute to install them on the first run.
@@ -19,15 +20,18 @@ fixed synthetic table of 30 numeric features with about 2% positives.
    one record per request over 1 and 16 connections, 1,000 records per request over 4
    (rows/s = requests/s x 1,000); p50 and p99 come from wrk's latency distribution, and
    any non-2xx answer or socket error is flagged. Systems: the floor (``peers/floor.py``,
-   no framework, no model) on uvicorn and on granian; ``tabops serve``, and tabops on
-   granian; the seeds' approach (``peers/seed_fastapi.py``); BentoML and MLServer. granian,
-   BentoML and MLServer each run from a virtualenv of their own under ``bench/.peers/``,
-   made on first use (granian's holds tabops too, in editable mode from this repository).
+   no framework, no model) on uvicorn and on granian; ``tabops serve``, the same over a
+   copy of its home holding an API key, every request carrying the key (``peers/keys.py``),
+   and tabops on granian; the seeds' approach (``peers/seed_fastapi.py``); BentoML and
+   MLServer. granian, BentoML and MLServer each run from a virtualenv of their own under
+   ``bench/.peers/``, made on first use (granian's holds tabops too, in editable mode from
+   this repository) and only when one of their systems is selected (``--systems``).
 
 wrk (Debian's package) and taskset must be on PATH; the script stops at once when they are not.
 
 A ratio column divides a row's throughput by that system's for the same model and
-scenario; "x floor" (the uvicorn floor) is only given for one-record scenarios.
+scenario; "x floor" (the uvicorn floor) is only given for one-record scenarios, and
+"x tabops" (``tabops serve``) for tabops' rows only, which shows what an API key costs.
 """
 
 from __future__ import annotations
@@ -58,9 +62,18 @@ from peers.environments import (
     granian_requirements,
     peer_requirements,
 )
-from peers.mlserver_peer import mlserver_servers
+from peers.keys import make_keyed_home
+from peers.mlserver_peer import MLSERVER_TENSOR, mlserver_servers
 from peers.models import CANDIDATES, BenchModel, ModelSetupError, prepare_models
 from peers.systems import (
+    BENTOML,
+    FLOOR_GRANIAN,
+    FLOOR_UVICORN,
+    MLSERVER,
+    SEED,
+    TABOPS,
+    TABOPS_GRANIAN,
+    TABOPS_KEY,
     Server,
     bentoml_server,
     floor_servers,
@@ -74,6 +87,18 @@ from wrk.table import format_http_table
 
 # Programs the HTTP part runs, and how to install them on Debian.
 TOOLS = {"wrk": "apt-get install wrk", "taskset": "apt-get install util-linux"}
+# The names --systems takes, and the table rows each one stands for.
+SYSTEMS = {
+    "floor": (FLOOR_UVICORN,),
+    "floor-granian": (FLOOR_GRANIAN,),
+    "tabops": (TABOPS,),
+    "tabops-key": (TABOPS_KEY,),
+    "tabops-granian": (TABOPS_GRANIAN,),
+    "seed": (SEED,),
+    "bentoml": (BENTOML,),
+    "mlserver": (MLSERVER, MLSERVER_TENSOR),
+}
+GRANIAN_SYSTEMS = frozenset({"floor-granian", "tabops-granian"})
 
 
 class BenchTimeout(Exception):
@@ -123,6 +148,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk measurement")
     parser.add_argument("--quick", action="store_true", help="2 s per measurement (smoke run)")
     parser.add_argument("--skip-peers", action="store_true", help="leave out BentoML, MLServer")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default: all of them)",
+    )
     parser.add_argument("--models", default="lr,hgb", help="comma-separated: lr, hgb")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--timeout", type=int, default=1800, help="global limit in seconds")
@@ -132,6 +162,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.models) - CANDIDATES.keys())
     if unknown or not args.models:
         parser.error(f"--models takes {', '.join(CANDIDATES)}; got {args.models}")
+    systems = [name.strip() for name in args.systems.split(",") if name.strip()]
+    if set(systems) - SYSTEMS.keys() or not systems:
+        parser.error(f"--systems takes {', '.join(SYSTEMS)}; got {systems}")
+    if args.skip_peers:
+        systems = [name for name in systems if name not in peer_requirements()]
+    args.systems = systems
     if args.quick:
         args.duration = 2
     return args
@@ -203,11 +239,13 @@ def one_core_in_process(models: list[BenchModel], budget_seconds: float) -> list
         os.sched_setaffinity(0, before)
 
 
-def install_peers(timeout: float) -> dict[str, PeerEnvironment]:
-    """BentoML's and MLServer's virtualenvs, each made once and reused."""
+def install_peers(names: list[str], timeout: float) -> dict[str, PeerEnvironment]:
+    """The named peers' virtualenvs (``bentoml``, ``mlserver``), each made once and reused."""
+    requirements = peer_requirements()
     return {
-        name: ensure_environment(name, requirements, timeout)
-        for name, requirements in peer_requirements().items()
+        name: ensure_environment(name, requirements[name], timeout)
+        for name in names
+        if name in requirements
     }
 
 
@@ -219,24 +257,31 @@ def install_granian(timeout: float) -> PeerEnvironment:
 
 def plan_servers(
     models: list[BenchModel],
-    granian: PeerEnvironment,
+    granian: PeerEnvironment | None,
     peers: dict[str, PeerEnvironment],
     work: Path,
     home: Path,
+    systems: list[str],
 ) -> list[Server]:
-    """The floors once, then every system for each model."""
+    """The floors once, then every system for each model; only the ``systems`` named."""
+    keyed = None
+    if "tabops-key" in systems:
+        keyed = make_keyed_home(home, work / "home-key")
+        done = f"created a predict-scope key in {keyed.home}"
+        _say(f"[keys] {keyed.failure or done}")
     servers: list[Server] = []
     for model in models:
         single, batch = record_bodies(model, work / model.name / "bodies")
         if not servers:
             servers.extend(floor_servers(single, batch, granian))
-        servers.extend(tabops_servers(model, home, single, batch, granian))
+        servers.extend(tabops_servers(model, home, single, batch, granian, keyed))
         servers.append(seed_server(model, single, batch))
         if "bentoml" in peers:
             servers.append(bentoml_server(model, peers["bentoml"], work, single, batch))
         if "mlserver" in peers:
             servers.extend(mlserver_servers(model, peers["mlserver"], work))
-    return servers
+    rows = {row for name in systems for row in SYSTEMS[name]}
+    return [server for server in servers if server.system in rows]
 
 
 def format_in_process_table(results: list[InProcessResult]) -> str:
@@ -258,7 +303,7 @@ def format_in_process_table(results: list[InProcessResult]) -> str:
 
 def describe_setup(
     args: argparse.Namespace,
-    granian: PeerEnvironment,
+    granian: PeerEnvironment | None,
     peers: dict[str, PeerEnvironment],
     load: str,
 ) -> dict[str, Any]:
@@ -268,7 +313,8 @@ def describe_setup(
         for name in ("tabops", "scikit-learn", "pandas", "fastapi", "uvicorn")
     }
     versions.update({"python": platform.python_version()})
-    versions["granian (bench venv)"] = granian.version("granian")
+    if granian is not None:
+        versions["granian (bench venv)"] = granian.version("granian")
     if "bentoml" in peers:
         versions["bentoml (peer venv)"] = peers["bentoml"].version("bentoml")
     if "mlserver" in peers:
@@ -281,6 +327,7 @@ def describe_setup(
         "load average at start (1, 5, 15 min)": load,
         "seconds_per_measurement": args.duration,
         "models": args.models,
+        "systems": args.systems,
         "versions": versions,
     }
 
@@ -303,11 +350,12 @@ def run(args: argparse.Namespace, work: Path, outcome: Outcome) -> None:
     models = prepare_models(args.models, work, home)
     outcome.notes.extend(describe_scoring(model) for model in models)
     outcome.in_process = one_core_in_process(models, 0.5 if args.quick else 2.0)
-    granian = install_granian(timeout=args.timeout)
-    peers = {} if args.skip_peers else install_peers(timeout=args.timeout)
+    wants_granian = not GRANIAN_SYSTEMS.isdisjoint(args.systems)
+    granian = install_granian(timeout=args.timeout) if wants_granian else None
+    peers = install_peers(args.systems, timeout=args.timeout)
     outcome.setup = describe_setup(args, granian, peers, load)
     expected = {model.key: float(model.probabilities[0]) for model in models}
-    for server in plan_servers(models, granian, peers, work, home):
+    for server in plan_servers(models, granian, peers, work, home, args.systems):
         measure_server(
             server, args.duration, work / "logs", expected.get(server.model), outcome.http
         )

@@ -22,6 +22,9 @@ SERVER_CORE = "0"
 HOST = "127.0.0.1"
 _STOP_SECONDS = 10.0
 
+Header = tuple[str, str]
+"""An HTTP header's name and value."""
+
 
 class ServerStartError(RuntimeError):
     """A server exited or did not answer in time; the message is a one-line reason."""
@@ -105,9 +108,16 @@ def pinned_server(
 
 
 def wait_until_answering(
-    process: subprocess.Popen[bytes], url: str, body: bytes, log: Path, timeout: float
+    process: subprocess.Popen[bytes],
+    url: str,
+    body: bytes,
+    log: Path,
+    timeout: float,
+    header: Header | None = None,
 ) -> bytes:
     """Wait until a POST of ``body`` to ``url`` gets a 2xx answer; returns the answer.
+
+    ``header``, when given, is sent with every attempt (an API key, for instance).
 
     Raises:
         ServerStartError: the process exited, or only errors came back within ``timeout``.
@@ -117,11 +127,8 @@ def wait_until_answering(
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
             raise ServerStartError(f"exited with {process.returncode}: {last_line(log)}")
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(_post(url, body, header), timeout=5) as response:
                 answer: bytes = response.read()
                 return answer
         except urllib.error.HTTPError as exc:
@@ -130,3 +137,26 @@ def wait_until_answering(
             problem = str(exc)
         time.sleep(0.25)
     raise ServerStartError(f"no 2xx answer within {timeout:.0f} s ({problem})")
+
+
+def post_status(url: str, body: bytes, header: Header | None = None) -> int:
+    """The HTTP status a POST of ``body`` to ``url`` gets (one attempt).
+
+    Raises:
+        ServerStartError: no HTTP answer came back.
+    """
+    try:
+        with urllib.request.urlopen(_post(url, body, header), timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        raise ServerStartError(f"no answer from {url}: {exc}") from exc
+
+
+def _post(url: str, body: bytes, header: Header | None) -> urllib.request.Request:
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers[header[0]] = header[1]
+    return urllib.request.Request(url, data=body, headers=headers, method="POST")

@@ -3,6 +3,8 @@
 All of them answer a single record at a path and a batch of records at another. The
 floors, tabops, the seed app and BentoML take the same bodies (a flat record;
 ``{"records": [...]}``); MLServer, in ``mlserver_peer.py``, takes the V2 inference protocol.
+tabops also runs over a copy of its home that holds an API key (``keys.py``), each request
+carrying the key.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from peers.environments import PeerEnvironment
+from peers.keys import KeyedHome
 from peers.models import BenchModel, tabops_environment
-from peers.processes import HOST
+from peers.processes import HOST, Header
 
 PEERS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -29,6 +32,7 @@ NO_MODEL = "-"
 FLOOR_UVICORN = "floor (uvicorn)"
 FLOOR_GRANIAN = "floor (granian)"
 TABOPS = "tabops (uvicorn)"
+TABOPS_KEY = "tabops (uvicorn, API key)"
 TABOPS_GRANIAN = "tabops (granian)"
 SEED = "seed FastAPI"
 BENTOML = "BentoML"
@@ -53,10 +57,11 @@ GRANIAN_FLAGS = ["--interface", "asgi", "--workers", "1", "--no-ws", "--log-leve
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A URL path and the file holding the JSON body POSTed to it."""
+    """A URL path, the file holding the JSON body POSTed to it, and a header sent along."""
 
     path: str
     body: Path
+    header: Header | None = None
 
 
 @dataclass(frozen=True)
@@ -88,18 +93,13 @@ def record_bodies(model: BenchModel, folder: Path) -> tuple[Path, Path]:
     return single, batch
 
 
-def floor_servers(single: Path, batch: Path, granian_environment: PeerEnvironment) -> list[Server]:
-    """The bare ASGI app on uvicorn, and on granian from granian's virtualenv."""
+def floor_servers(
+    single: Path, batch: Path, granian_environment: PeerEnvironment | None
+) -> list[Server]:
+    """The bare ASGI app on uvicorn, and on granian from granian's virtualenv (if given)."""
     env = dict(os.environ)
     uvicorn = [str(BIN / "python"), "-m", "uvicorn", "floor:app", "--app-dir", str(PEERS)]
-    granian = [
-        str(granian_environment.executable("granian")),
-        *GRANIAN_FLAGS,
-        "--working-dir",
-        str(PEERS),
-        "floor:app",
-    ]
-    return [
+    servers = [
         Server(
             FLOOR_UVICORN,
             NO_MODEL,
@@ -108,7 +108,18 @@ def floor_servers(single: Path, batch: Path, granian_environment: PeerEnvironmen
             PEERS,
             Endpoint("/predict", single),
             Endpoint("/predict/batch", batch),
-        ),
+        )
+    ]
+    if granian_environment is None:
+        return servers
+    granian = [
+        str(granian_environment.executable("granian")),
+        *GRANIAN_FLAGS,
+        "--working-dir",
+        str(PEERS),
+        "floor:app",
+    ]
+    servers.append(
         Server(
             FLOOR_GRANIAN,
             NO_MODEL,
@@ -118,8 +129,9 @@ def floor_servers(single: Path, batch: Path, granian_environment: PeerEnvironmen
             Endpoint("/predict", single),
             Endpoint("/predict/batch", batch),
             failure=granian_environment.failure,
-        ),
-    ]
+        )
+    )
+    return servers
 
 
 def tabops_servers(
@@ -127,38 +139,56 @@ def tabops_servers(
     home: Path,
     single: Path,
     batch: Path,
-    granian_environment: PeerEnvironment,
+    granian_environment: PeerEnvironment | None,
+    keyed: KeyedHome | None = None,
 ) -> list[Server]:
-    """``tabops serve`` (uvicorn), and tabops on granian where it can be started."""
-    tabops = str(BIN / "tabops")
-    base = [tabops, "serve", "--host", HOST, "--log-level", "warning"]
-    granian, failure = _tabops_granian_command(granian_environment)
-    endpoints = (
-        Endpoint(f"/v1/models/{model.name}/predict", single),
-        Endpoint(f"/v1/models/{model.name}/predict/batch", batch),
-    )
+    """``tabops serve`` (uvicorn); the same over ``keyed``, with its key; tabops on granian.
+
+    ``keyed`` None leaves the API-key row out, ``granian_environment`` None the granian one.
+    """
+    serve = [str(BIN / "tabops"), "serve", "--host", HOST, "--log-level", "warning"]
+    single_path = f"/v1/models/{model.name}/predict"
+    batch_path = f"/v1/models/{model.name}/predict/batch"
+    endpoints = Endpoint(single_path, single), Endpoint(batch_path, batch)
     env = tabops_environment(home)
-    return [
+
+    def command(port: int) -> list[str]:
+        return [*serve, "--port", str(port)]
+
+    servers = [
         Server(
-            TABOPS,
-            model.key,
-            lambda port: [*base, "--port", str(port)],
-            env,
-            home,
-            *endpoints,
-            read_probability=_flat_probability,
-        ),
-        Server(
-            TABOPS_GRANIAN,
-            model.key,
-            granian,
-            env,
-            home,
-            *endpoints,
-            failure=failure,
-            read_probability=_flat_probability,
-        ),
+            TABOPS, model.key, command, env, home, *endpoints, read_probability=_flat_probability
+        )
     ]
+    if keyed is not None:
+        servers.append(
+            Server(
+                TABOPS_KEY,
+                model.key,
+                command,
+                tabops_environment(keyed.home),
+                keyed.home,
+                Endpoint(single_path, single, keyed.header),
+                Endpoint(batch_path, batch, keyed.header),
+                failure=keyed.failure,
+                read_probability=_flat_probability,
+            )
+        )
+    if granian_environment is not None:
+        granian, failure = _tabops_granian_command(granian_environment)
+        servers.append(
+            Server(
+                TABOPS_GRANIAN,
+                model.key,
+                granian,
+                env,
+                home,
+                *endpoints,
+                failure=failure,
+                read_probability=_flat_probability,
+            )
+        )
+    return servers
 
 
 def _tabops_granian_command(

@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from peers.processes import Header
+
 SCRIPT = Path(__file__).resolve().parent / "post.lua"
 LOAD_CORE = "1"
 _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -69,11 +71,17 @@ def parse_wrk_output(text: str) -> LoadResult:
 
 
 def run_wrk(
-    url: str, body: Path, connections: int, seconds: int, script: Path = SCRIPT
+    url: str,
+    body: Path,
+    connections: int,
+    seconds: int,
+    script: Path = SCRIPT,
+    header: Header | None = None,
 ) -> LoadResult:
     """POST ``body`` to ``url`` over ``connections`` connections for ``seconds`` seconds.
 
     Another ``script`` may read ``body`` differently (``entities.lua`` reads ids from it).
+    ``header`` is sent with every request (``post.lua`` reads it after the body file).
 
     Raises:
         LoadError: wrk exited with an error or printed no summary.
@@ -94,6 +102,8 @@ def run_wrk(
         url,
         str(body),
     ]
+    if header is not None:
+        command.append(f"{header[0]}: {header[1]}")
     # subprocess.run kills wrk on any exception, the global timeout's included.
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 30, check=False

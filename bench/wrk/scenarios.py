@@ -2,7 +2,8 @@
 
 A server is started pinned to core 0, must answer both of its requests with a 2xx (and,
 when it reports one, the probability scikit-learn computes), then each scenario gets a 1 s
-warm-up and a measured run of wrk at the same concurrency.
+warm-up and a measured run of wrk at the same concurrency. A server whose requests carry a
+header (an API key) is flagged when it answers a request without it all the same.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from peers.processes import (
     ServerStartError,
     free_port,
     pinned_server,
+    post_status,
     wait_until_answering,
 )
-from peers.systems import BATCH_ROWS, Server
+from peers.systems import BATCH_ROWS, Endpoint, Server
 
 from wrk.load import LoadError, LoadResult, run_wrk
 
@@ -115,25 +117,32 @@ def measure_server(
         try:
             answers = [
                 wait_until_answering(
-                    process, base + endpoint.path, endpoint.body.read_bytes(), log, START_SECONDS
+                    process,
+                    base + endpoint.path,
+                    endpoint.body.read_bytes(),
+                    log,
+                    START_SECONDS,
+                    endpoint.header,
                 )
                 for endpoint in (server.single, server.batch)
             ]
+            unchecked = _header_unchecked(base, server.single)
         except ServerStartError as exc:
             _failed(results, str(exc))
             return
         mismatch = _probability_mismatch(server, answers[0], expected)
+        flags = "; ".join(flag for flag in (mismatch, unchecked) if flag)
         for scenario, result in zip(SCENARIOS, results, strict=True):
             if process.poll() is not None:
                 result.flag(f"server exited with {process.returncode}")
                 continue
-            if mismatch:
-                result.flag(mismatch)
+            if flags:
+                result.flag(flags)
             endpoint = server.batch if scenario.is_batch else server.single
-            url = base + endpoint.path
+            url, body, header = base + endpoint.path, endpoint.body, endpoint.header
             try:
-                run_wrk(url, endpoint.body, scenario.connections, WARM_UP_SECONDS)
-                result.record(run_wrk(url, endpoint.body, scenario.connections, seconds))
+                run_wrk(url, body, scenario.connections, WARM_UP_SECONDS, header=header)
+                result.record(run_wrk(url, body, scenario.connections, seconds, header=header))
             except LoadError as exc:
                 result.flag(str(exc).splitlines()[0])
             _say(f"  {scenario.name}: {_summary(result)}")
@@ -155,6 +164,16 @@ def _probability_mismatch(server: Server, answer: bytes, expected: float | None)
         return f"FLAG unreadable answer: {answer[:80].decode(errors='replace')}"
     if abs(observed - expected) > _SAME_PROBABILITY:
         return f"FLAG answers p={observed:.6g}, scikit-learn p={expected:.6g}"
+    return ""
+
+
+def _header_unchecked(base: str, endpoint: Endpoint) -> str:
+    """A flag when a server sent a header (an API key) answers without it all the same."""
+    if endpoint.header is None:
+        return ""
+    status = post_status(base + endpoint.path, endpoint.body.read_bytes())
+    if 200 <= status < 300:
+        return f"FLAG answers {status} without its {endpoint.header[0]} header"
     return ""
 
 

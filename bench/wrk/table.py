@@ -3,21 +3,33 @@
 Rows are grouped by scenario, then by model and system in the order they ran (the floors
 ran first). A ratio divides the row's throughput by the reference system's for the same
 model and scenario (the floors serve no model, so "x floor" compares across models); the
-floor ratio is left out for batches, where the floor does no work per row.
+floor ratio is left out for batches, where the floor does no work per row. "x tabops" is
+given for tabops' own rows only: what an API key, or granian, does to ``tabops serve``.
 """
 
 from __future__ import annotations
 
-from peers.systems import BENTOML, FLOOR_UVICORN, MLSERVER, NO_MODEL, SEED
+from peers.systems import (
+    BENTOML,
+    FLOOR_UVICORN,
+    MLSERVER,
+    NO_MODEL,
+    SEED,
+    TABOPS,
+    TABOPS_GRANIAN,
+    TABOPS_KEY,
+)
 
 from wrk.scenarios import SCENARIOS, HttpResult
 
 REFERENCES = {
     "x floor": FLOOR_UVICORN,
+    "x tabops": TABOPS,
     "x seed": SEED,
     "x BentoML": BENTOML,
     "x MLServer": MLSERVER,
 }
+TABOPS_ROWS = frozenset({TABOPS, TABOPS_KEY, TABOPS_GRANIAN})
 HEADER = ["system", "model", "scenario", "req/s or rows/s", "p50 ms", "p99 ms", *REFERENCES]
 
 
@@ -51,7 +63,8 @@ def _ratios(result: HttpResult, results: list[HttpResult]) -> list[str]:
         model = NO_MODEL if system == FLOOR_UVICORN else result.model
         reference = throughput.get((system, model, result.scenario))
         is_batch_floor = column == "x floor" and result.rows_per_request > 1
-        if result.throughput is None or not reference or is_batch_floor:
+        is_peer_of_tabops = system == TABOPS and result.system not in TABOPS_ROWS
+        if result.throughput is None or not reference or is_batch_floor or is_peer_of_tabops:
             cells.append("")
         else:
             cells.append(f"{result.throughput / reference:.2f}")

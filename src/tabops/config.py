@@ -45,6 +45,12 @@ class DatabaseSettings(_Section):
         default=None,
         description="SQLAlchemy URL of the metadata database; SQLite under home when unset.",
     )
+    busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a SQLite write waits for another writer's lock before the "
+        "request is answered 503 database_busy.",
+    )
 
 
 class QueueSettings(_Section):

@@ -14,6 +14,7 @@ TabopsError
 │   ├── NotAuthenticatedError no credentials, or unknown ones
 │   ├── NotAuthorizedError    known caller, but not allowed this action
 │   │   └── PathNotAllowedError a server path outside the configured roots
+│   ├── OriginNotAllowedError a web page of another site sent a state-changing request
 │   └── RateLimitedError      the caller sent more requests than its rate allows
 ├── ProjectError              the project file is missing or invalid
 ├── DataError                 a data file cannot be read or does not fit the task
@@ -112,6 +113,10 @@ class NotAuthorizedError(AccessError):
 
 class PathNotAllowedError(NotAuthorizedError):
     """A path sent over the network lies outside the folders the server may read."""
+
+
+class OriginNotAllowedError(AccessError):
+    """A web page of another site (its ``Origin``) sent a request that changes state."""
 
 
 class RateLimitedError(AccessError):

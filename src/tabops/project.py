@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,12 +21,22 @@ from pydantic import (
 )
 
 from tabops.dataset import read_table
-from tabops.errors import DataError, Problem, ProjectError
+from tabops.errors import (
+    DataError,
+    InvalidRequestError,
+    PathNotAllowedError,
+    Problem,
+    ProjectError,
+)
 from tabops.features import compute_features
 from tabops.features.definitions import FeatureDefinitions, WindowFeature
+from tabops.names import MODEL_NAME_PATTERN
 from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role
 
 PROJECT_FILE = "tabops.yaml"
+MAX_PROJECT_BYTES = 1024**2
+# An error lists at most this many problems of a project file.
+MAX_PROBLEMS = 20
 # lightgbm and xgboost need the 'boost' extra, so no default list names them.
 CandidateName = Literal[
     "logistic_regression",
@@ -182,7 +193,7 @@ class Project(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
     data: str = Field(description="Path of the training table, relative to the project file.")
     read_options: dict[str, Any] = Field(default_factory=dict)
     rename: dict[str, str] = Field(
@@ -296,28 +307,52 @@ def _derived_column(feature: Any, timestamp: str | None) -> ColumnSpec:
 def load_project(path: Path) -> tuple[Project, Path]:
     """Read and check a project file; returns the project and the folder paths are relative to.
 
+    No message quotes the file's text: the path may have come over the network, and the
+    file may not be a project file at all. A YAML error gives its line and column, a
+    validation error the paths of at most ``MAX_PROBLEMS`` fields.
+
     Raises:
-        ProjectError: the file is missing, is not YAML, or breaks the project model.
+        ProjectError: the file is missing, unreadable, not YAML, or breaks the project model.
     """
     if path.is_dir():
         path = path / PROJECT_FILE
     if not path.is_file():
         raise ProjectError(f"no project file at {path}; create one with 'tabops init DATA'")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
-        raise ProjectError(f"{path} must hold a mapping of settings")
+        raise ProjectError(f"{path} is not a tabops project file (not a mapping of settings)")
     try:
         project = Project.model_validate(raw)
     except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
         problems = [
             Problem(".".join(str(part) for part in error["loc"]), error["msg"])
-            for error in exc.errors()
+            for error in errors[:MAX_PROBLEMS]
         ]
-        raise ProjectError(f"{path} is not a valid project file", problems) from exc
+        more = f" ({len(errors)} problems, the first {MAX_PROBLEMS} listed)"
+        message = f"{path} is not a valid project file{more if len(errors) > MAX_PROBLEMS else ''}"
+        raise ProjectError(message, problems) from exc
     return project, path.parent
+
+
+def _read_yaml(path: Path) -> object:
+    """The document of a YAML file; errors name a line and column, never the text."""
+    try:
+        if path.stat().st_size > MAX_PROJECT_BYTES:
+            raise ProjectError(f"{path} is larger than a project file may be (1 MiB)")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{path} is not a tabops project file (not UTF-8 text)") from exc
+    except OSError as exc:
+        raise ProjectError(f"cannot read {path}: {exc.strerror or 'read error'}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProjectError(f"{path} is not valid YAML{where}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ProjectError(f"{path} is not valid YAML") from exc
 
 
 def save_project(project: Project, path: Path) -> None:
@@ -329,6 +364,51 @@ def save_project(project: Project, path: Path) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)
     os.replace(temp_name, path)
+
+
+def confine_path(
+    path: Path, roots: Sequence[Path], field: str, private: Sequence[Path] = ()
+) -> Path:
+    """The real path of ``path`` when it lies under one of ``roots`` and under no ``private``.
+
+    For paths that come over the network. Symbolic links and ``..`` are resolved before the
+    check, and nothing is opened or tested for existence first, so a refusal says nothing
+    about what exists outside the roots. A relative path starts from the first root.
+
+    Args:
+        path: The path as the caller sent it.
+        roots: The folders that may be read.
+        field: The request field that named the path, for the error's problem.
+        private: Folders never to be read, even inside a root (the tabops home).
+
+    Raises:
+        InvalidRequestError: the path holds a NUL character.
+        PathNotAllowedError: no roots are set, or the path lies outside them or in a
+            private folder.
+    """
+    if not roots:
+        raise PathNotAllowedError(
+            "no folder may be read over the API; set TABOPS_PROJECT_ROOTS to the folders "
+            "holding projects and their tables",
+            [Problem(field, "no project roots are configured")],
+        )
+    real_roots = [Path(os.path.realpath(root)) for root in roots]
+    try:
+        real = Path(os.path.realpath(real_roots[0] / path))
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"{field} is not a valid path", [Problem(field, "holds a NUL character")]
+        ) from exc
+    if not any(real.is_relative_to(root) for root in real_roots):
+        raise PathNotAllowedError(
+            f"{field} is outside the project roots", [Problem(field, "outside the project roots")]
+        )
+    if any(real.is_relative_to(os.path.realpath(folder)) for folder in private):
+        raise PathNotAllowedError(
+            f"{field} is inside tabops' own folder",
+            [Problem(field, "inside tabops' own folder, which training may not read")],
+        )
+    return real
 
 
 def resolve_data_path(project: Project, project_dir: Path, override: Path | None = None) -> Path:

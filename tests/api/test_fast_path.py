@@ -305,14 +305,14 @@ def test_a_batch_above_the_streaming_size_answers_every_record_in_order(
             PREDICT,
             json.dumps(RECORD)[:-1].encode() + b', "caf\xe9": 1}',
             400,
-            [],
+            ["body"],
             id="invalid-utf8-in-a-string",
         ),
         pytest.param(
             BATCH,
             b'{"records": [' + json.dumps(RECORD)[:-1].encode() + b', "caf\xe9": 1}]}',
             400,
-            [],
+            ["body"],
             id="invalid-utf8-in-a-string-of-a-batch",
         ),
         pytest.param(

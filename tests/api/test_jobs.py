@@ -33,8 +33,10 @@ def heart() -> pd.DataFrame:
 
 
 @pytest.fixture
-def jobs_client(home: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(home=home, job_workers=2))) as client:
+def jobs_client(home: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """An app running jobs, whose training may read the test's own folder."""
+    settings = Settings(home=home, job_workers=2, project_roots=[tmp_path])
+    with TestClient(create_app(settings)) as client:
         yield client
 
 
@@ -243,7 +245,6 @@ def test_the_version_is_fixed_when_the_job_is_accepted(idle_client, heart):
 def fast_project(tmp_path: Path, project_dir: Path, gate: float | None = None) -> Path:
     path = project_dir / "tabops.yaml"
     document = yaml.safe_load(path.read_text())
-    document["data"] = str(HEART_CSV)
     if gate is not None:
         document["gates"] = {"roc_auc": f">={gate}"}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -266,6 +267,7 @@ def test_training_over_the_api_registers_a_version_and_reports_metrics(
     assert result["gates_passed"] is True
     assert 0.5 < result["metrics"]["roc_auc"] <= 1.0
     assert result["promoted"] is None
+    assert result["moved"] == []
     assert result["aliases"] == {"production": 1}
     assert result["alias_notes"] == [
         f"production -> 1 (unchanged; promote with: tabops models promote {MODEL} 2)"
@@ -292,6 +294,7 @@ def test_a_training_job_asked_to_promote_moves_the_alias_to_the_new_version(
     result = job["result"]
     assert result["version"] == 2
     assert result["promoted"] == "production"
+    assert result["moved"] == ["production"]
     assert result["aliases"] == {"production": 2}
     assert result["alias_notes"] == ["production -> 2 (promoted, was 1)"]
     model = jobs_client.get(f"/v1/models/{MODEL}").json()

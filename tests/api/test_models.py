@@ -155,25 +155,31 @@ def test_model_example_returns_422_naming_index_when_index_is_invalid(client, pa
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "fields"),
     [
-        pytest.param("/v1/models/no-such-model", id="unknown-model"),
-        pytest.param("/v1/models/no-such-model/versions/1", id="unknown-model-version"),
-        pytest.param("/v1/models/no-such-model/example", id="unknown-model-example"),
-        pytest.param(f"/v1/models/{MODEL}/versions/9", id="unknown-version"),
-        pytest.param(f"/v1/models/{MODEL}/versions/0", id="version-zero"),
-        pytest.param(f"/v1/models/{MODEL}/versions/canary", id="unknown-alias"),
-        pytest.param(f"/v1/models/{MODEL}/versions/%C2%B2", id="unicode-digit-version"),
-        pytest.param(f"/v1/models/{MODEL}/example?version=9", id="unknown-example-version"),
-        pytest.param(f"/v1/models/{MODEL}/example?version=canary", id="unknown-example-alias"),
-        pytest.param(f"/v1/models/{MODEL}/versions", id="unknown-route"),
-        pytest.param("/v1/nothing/here", id="unknown-prefix"),
+        pytest.param("/v1/models/no-such-model", ["name"], id="unknown-model"),
+        pytest.param("/v1/models/no-such-model/versions/1", ["name"], id="unknown-model-version"),
+        pytest.param("/v1/models/no-such-model/example", ["name"], id="unknown-model-example"),
+        pytest.param(f"/v1/models/{MODEL}/versions/9", ["version"], id="unknown-version"),
+        pytest.param(f"/v1/models/{MODEL}/versions/0", ["version"], id="version-zero"),
+        pytest.param(f"/v1/models/{MODEL}/versions/canary", ["version"], id="unknown-alias"),
+        pytest.param(
+            f"/v1/models/{MODEL}/versions/%C2%B2", ["version"], id="unicode-digit-version"
+        ),
+        pytest.param(
+            f"/v1/models/{MODEL}/example?version=9", ["version"], id="unknown-example-version"
+        ),
+        pytest.param(
+            f"/v1/models/{MODEL}/example?version=canary", ["version"], id="unknown-example-alias"
+        ),
+        pytest.param(f"/v1/models/{MODEL}/versions", [], id="unknown-route"),
+        pytest.param("/v1/nothing/here", [], id="unknown-prefix"),
     ],
 )
-def test_models_returns_404_in_error_shape_for_unknown_target(client, path):
+def test_models_returns_404_in_error_shape_for_unknown_target(client, path, fields):
     response = client.get(path)
 
-    assert error_fields(response, 404) == []
+    assert error_fields(response, 404) == fields
 
 
 # --- OpenAPI -------------------------------------------------------------------------------

@@ -191,7 +191,7 @@ def test_predict_batch_returns_413_when_records_exceed_the_row_limit(home):
 
 def test_predict_serves_alias_set_in_registry_after_app_started(client, registry):
     before = client.post(PREDICT, params={"version": "staging"}, json=RECORD)
-    assert error_fields(before, 404) == []
+    assert error_fields(before, 404) == ["version"]
 
     registry.set_alias(MODEL, "staging", 1)
     after = client.post(PREDICT, params={"version": "staging"}, json=RECORD)
@@ -220,10 +220,10 @@ BAD_RECORDS = [
     pytest.param(json.dumps(RECORD | {"sex": -1}), 422, ["sex"], id="boolean-given-minus-1"),
     pytest.param(json.dumps(RECORD | {"sex": "yes"}), 422, ["sex"], id="boolean-given-text"),
     pytest.param(json.dumps(RECORD | {"time": 3.5}), 422, ["time"], id="fraction-for-integer"),
-    pytest.param("", 400, [], id="empty-body"),
-    pytest.param("   \n", 400, [], id="blank-body"),
-    pytest.param('{"age": 20,', 400, [], id="malformed-json"),
-    pytest.param("\udcff", 400, [], id="not-utf8"),
+    pytest.param("", 400, ["body"], id="empty-body"),
+    pytest.param("   \n", 400, ["body"], id="blank-body"),
+    pytest.param('{"age": 20,', 400, ["body"], id="malformed-json"),
+    pytest.param("\udcff", 400, ["body"], id="not-utf8"),
     pytest.param(json.dumps([RECORD]), 422, ["body"], id="json-array"),
     pytest.param("null", 422, ["body"], id="json-null"),
     pytest.param('"text"', 422, ["body"], id="json-string"),
@@ -281,8 +281,8 @@ BAD_BATCHES = [
     pytest.param(
         json.dumps({"records": [RECORD], "limit": 3}), 422, ["limit"], id="unknown-top-level-field"
     ),
-    pytest.param("", 400, [], id="empty-body"),
-    pytest.param('{"records": [', 400, [], id="malformed-json"),
+    pytest.param("", 400, ["body"], id="empty-body"),
+    pytest.param('{"records": [', 400, ["body"], id="malformed-json"),
     pytest.param(json.dumps([RECORD]), 422, ["body"], id="json-array"),
 ]
 
@@ -299,26 +299,26 @@ def test_predict_batch_rejects_bad_batch_with_one_error_shape_naming_the_field(
 # --- unknown models, versions, routes and methods ------------------------------------------
 
 NOT_FOUND = [
-    pytest.param("/v1/models/no-such-model/predict", {}, id="unknown-model"),
-    pytest.param("/v1/models/no-such-model/predict/batch", {}, id="unknown-model-batch"),
-    pytest.param(PREDICT, {"version": "9"}, id="unknown-version"),
-    pytest.param(PREDICT, {"version": "0"}, id="version-zero"),
-    pytest.param(PREDICT, {"version": "canary"}, id="unknown-alias"),
-    pytest.param(PREDICT, {"version": "1.5"}, id="non-integer-version"),
-    pytest.param(PREDICT, {"version": "\u00b2"}, id="unicode-digit-version"),
-    pytest.param(BATCH, {"version": "9"}, id="unknown-version-batch"),
-    pytest.param("/v1/predict", {}, id="unknown-route"),
-    pytest.param("/v2/models/heart-failure/predict", {}, id="unknown-api-version"),
+    pytest.param("/v1/models/no-such-model/predict", {}, ["name"], id="unknown-model"),
+    pytest.param("/v1/models/no-such-model/predict/batch", {}, ["name"], id="unknown-model-batch"),
+    pytest.param(PREDICT, {"version": "9"}, ["version"], id="unknown-version"),
+    pytest.param(PREDICT, {"version": "0"}, ["version"], id="version-zero"),
+    pytest.param(PREDICT, {"version": "canary"}, ["version"], id="unknown-alias"),
+    pytest.param(PREDICT, {"version": "1.5"}, ["version"], id="non-integer-version"),
+    pytest.param(PREDICT, {"version": "\u00b2"}, ["version"], id="unicode-digit-version"),
+    pytest.param(BATCH, {"version": "9"}, ["version"], id="unknown-version-batch"),
+    pytest.param("/v1/predict", {}, [], id="unknown-route"),
+    pytest.param("/v2/models/heart-failure/predict", {}, [], id="unknown-api-version"),
 ]
 
 
-@pytest.mark.parametrize(("path", "params"), NOT_FOUND)
-def test_predict_returns_404_in_error_shape_for_unknown_target(client, path, params):
+@pytest.mark.parametrize(("path", "params", "fields"), NOT_FOUND)
+def test_predict_returns_404_in_error_shape_for_unknown_target(client, path, params, fields):
     body = {"records": [RECORD]} if path.endswith("/batch") else RECORD
 
     response = client.post(path, params=params, json=body)
 
-    assert error_fields(response, 404) == []
+    assert error_fields(response, 404) == fields
 
 
 @pytest.mark.parametrize(

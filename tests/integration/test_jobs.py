@@ -215,8 +215,8 @@ def test_tabops_worker_runs_jobs_queued_by_another_process(
     job = service.submit_records(service.queue.runner.deployment.get(MODEL), records(7))
     finished = wait_for(service, job.id, timeout=60)
     assert finished.status == "succeeded"
-    assert finished.owner is not None
-    assert finished.owner.split(":")[1] == str(worker_process.pid)
+    assert finished.worker is not None
+    assert finished.worker.split(":")[1] == str(worker_process.pid)
     worker_process.send_signal(signal.SIGINT)
     assert worker_process.wait(timeout=30) == 0
 

@@ -1,4 +1,4 @@
-"""``tabops worker`` and the ``tabops jobs`` group: run queued jobs, list them, show one."""
+"""``tabops worker`` and the ``tabops jobs`` group: run queued jobs, list, show and prune them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabops.cli.output import console, open_registry, print_whole, reported_errors
+from tabops.cli.output import console, fail, open_registry, print_whole, reported_errors
 
 if TYPE_CHECKING:
     from tabops.jobs import JobService
@@ -38,7 +38,7 @@ def worker(
     logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
     with reported_errors():
         service = _service()
-        requeued = service.queue.recover()
+        requeued = service.queue.start(workers=0)  # recovers and prunes; no threads here
     settings = get_settings()
     where = settings.queue.url or f"{settings.home / 'queue.db'}"
     console.print(f"tabops worker: {threads} thread(s) on {where}; {requeued} job(s) queued")
@@ -78,3 +78,38 @@ def show_job(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> No
     with reported_errors():
         job = _service().get(job_id)
     console.print_json(data=job.describe(), default=str)
+
+
+@app.command("prune")
+def prune_jobs(
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            metavar="DAYS",
+            help="Remove finished jobs that ended this many days ago or earlier "
+            "[default: TABOPS_QUEUE__JOB_RETENTION_DAYS].",
+        ),
+    ] = None,
+) -> None:
+    """Remove old finished jobs with their files, and files no job claims.
+
+    Queued and running jobs are never removed. Servers and workers do the same at start-up
+    and every hour when a retention period is set.
+    """
+    from rich.filesize import decimal
+
+    from tabops.config import get_settings
+
+    if older_than is None and get_settings().queue.job_retention_days is None:
+        fail("job retention is off in the settings: pass --older-than DAYS")
+    with reported_errors():
+        service = _service()
+        try:
+            result = service.prune(older_than)
+        finally:
+            service.close()
+    console.print(
+        f"removed {result.jobs} job(s), {result.folders} folder(s) no job claimed and "
+        f"{result.temp_files} temp file(s): {decimal(result.bytes)} freed"
+    )

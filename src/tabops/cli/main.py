@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabops.cli import features, jobs, models
+from tabops.cli import features, jobs, keys, models
 from tabops.cli.output import (
     PROJECT_FILE,
     console,
@@ -22,7 +22,11 @@ from tabops.cli.output import (
     print_whole,
     reported_errors,
 )
+from tabops.errors import TabopsError
 from tabops.registry.versions import DEFAULT_ALIAS, check_alias, parse_model_ref
+
+if TYPE_CHECKING:
+    from tabops.config import Settings
 
 app = typer.Typer(
     name="tabops",
@@ -33,7 +37,9 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(features.app, name="features")
+app.add_typer(keys.app, name="keys")
 app.command()(jobs.worker)
+app.command("audit")(keys.show_audit)
 
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file or its folder.")]
 
@@ -195,12 +201,24 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request (costs about a tenth of throughput).")
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            help="Let anonymous callers in on a non-loopback address while no key exists."
+        ),
+    ] = False,
 ) -> None:
     """Serve every registered model over HTTP (API docs at /docs).
+
+    Requests need an API key once one exists (`tabops keys create`). Until then a server on
+    a loopback address lets anonymous callers in; on any other address it refuses to start
+    unless --insecure is given (or TABOPS_AUTH=off turns checks off).
 
     uvicorn with uvloop and httptools: measured faster than granian for this app (see
     bench/README.md).
     """
+    import os
+
     import uvicorn
 
     from tabops.config import get_settings
@@ -210,10 +228,19 @@ def serve(
     settings = get_settings()
     bind_host = host or settings.serving.host
     bind_port = port or settings.serving.port
+    # The app (in this process or each worker) reads its settings from the environment:
+    # it must know the address it is bound to, to decide whether anonymous callers may in.
+    os.environ["TABOPS_SERVING__HOST"] = bind_host
+    if insecure:
+        os.environ["TABOPS_SECURITY__INSECURE"] = "true"
+    get_settings.cache_clear()
+    with reported_errors():
+        state = _access_state(get_settings())
     plural = "es" if workers > 1 else ""
     console.print(
         f"tabops serving on http://{bind_host}:{bind_port} (docs: /docs), {workers} process{plural}"
     )
+    console.print(f"access: {state}")
     uvicorn.run(
         "tabops.server.app:app_from_environment",
         factory=True,
@@ -225,6 +252,34 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
+
+
+def _access_state(settings: Settings) -> str:
+    """Who may call a server with ``settings``; refuses an open server off loopback.
+
+    Raises:
+        TabopsError: the server would listen beyond this machine with no key and without
+            --insecure.
+    """
+    from tabops.database import open_database
+    from tabops.security.access import AccessPolicy, describe_state
+    from tabops.security.audit import AuditLog
+    from tabops.security.keys import KeyStore
+
+    engine = open_database(settings)
+    try:
+        keys = KeyStore(engine)
+        policy = AccessPolicy.from_settings(settings, keys, AuditLog(engine))
+        state = policy.state()
+        if state == "keys" and not policy.open_while_no_keys and not keys.unrevoked():
+            raise TabopsError(
+                f"refusing to serve on {settings.serving.host}: no API key exists, so nobody "
+                "could call this server. Create one first (tabops keys create NAME --scope "
+                "admin), or pass --insecure to let anonymous callers in until one exists"
+            )
+    finally:
+        engine.dispose()
+    return describe_state(state)
 
 
 class Engine(StrEnum):

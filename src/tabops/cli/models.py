@@ -1,4 +1,4 @@
-"""``tabops models``: list, show, promote and roll back versions; the default model; cards."""
+"""``tabops models``: list, show, promote, roll back and sign versions; the default model; cards."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from tabops.cli.output import (
     console,
+    error_console,
     fail,
     format_metric,
     open_registry,
     print_whole,
     reported_errors,
 )
+from tabops.errors import TabopsError
 from tabops.registry.versions import DEFAULT_ALIAS, parse_model_ref
 
 _METRICS = ("roc_auc", "pr_auc", "f1")
@@ -201,3 +204,55 @@ def rollback(
     with reported_errors():
         current, target = open_registry().rollback(name, alias)
     console.print(f"[green]{name}@{alias}[/] rolled back from version {current} to {target}")
+
+
+@app.command()
+def sign(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[
+        int | None, typer.Option(help="Sign this version only [default: every version].")
+    ] = None,
+    previous_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--previous-key-env",
+            metavar="VARIABLE",
+            help="Environment variable holding the key the versions were signed with until "
+            "now: their signatures are checked with it, then replaced (key rotation).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also re-sign versions whose signature matches no key given."),
+    ] = False,
+) -> None:
+    """Sign versions with TABOPS_SIGNING_KEY, once every file matches its sha256.
+
+    Versions registered while a key is set are signed already; this signs those from
+    before, and re-signs them all when the key changes. Restart servers afterwards: a
+    server keeps refusing a version it refused once.
+    """
+    from tabops.registry.signing import ManifestSigner, sign_version
+
+    previous = []
+    if previous_key_env is not None:
+        secret = os.environ.get(previous_key_env)
+        if not secret:
+            fail(f"the environment variable {previous_key_env} is not set")
+        previous.append(ManifestSigner(secret))
+    registry = open_registry()
+    failed = 0
+    with reported_errors():
+        numbers = [version] if version is not None else registry.list_versions(name)
+        if not numbers:
+            registry.resolve(name)  # raises the not-found error
+    for number in numbers:
+        try:
+            result = sign_version(registry, name, number, previous, force=force)
+        except TabopsError as exc:
+            failed += 1
+            error_console.print(f"[red]not signed:[/] {escape(exc.message)}")
+            continue
+        console.print(f"{result.name}:{result.version} {result.status} (key id {result.key_id})")
+    if failed:
+        fail(f"{failed} version(s) of {name} not signed")

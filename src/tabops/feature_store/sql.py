@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from tabops.config import Settings
-from tabops.database import create_database_engine, metadata
+from tabops.database import metadata, open_database
 from tabops.errors import DatabaseError, DataError
 from tabops.feature_store.base import MaterializeReport, OnlineRow, ViewSummary, prepare_rows
 
@@ -336,4 +336,4 @@ def open_feature_store(settings: Settings, engine: Engine | None = None) -> SqlF
     Raises:
         DatabaseError: the database cannot be opened.
     """
-    return SqlFeatureStore(engine or create_database_engine(settings.metadata_url))
+    return SqlFeatureStore(engine or open_database(settings))

@@ -6,24 +6,34 @@ whose worker is killed mid-task, so durability comes from the records instead: a
 job whose worker is gone; once a minute, consumers re-queue running jobs whose worker
 stopped reporting. A message that turns out to be a duplicate finds its job claimed or
 finished and does nothing.
+
+Retention runs the same way: at start-up and once an hour on every consumer, finished jobs
+past ``job_retention_days`` are removed (``retention.sweep_jobs``). Each sweep is
+idempotent, so it needs no single scheduler among several server or worker processes, on
+SQLite or on Redis.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+from datetime import timedelta
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
 from tabops.config import Settings
-from tabops.jobs.records import JobStore
+from tabops.database import sqlite_error
+from tabops.jobs.records import JobStore, now
+from tabops.jobs.retention import PruneResult, sweep_jobs
 from tabops.jobs.run import JobRunner, is_owner_gone
 
 logger = logging.getLogger("tabops.jobs")
 
 QUEUE_NAME = "tabops-jobs"
 _POLL_MAX_SECONDS = 0.5  # longest idle wait of a SQLite-queue worker before it looks again
+_SQLITE_QUEUE_WAIT_SECONDS = 5.0  # how long SqliteHuey waits for a lock (its default)
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]  # huey ships no type hints
@@ -47,18 +57,37 @@ def build_huey(settings: Settings) -> Huey:
 class JobQueue:
     """Job ids in, ``JobRunner.run`` out, on whichever consumers read the queue."""
 
-    def __init__(self, huey: Huey, store: JobStore, runner: JobRunner) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        store: JobStore,
+        runner: JobRunner,
+        retention_days: float | None = None,
+    ) -> None:
         self.huey = huey
         self.store = store
         self.runner = runner
+        self.retention = timedelta(days=retention_days) if retention_days is not None else None
         self._consumer: EmbeddedConsumer | None = None
         # Tasks are named explicitly: a worker on another host finds them by name.
         self._run = huey.task(name="tabops.run_job")(runner.run)
         huey.periodic_task(crontab(minute="*"), name="tabops.recover_jobs")(self.release_stale)
+        huey.periodic_task(crontab(minute="0"), name="tabops.prune_jobs")(self.prune)
 
     def enqueue(self, job_id: str) -> None:
-        """Hand a job to the workers."""
-        self._run(job_id)
+        """Hand a job to the workers.
+
+        Raises:
+            StorageFullError: the disk holding the SQLite queue is full.
+            DatabaseBusyError: the SQLite queue stayed locked by another writer.
+        """
+        try:
+            self._run(job_id)
+        except sqlite3.OperationalError as exc:
+            error = sqlite_error(exc, "job queue", _SQLITE_QUEUE_WAIT_SECONDS)
+            if error is None:
+                raise
+            raise error from exc
 
     def recover(self) -> int:
         """Queue again every queued job and every job whose worker died; returns how many."""
@@ -73,12 +102,23 @@ class JobQueue:
         for job_id in self._release_dead():
             self.enqueue(job_id)
 
+    def prune(self, retention: timedelta | None = None) -> PruneResult:
+        """Remove finished jobs older than ``retention`` (default: the configured one).
+
+        Also removes folders no job claims once as old, and temp files in finished jobs'
+        folders; with no retention at all, only those temp files.
+        """
+        retention = retention if retention is not None else self.retention
+        return sweep_jobs(
+            self.store, self.runner.files, now() - retention if retention is not None else None
+        )
+
     def _release_dead(self) -> list[str]:
         stale = self.store.stale_before(self.runner.lease_seconds)
         released = [
             job_id
-            for job_id, owner, heartbeat in self.store.running()
-            if (heartbeat < stale or is_owner_gone(owner)) and self.store.release(job_id, owner)
+            for job_id, worker, heartbeat in self.store.running()
+            if (heartbeat < stale or is_owner_gone(worker)) and self.store.release(job_id, worker)
         ]
         if released:
             logger.warning("re-queued %d job(s) whose worker stopped", len(released))
@@ -97,13 +137,21 @@ class JobQueue:
             return EmbeddedConsumer(self.huey, **options)
         return Consumer(self.huey, **options)
 
-    def start(self, workers: int) -> None:
-        """Recover unfinished jobs, then run ``workers`` consumer threads in this process."""
-        self.recover()
-        if workers <= 0:
-            return
-        self._consumer = self.consumer(workers, embedded=True)
-        self._consumer.start()
+    def start(self, workers: int) -> int:
+        """Recover unfinished jobs, prune expired ones, then run ``workers`` consumer threads.
+
+        Returns:
+            How many jobs were queued again.
+        """
+        requeued = self.recover()
+        try:
+            self.prune()
+        except Exception:  # housekeeping: a failed sweep must not keep the server from serving
+            logger.exception("could not remove expired jobs; the hourly sweep will try again")
+        if workers > 0:
+            self._consumer = self.consumer(workers, embedded=True)
+            self._consumer.start()
+        return requeued
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the consumer threads, waiting up to ``timeout`` for running jobs.

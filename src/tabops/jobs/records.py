@@ -2,62 +2,27 @@
 
 Each state change is a single conditional UPDATE, so two workers that were handed the same
 job (a message re-queued after a crash) cannot both run it: only one ``claim`` matches a
-queued row, and only the claim's holder can finish it.
+queued row, and only the claim's holder (its ``worker``) can finish it. A job's ``owner`` is
+who submitted it; callers that pass an owner see only that owner's jobs.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from tabops.database import metadata
-from tabops.errors import JobNotFoundError
+from tabops.jobs.table import is_job_id, job_not_found, jobs_table, upgrade_jobs_table
 
 JobKind = Literal["score", "train"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
-
-jobs_table = Table(
-    "jobs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("model", String(200)),
-    Column("version", Integer),
-    Column("input_format", String(16)),
-    Column("params", JSON, nullable=False),
-    Column("progress", Float, nullable=False, default=0.0),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("owner", String(200)),
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("started", DateTime(timezone=True)),
-    Column("finished", DateTime(timezone=True)),
-    Column("heartbeat", DateTime(timezone=True)),
-    Column("result", JSON),
-    Column("error", Text),
-    Index("ix_jobs_status", "status"),
-)
+_ID_BATCH = 500  # ids per IN (...) query, well under every backend's parameter limit
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -87,6 +52,7 @@ class Job:
     progress: float = 0.0
     attempts: int = 0
     owner: str | None = None
+    worker: str | None = None
     started: datetime | None = None
     finished: datetime | None = None
     heartbeat: datetime | None = None
@@ -102,8 +68,9 @@ class Job:
         version: int | None = None,
         input_format: str | None = None,
         params: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> Job:
-        """A queued job with a fresh id."""
+        """A queued job with a fresh id, submitted by ``owner`` (None: nobody in particular)."""
         return cls(
             id=uuid.uuid4().hex,
             kind=kind,
@@ -113,6 +80,7 @@ class Job:
             version=version,
             input_format=input_format,
             params=params or {},
+            owner=owner,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -150,6 +118,7 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        upgrade_jobs_table(engine)
 
     def add(self, job: Job) -> None:
         """Store a new job."""
@@ -157,27 +126,32 @@ class JobStore:
         with self.engine.begin() as connection:
             connection.execute(insert(jobs_table).values(**values))
 
-    def get(self, job_id: str) -> Job:
-        """The job with this id.
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job with this id; with ``owner``, only if that owner submitted it.
 
         Raises:
-            JobNotFoundError: no job has that id.
+            JobNotFoundError: no job has that id (or it is another owner's).
         """
+        if not is_job_id(job_id):
+            raise job_not_found(job_id)
+        query = select(jobs_table).where(jobs_table.c.id == job_id)
+        if owner is not None:
+            query = query.where(jobs_table.c.owner == owner)
         with self.engine.connect() as connection:
-            row = (
-                connection.execute(select(jobs_table).where(jobs_table.c.id == job_id))
-                .mappings()
-                .first()
-            )
+            row = connection.execute(query).mappings().first()
         if row is None:
-            raise JobNotFoundError(f"no job with id {job_id!r}")
+            raise job_not_found(job_id)
         return Job._from_row(row)
 
-    def recent(self, status: str | None = None, limit: int = 50) -> list[Job]:
-        """The most recent jobs, newest first, optionally of one status."""
+    def recent(
+        self, status: str | None = None, limit: int = 50, owner: str | None = None
+    ) -> list[Job]:
+        """The most recent jobs, newest first, optionally of one status or one owner."""
         query = select(jobs_table).order_by(jobs_table.c.created.desc()).limit(limit)
         if status is not None:
             query = query.where(jobs_table.c.status == status)
+        if owner is not None:
+            query = query.where(jobs_table.c.owner == owner)
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
         return [Job._from_row(row) for row in rows]
@@ -188,15 +162,46 @@ class JobStore:
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
-    def claim(self, job_id: str, owner: str) -> Job | None:
-        """Mark a queued job running for ``owner``; None when it is not queued any more."""
+    def delete(self, job_id: str, statuses: Collection[str]) -> bool:
+        """Delete a job's record if its status is one of ``statuses``; False when not."""
+        statement = delete(jobs_table).where(
+            jobs_table.c.id == job_id, jobs_table.c.status.in_(list(statuses))
+        )
+        with self.engine.begin() as connection:
+            return bool(connection.execute(statement).rowcount == 1)
+
+    def finished_before(self, moment: datetime) -> list[str]:
+        """Ids of the finished jobs that ended before ``moment``, oldest first."""
+        query = (
+            select(jobs_table.c.id)
+            .where(jobs_table.c.status.in_(FINISHED), jobs_table.c.finished < moment)
+            .order_by(jobs_table.c.finished)
+        )
+        with self.engine.connect() as connection:
+            return [row.id for row in connection.execute(query)]
+
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of ``job_ids`` that has a record."""
+        wanted = list(job_ids)
+        found: dict[str, str] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), _ID_BATCH):
+                batch = wanted[start : start + _ID_BATCH]
+                query = select(jobs_table.c.id, jobs_table.c.status).where(
+                    jobs_table.c.id.in_(batch)
+                )
+                found.update((row.id, row.status) for row in connection.execute(query))
+        return found
+
+    def claim(self, job_id: str, worker: str) -> Job | None:
+        """Mark a queued job running for ``worker``; None when it is not queued any more."""
         moment = now()
         statement = (
             update(jobs_table)
             .where(jobs_table.c.id == job_id, jobs_table.c.status == "queued")
             .values(
                 status="running",
-                owner=owner,
+                worker=worker,
                 attempts=jobs_table.c.attempts + 1,
                 started=moment,
                 heartbeat=moment,
@@ -208,17 +213,17 @@ class JobStore:
                 return None
         return self.get(job_id)
 
-    def report(self, job_id: str, owner: str, progress: float | None = None) -> bool:
-        """Record that ``owner`` still runs the job; False when it no longer holds it."""
+    def report(self, job_id: str, worker: str, progress: float | None = None) -> bool:
+        """Record that ``worker`` still runs the job; False when it no longer holds it."""
         values: dict[str, Any] = {"heartbeat": now()}
         if progress is not None:
             values["progress"] = min(max(progress, 0.0), 1.0)
-        return self._update_held(job_id, owner, values)
+        return self._update_held(job_id, worker, values)
 
     def finish(
         self,
         job_id: str,
-        owner: str,
+        worker: str,
         *,
         result: dict[str, Any] | None,
         error: str | None = None,
@@ -232,11 +237,11 @@ class JobStore:
         }
         if error is None:
             values["progress"] = 1.0
-        return self._update_held(job_id, owner, values)
+        return self._update_held(job_id, worker, values)
 
-    def release(self, job_id: str, owner: str) -> bool:
-        """Put a job ``owner`` was running back in the queue (its worker is gone)."""
-        return self._update_held(job_id, owner, {"status": "queued", "owner": None})
+    def release(self, job_id: str, worker: str) -> bool:
+        """Put a job ``worker`` was running back in the queue (its worker is gone)."""
+        return self._update_held(job_id, worker, {"status": "queued", "worker": None})
 
     def queued_ids(self) -> list[str]:
         """Ids of every queued job, oldest first."""
@@ -249,25 +254,25 @@ class JobStore:
             return [row.id for row in connection.execute(query)]
 
     def running(self) -> list[tuple[str, str, datetime]]:
-        """(id, owner, last heartbeat) of every running job."""
-        query = select(jobs_table.c.id, jobs_table.c.owner, jobs_table.c.heartbeat).where(
+        """(id, worker, last heartbeat) of every running job."""
+        query = select(jobs_table.c.id, jobs_table.c.worker, jobs_table.c.heartbeat).where(
             jobs_table.c.status == "running"
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [(row.id, row.owner or "", _utc(row.heartbeat) or now()) for row in rows]
+        return [(row.id, row.worker or "", _utc(row.heartbeat) or now()) for row in rows]
 
     def stale_before(self, lease_seconds: float) -> datetime:
         """Heartbeats older than this mean the worker is presumed dead."""
         return now() - timedelta(seconds=lease_seconds)
 
-    def _update_held(self, job_id: str, owner: str, values: dict[str, Any]) -> bool:
+    def _update_held(self, job_id: str, worker: str, values: dict[str, Any]) -> bool:
         statement = (
             update(jobs_table)
             .where(
                 jobs_table.c.id == job_id,
                 jobs_table.c.status == "running",
-                jobs_table.c.owner == owner,
+                jobs_table.c.worker == worker,
             )
             .values(**values)
         )

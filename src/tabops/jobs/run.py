@@ -13,15 +13,19 @@ import math
 import os
 import socket
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psutil
 
-from tabops.errors import GateFailedError, TabopsError
-from tabops.jobs.files import JobFiles
+from tabops import atomic
+from tabops.database import release_reserve, restore_reserve
+from tabops.errors import GateFailedError, StorageFullError, TabopsError
+from tabops.jobs.files import STORE, JobFiles
 from tabops.jobs.records import Job, JobStore
 from tabops.model.predictor import Predictor
 from tabops.project import load_project
@@ -33,6 +37,8 @@ from tabops.training.register import train_project
 from tabops.training.train import TrainingResult, count_training_steps
 
 logger = logging.getLogger("tabops.jobs")
+
+_T = TypeVar("_T")
 
 _RECORD_CHUNK = 10_000
 _CSV_SAMPLE_BYTES = 4 * 1024 * 1024
@@ -122,7 +128,9 @@ class JobRunner:
 
     def run(self, job_id: str) -> Job | None:
         """Run a queued job to its end; None when it is finished or held elsewhere."""
-        job = self.store.claim(job_id, self.owner)
+        # Top up the reserve an earlier full disk used: room to record this job's outcome.
+        restore_reserve(self.store.engine)
+        job = self._recorded(partial(self.store.claim, job_id, self.owner))
         if job is None:
             return None
         logger.info("running %s job %s (attempt %d)", job.kind, job.id, job.attempts)
@@ -143,11 +151,25 @@ class JobRunner:
                     f"the job failed unexpectedly ({type(exc).__name__}: {exc}); "
                     "the worker's log has the details"
                 )
-        if not self.store.finish(job.id, self.owner, result=result, error=error):
+        finish = partial(self.store.finish, job.id, self.owner, result=result, error=error)
+        if not self._recorded(finish):
             logger.warning("job %s was taken over; this attempt's outcome is dropped", job.id)
         else:
             logger.info("job %s %s", job.id, "failed: " + error if error else "succeeded")
         return self.store.get(job.id)
+
+    def _recorded(self, write: Callable[[], _T]) -> _T:
+        """What ``write`` returns; on a full disk, retried on the database's reserve.
+
+        A claim or an outcome left unrecorded would leave the job queued or running until
+        the disk has room again, so these two writes may spend the reserve, chunk by chunk.
+        """
+        while True:
+            try:
+                return write()
+            except StorageFullError:
+                if not release_reserve(self.store.engine):
+                    raise
 
     def _execute(self, job: Job, beat: Heartbeat) -> dict[str, Any]:
         if job.kind == "train":
@@ -157,6 +179,8 @@ class JobRunner:
         # Authorized when it was submitted; the version was fixed then too.
         predictor = self.deployment.get(job.model, job.version)
         context = RequestContext("job", request_id=job.id)
+        # This attempt holds the claim, so a temp file here is an earlier attempt's, cut off.
+        self.files.remove_temp_files(job.id)
         if job.input_format == "json":
             return self._score_records(job, predictor, context, beat)
         return self._score_file(job, predictor, context, beat)
@@ -192,14 +216,15 @@ class JobRunner:
         def advance(rows: int) -> None:
             beat.progress = min(rows / total, 0.99) if total else 0.0
 
-        result = score_file(
-            predictor,
-            source,
-            self.files.result_path(job.id, job.input_format),
-            core=self.core,
-            context=context,
-            progress=advance,
-        )
+        with atomic.reporting_full_disk(STORE):
+            result = score_file(
+                predictor,
+                source,
+                self.files.result_path(job.id, job.input_format),
+                core=self.core,
+                context=context,
+                progress=advance,
+            )
         return {
             "rows": result.rows,
             "positives": result.positives,
@@ -208,6 +233,7 @@ class JobRunner:
         }
 
     def _train(self, job: Job, beat: Heartbeat) -> dict[str, Any]:
+        # The paths were confined to the project roots when the job was submitted.
         project, folder = load_project(Path(job.params["project"]))
         data = job.params.get("data")
         total = count_training_steps(project)
@@ -225,12 +251,15 @@ class JobRunner:
             Path(data) if data else None,
             advance,
             promote=job.params.get("promote"),
+            # Over the network only an explicit promote puts a version in service.
+            first_alias=None,
         )
         summary = summarize_training(outcome.result)
         summary.update(
             model=outcome.version.name,
             version=outcome.version.version,
             promoted=outcome.promoted,
+            moved=outcome.moved,
             aliases={position.alias: position.version for position in outcome.aliases},
             alias_notes=outcome.describe_aliases(),
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -9,7 +12,7 @@ import orjson
 from sqlalchemy import Engine
 
 from tabops.config import Settings
-from tabops.database import create_database_engine
+from tabops.database import open_database
 from tabops.errors import (
     DataError,
     InvalidRequestError,
@@ -17,16 +20,24 @@ from tabops.errors import (
     JobNotFinishedError,
     Problem,
     RegistryError,
+    TabopsError,
 )
 from tabops.jobs.files import JobFiles
 from tabops.jobs.queue import JobQueue, build_huey
-from tabops.jobs.records import Job, JobStore
+from tabops.jobs.records import FINISHED, Job, JobStore
+from tabops.jobs.retention import PruneResult, remove_job
 from tabops.jobs.run import JobRunner
+from tabops.jobs.table import job_not_found
 from tabops.model.predictor import Predictor
-from tabops.project import load_project, resolve_data_path
+from tabops.project import PROJECT_FILE, confine_path, load_project, resolve_data_path
 from tabops.registry.versions import check_alias
 from tabops.scoring.local import check_file, count_rows
 from tabops.serving.core import ServingCore
+
+INLINE_PREDICTIONS = 1_000
+"""Most predictions a job's document carries inline; a larger result is only downloaded."""
+INLINE_BYTES = 512 * 1024
+"""Largest result file read for inlining (about 4,000 predictions of a typical model)."""
 
 
 class JobService:
@@ -46,26 +57,36 @@ class JobService:
 
         Scoring jobs run through ``core`` (its deployment's models, its hooks).
         """
-        store = JobStore(engine or create_database_engine(settings.metadata_url))
+        store = JobStore(engine or open_database(settings))
         files = JobFiles(settings.jobs_path)
         runner = JobRunner(store, files, core, settings.queue.job_lease_seconds)
-        queue = JobQueue(build_huey(settings), store, runner)
+        queue = JobQueue(build_huey(settings), store, runner, settings.queue.job_retention_days)
         return cls(store, files, queue, settings.queue.max_upload_bytes)
 
-    def submit_records(self, predictor: Predictor, records: list[dict[str, Any]]) -> Job:
-        """Queue the scoring of validated records by one version."""
+    def submit_records(
+        self, predictor: Predictor, records: list[dict[str, Any]], *, owner: str | None = None
+    ) -> Job:
+        """Queue the scoring of validated records by one version, on behalf of ``owner``."""
         job = Job.new(
             "score",
             model=predictor.name,
             version=predictor.version.version,
             input_format="json",
             params={"rows": len(records)},
+            owner=owner,
         )
         self.files.write_bytes(self.files.input_path(job.id, "json"), orjson.dumps(records))
         return self._queue(job)
 
-    def submit_file(self, predictor: Predictor, source: IO[bytes], file_format: str) -> Job:
-        """Queue the scoring of an uploaded CSV or Parquet file by one version.
+    def submit_file(
+        self,
+        predictor: Predictor,
+        source: IO[bytes],
+        file_format: str,
+        *,
+        owner: str | None = None,
+    ) -> Job:
+        """Queue the scoring of an uploaded CSV or Parquet file by one version, for ``owner``.
 
         The upload is stored first, then checked (readable, every feature column present),
         so a file that cannot be scored is refused now rather than failing later.
@@ -79,6 +100,7 @@ class JobService:
             model=predictor.name,
             version=predictor.version.version,
             input_format=file_format,
+            owner=owner,
         )
         path = self.files.input_path(job.id, file_format)
         try:
@@ -90,15 +112,54 @@ class JobService:
             raise
         return self._queue(job)
 
-    def submit_training(
-        self, project_path: Path, data: Path | None = None, promote: str | None = None
+    def submit_upload(
+        self, predictor: Predictor, upload: Path, file_format: str, *, owner: str | None = None
     ) -> Job:
-        """Queue the training of a project (paths as the server sees them).
+        """As ``submit_file``, for an upload already on disk: moved into the job, not copied.
 
-        ``promote`` names an alias to point at the new version when every gate passes.
+        Raises:
+            DataError: the upload is empty or unreadable.
+            InvalidInputError: a feature column is missing.
+        """
+        job = Job.new(
+            "score",
+            model=predictor.name,
+            version=predictor.version.version,
+            input_format=file_format,
+            owner=owner,
+        )
+        path = self.files.input_path(job.id, file_format)
+        try:
+            self.files.move_upload(path, upload)
+            check_file(predictor, path)
+            job.params["rows"] = count_rows(path)
+        except BaseException:
+            self.files.remove(job.id)
+            raise
+        return self._queue(job)
+
+    def submit_training(
+        self,
+        project_path: Path,
+        data: Path | None = None,
+        promote: str | None = None,
+        *,
+        roots: Sequence[Path],
+        private: Sequence[Path] = (),
+        owner: str | None = None,
+    ) -> Job:
+        """Queue the training of a project whose files lie under ``roots``.
+
+        The project file and its table (``data``, else the one the project names) must lie
+        under a root and in no ``private`` folder; each is checked before it is opened (see
+        ``confine_path``), and the job records the real paths checked, so that it reads
+        those files when it runs. ``promote`` names an alias to point at the new version
+        when every gate passes; without it the version takes no alias, even as the first
+        version of a model.
 
         Raises:
             InvalidRequestError: ``promote`` is not a valid alias name.
+            PathNotAllowedError: a path lies outside the roots or inside a private folder.
             ProjectError: the project file is missing or invalid.
             DataError: the training table does not exist.
         """
@@ -108,28 +169,56 @@ class JobService:
             except RegistryError as exc:
                 problems = [Problem("promote", exc.message)]
                 raise InvalidRequestError("the alias to promote is invalid", problems) from exc
-        if not project_path.is_absolute():
-            project_path = project_path.resolve()
-        project, folder = load_project(project_path)
-        source = resolve_data_path(project, folder, data)
+        project_file = confine_path(project_path, roots, "project", private)
+        if project_file.is_dir():
+            project_file = confine_path(project_file / PROJECT_FILE, roots, "project", private)
+        project, folder = load_project(project_file)
+        source = confine_path(data or resolve_data_path(project, folder), roots, "data", private)
         if not source.is_file():
             raise DataError(
                 f"no training table at {source}", [Problem("data", "file does not exist")]
             )
-        params = {
-            "project": str(project_path),
-            "data": str(source.resolve()) if data else None,
-            "promote": promote,
-        }
-        return self._queue(Job.new("train", model=project.name, params=params))
+        params = {"project": str(project_file), "data": str(source), "promote": promote}
+        return self._queue(Job.new("train", model=project.name, params=params, owner=owner))
 
-    def get(self, job_id: str) -> Job:
-        """The job with this id (raises ``JobNotFoundError``)."""
-        return self.store.get(job_id)
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job with this id; with ``owner``, only one that owner submitted.
 
-    def recent(self, status: str | None = None, limit: int = 50) -> list[Job]:
-        """The most recent jobs, newest first."""
-        return self.store.recent(status, limit)
+        Raises:
+            JobNotFoundError: no such job, or another owner's (which is not revealed).
+        """
+        return self.store.get(job_id, owner)
+
+    def recent(
+        self, status: str | None = None, limit: int = 50, owner: str | None = None
+    ) -> list[Job]:
+        """The most recent jobs, newest first; with ``owner``, only that owner's."""
+        return self.store.recent(status, limit, owner)
+
+    def delete(self, job_id: str, owner: str | None = None) -> None:
+        """Delete a finished job, or cancel a queued one: its record, then its files.
+
+        A queued job's message may still be on the queue; with no record, it runs nothing.
+
+        Raises:
+            JobNotFoundError: no such job, or another owner's.
+            JobNotFinishedError: the job is running.
+        """
+        job = self.get(job_id, owner)
+        if remove_job(self.store, self.files, job.id, {*FINISHED, "queued"}) is None:
+            status = self.get(job_id, owner).status  # raises if deleted meanwhile
+            raise JobNotFinishedError(
+                f"job {job.id} is {status}; it can be deleted once it has finished"
+            )
+
+    def prune(self, older_than_days: float | None = None) -> PruneResult:
+        """Remove finished jobs that ended more than ``older_than_days`` ago.
+
+        Without ``older_than_days``, the configured retention applies (nothing is removed
+        but stale temp files when retention is off).
+        """
+        older = timedelta(days=older_than_days) if older_than_days is not None else None
+        return self.queue.prune(older)
 
     def result_file(self, job: Job) -> Path:
         """The scored file (or JSON document) of a succeeded scoring job.
@@ -146,7 +235,10 @@ class JobService:
             raise JobNotFinishedError(
                 f"job {job.id} is {job.status}; its result is ready when it has succeeded"
             )
-        return self.files.result_path(job.id, job.input_format)
+        path = self.files.result_path(job.id, job.input_format)
+        if not path.is_file():  # the job was deleted since its record was read
+            raise job_not_found(job.id)
+        return path
 
     def errors_file(self, job: Job) -> Path | None:
         """The side file of rows that failed validation, when the job has one."""
@@ -157,10 +249,23 @@ class JobService:
         return path if path.is_file() else None
 
     def predictions(self, job: Job) -> list[dict[str, Any]] | None:
-        """The predictions of a succeeded records job, in the order of its records."""
-        if job.status != "succeeded" or job.input_format != "json":
+        """The predictions of a succeeded records job, in the order of its records.
+
+        None for other jobs, and for a result too large to inline (more than
+        ``INLINE_PREDICTIONS`` predictions or a file over ``INLINE_BYTES``): such a file is
+        not opened at all, only downloaded from ``result_file``.
+        """
+        if job.status != "succeeded" or job.input_format != "json" or job.result is None:
             return None
-        document = orjson.loads(self.files.result_path(job.id, "json").read_bytes())
+        if job.result.get("rows", 0) > INLINE_PREDICTIONS:
+            return None
+        path = self.files.result_path(job.id, "json")
+        try:
+            if path.stat().st_size > INLINE_BYTES:
+                return None
+            document = orjson.loads(path.read_bytes())
+        except FileNotFoundError:  # deleted since its record was read
+            return None
         predictions: list[dict[str, Any]] = document["predictions"]
         return predictions
 
@@ -172,6 +277,17 @@ class JobService:
     def _queue(self, job: Job) -> Job:
         # Record first, then message: a crash in between leaves a queued record, which
         # the next start-up re-queues; the reverse order could run a job with no record.
-        self.store.add(job)
-        self.queue.enqueue(job.id)
+        try:
+            self.store.add(job)
+        except TabopsError:
+            self.files.remove(job.id)  # the job's input, which no record names
+            raise
+        try:
+            self.queue.enqueue(job.id)
+        except TabopsError:
+            # Refused to the caller, so no later start-up may run it; best effort, as the
+            # database may share the queue's full disk.
+            with suppress(TabopsError):
+                remove_job(self.store, self.files, job.id, {"queued"})
+            raise
         return job

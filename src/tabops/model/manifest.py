@@ -90,6 +90,14 @@ class FeatureRequirements(_Section):
     fingerprint: str | None = None
 
 
+class Signature(_Section):
+    """The registry's HMAC-SHA256 over the rest of the manifest, and which key made it."""
+
+    algorithm: str
+    key_id: str
+    value: str
+
+
 class Manifest(_Section):
     """Everything a registry version records about itself.
 
@@ -151,6 +159,8 @@ class Manifest(_Section):
     library_versions: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
+    # Set by a registry with a signing key; covers every other key (tabops.registry.signing).
+    signature: Signature | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str, where: str = "manifest.json") -> Manifest:

@@ -36,8 +36,10 @@ _EXAMPLE_ROWS = 50
 class VersionSource(Protocol):
     """Where versions are read from: the registry, or anything that answers like it."""
 
-    def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
-        """A version by number or alias (production when None)."""
+    def get_version(
+        self, name: str, ref: str | int | None = None, *, verify_signature: bool = False
+    ) -> ModelVersion:
+        """A version by number or alias (production when None), its signature checked if asked."""
         ...
 
     def read_file(self, name: str, version: int, file: str) -> bytes:
@@ -126,16 +128,19 @@ class Predictor:
         *,
         threads: int = 1,
     ) -> Predictor:
-        """Load a version, verify every file's sha256 and re-predict its golden rows.
+        """Load a version, verify its signature, every file's sha256 and its golden rows.
+
+        The manifest signature is checked when the registry has a signing key.
 
         ``threads`` is onnxruntime's intra-op thread count for the compiled graph.
 
         Raises:
             ModelNotFoundError: no such model.
             VersionNotFoundError: no such version or alias.
-            ArtifactIntegrityError: a file was changed or the golden rows no longer match.
+            ArtifactIntegrityError: the manifest signature is missing or wrong, a file was
+                changed, or the golden rows no longer match.
         """
-        version = registry.get_version(name, ref)
+        version = registry.get_version(name, ref, verify_signature=True)
         contents = _read_files(registry, version, version.manifest.files)
         predictor = cls.from_files(version, contents, threads=threads)
         predictor.registry = registry

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlparse
 from tabops.config import Settings
 from tabops.errors import RegistryError
 from tabops.registry.local import LocalArtifactStore
+from tabops.registry.signing import ManifestSigner
 from tabops.registry.store import ArtifactStore
 from tabops.registry.versions import ModelRegistry, parse_model_ref
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactStore",
     "LocalArtifactStore",
+    "ManifestSigner",
     "ModelRegistry",
     "ModelVersion",
     "open_artifact_store",
@@ -59,5 +61,12 @@ def open_artifact_store(url: str | None, default: Path) -> ArtifactStore:
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
-    """The registry the settings name (``registry.url``, else the folder under home)."""
-    return ModelRegistry(open_artifact_store(settings.registry.url, settings.registry_path))
+    """The registry the settings name (``registry.url``, else the folder under home).
+
+    With ``security.signing_key`` set, it signs the versions it registers and refuses to
+    load one whose manifest signature is missing or wrong.
+    """
+    return ModelRegistry(
+        open_artifact_store(settings.registry.url, settings.registry_path),
+        ManifestSigner.from_secret(settings.security.signing_key),
+    )

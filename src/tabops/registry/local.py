@@ -13,6 +13,7 @@ from pathlib import Path
 from tabops import atomic
 
 _STAGING = ".staging"
+_STORE = "model registry"
 # A registration takes seconds; staging left this long belongs to a process that died.
 STALE_STAGING_SECONDS = 3600.0
 
@@ -50,7 +51,7 @@ class LocalArtifactStore:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write to a temp file beside the target, flush it to disk, then rename over it."""
-        atomic.write_bytes(self._path(key), data)
+        atomic.write_bytes(self._path(key), data, store=_STORE)
 
     def exists(self, key: str) -> bool:
         """Whether a file or directory exists under ``key``."""
@@ -64,7 +65,16 @@ class LocalArtifactStore:
         return sorted(entry.name for entry in path.iterdir() if not entry.name.startswith("."))
 
     def publish(self, prefix: str, files: Mapping[str, bytes]) -> bool:
-        """Build the files in a hidden staging directory, then rename it into place."""
+        """Build the files in a hidden staging directory, then rename it into place.
+
+        Raises:
+            StorageFullError: the disk filled up; the staging directory is gone and nothing
+                new is visible.
+        """
+        with atomic.reporting_full_disk(_STORE):
+            return self._publish(prefix, files)
+
+    def _publish(self, prefix: str, files: Mapping[str, bytes]) -> bool:
         target = self._path(prefix)
         for name in files:
             _key_parts(name)

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from tabops.errors import (
     ArtifactIntegrityError,
     ModelNotFoundError,
+    Problem,
     RegistryError,
     VersionNotFoundError,
 )
+from tabops.names import ALIAS_RULE, MODEL_NAME_RULE, is_alias, is_model_name
+from tabops.registry.signing import SIGNATURE, ManifestSigner, parse_document
 from tabops.registry.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -25,15 +28,14 @@ MANIFEST = "manifest.json"
 DEFAULT_ALIAS = "production"
 # Beside the models' folders; the dot keeps it apart from every model name.
 DEFAULT_MODEL_RECORD = "default-model.json"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_NUMBER = re.compile(r"^[0-9]{1,9}$")
+_NUMBER = re.compile(r"[0-9]{1,9}")
 _MAX_PUBLISH_ATTEMPTS = 20
+_NO_MODEL = Problem("name", "no model of that name is registered")
 
 
 def is_version_number(ref: str | int) -> bool:
     """Whether a reference is a version number (ASCII digits) rather than an alias."""
-    return isinstance(ref, int) or bool(_NUMBER.match(ref))
+    return isinstance(ref, int) or _NUMBER.fullmatch(ref) is not None
 
 
 def check_alias(alias: str) -> str:
@@ -42,12 +44,24 @@ def check_alias(alias: str) -> str:
     Raises:
         RegistryError: it breaks the naming rule (which the message states).
     """
-    if not _ALIAS.fullmatch(alias):
+    if not is_alias(alias):
         raise RegistryError(
-            f"invalid alias {alias!r}: use a-z, 0-9, '-' and '_', starting with a letter, "
-            "at most 32 characters"
+            f"invalid alias {alias!r}: {ALIAS_RULE}", [Problem("alias", ALIAS_RULE)]
         )
     return alias
+
+
+def check_model_name(name: str) -> str:
+    """The name, when a model may be named so.
+
+    Raises:
+        RegistryError: it breaks the naming rule (which the message states).
+    """
+    if not is_model_name(name):
+        raise RegistryError(
+            f"invalid model name {name!r}: {MODEL_NAME_RULE}", [Problem("name", MODEL_NAME_RULE)]
+        )
+    return name
 
 
 def parse_model_ref(text: str) -> tuple[str, str | None]:
@@ -78,11 +92,14 @@ class ModelRegistry:
 
     Layout: ``<name>/versions/<n>/<files>``, ``<name>/aliases/<alias>.json`` and
     ``default-model.json`` (the model ``POST /predict`` answers with). A version is published
-    all at once, so a reader never sees a half-written one.
+    all at once, so a reader never sees a half-written one. With a ``signer``, every version
+    registered is signed, and ``get_version(..., verify_signature=True)`` refuses a version
+    whose manifest signature is missing or wrong.
     """
 
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, signer: ManifestSigner | None = None) -> None:
         self.store = store
+        self.signer = signer
 
     def list_models(self) -> list[str]:
         """Names of the models that have at least one version."""
@@ -90,7 +107,7 @@ class ModelRegistry:
 
     def list_versions(self, name: str) -> list[int]:
         """Version numbers of a model, ascending; [] for an unknown model."""
-        if not _NAME.match(name):
+        if not is_model_name(name):
             return []
         children = self.store.list_children(f"{name}/versions")
         # A version exists once its manifest does: the manifest is written last, so a
@@ -98,32 +115,45 @@ class ModelRegistry:
         return sorted(
             int(child)
             for child in children
-            if _NUMBER.match(child) and self.store.exists(f"{name}/versions/{child}/{MANIFEST}")
+            if _NUMBER.fullmatch(child) and self.store.exists(f"{name}/versions/{child}/{MANIFEST}")
         )
 
-    def register(self, name: str, files: Mapping[str, bytes], manifest: Manifest) -> ModelVersion:
+    def register(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        manifest: Manifest,
+        *,
+        first_alias: str | None = DEFAULT_ALIAS,
+    ) -> ModelVersion:
         """Publish a new version: the next free number, with file hashes in its manifest.
 
-        The first version of a model also becomes its ``production`` version, and the first
-        model of the registry its default model.
+        The new version takes ``first_alias`` when the model has no alias of that name yet
+        (so the first version becomes ``production``); with None it moves no alias. The
+        first model of the registry becomes its default model.
+
+        Raises:
+            RegistryError: an invalid model name or alias, or no free version number.
         """
         # The manifest's model (its feature spec) brings pandas: only for the commands that
         # need it, not for listing models.
         from tabops.model.manifest import FORMAT, Manifest, ModelVersion
 
-        if not _NAME.match(name):
-            raise RegistryError(f"invalid model name {name!r}: use a-z, 0-9, '-' and '_'")
+        check_model_name(name)
+        if first_alias is not None:
+            check_alias(first_alias)
         earlier = None if self.store.exists(DEFAULT_MODEL_RECORD) else self.list_models()
         hashes = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
         for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
             # Numbers of half-written versions are taken too: never publish into one.
             taken = [
-                int(c) for c in self.store.list_children(f"{name}/versions") if _NUMBER.match(c)
+                int(c) for c in self.store.list_children(f"{name}/versions") if _NUMBER.fullmatch(c)
             ]
             version = max(taken, default=0) + 1
             document = Manifest.model_validate(
                 {
-                    **manifest.document(),
+                    # A signature copied from elsewhere vouches for nothing here.
+                    **{k: v for k, v in manifest.document().items() if k != SIGNATURE},
                     "format": FORMAT,
                     "name": name,
                     "version": version,
@@ -131,22 +161,43 @@ class ModelRegistry:
                     "files": hashes,
                 }
             )
-            content = {**files, MANIFEST: document.to_json()}  # the manifest last
+            stored = document.to_json()
+            if self.signer is not None:
+                stored = self.signer.sign(parse_document(stored, MANIFEST))
+                document = Manifest.from_json(stored)
+            content = {**files, MANIFEST: stored}  # the manifest last
             if self.store.publish(f"{name}/versions/{version}", content):
-                if DEFAULT_ALIAS not in self.aliases(name):
-                    self.set_alias(name, DEFAULT_ALIAS, version)
+                if first_alias is not None and first_alias not in self.aliases(name):
+                    self.set_alias(name, first_alias, version)
                 if earlier is not None:
                     self._record_first_default(name, earlier)
                 return ModelVersion(name=name, version=version, manifest=document)
         raise RegistryError(f"could not allocate a version number for {name!r}; retry")
 
-    def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
-        """A version by number, by alias, or (``ref`` None) the production one."""
+    def get_version(
+        self, name: str, ref: str | int | None = None, *, verify_signature: bool = False
+    ) -> ModelVersion:
+        """A version by number, by alias, or (``ref`` None) the production one.
+
+        Args:
+            name: the model.
+            ref: a version number or an alias; None for ``production``.
+            verify_signature: refuse a manifest whose signature is missing or wrong, when
+                the registry has a signing key (nothing is checked without one).
+
+        Raises:
+            ModelNotFoundError: no such model.
+            VersionNotFoundError: no such version or alias.
+            ArtifactIntegrityError: the manifest is unreadable, or its signature fails.
+        """
         from tabops.model.manifest import Manifest, ModelVersion
 
         version = self.resolve(name, ref)
-        key = f"{name}/versions/{version}/{MANIFEST}"
-        manifest = Manifest.from_json(self.store.read_bytes(key), f"{name}:{version} {MANIFEST}")
+        where = f"{name}:{version} {MANIFEST}"
+        raw = self.store.read_bytes(f"{name}/versions/{version}/{MANIFEST}")
+        manifest = Manifest.from_json(raw, where)
+        if verify_signature and self.signer is not None:
+            self.signer.check(parse_document(raw, where), name, version)
         return ModelVersion(name=name, version=version, manifest=manifest)
 
     def summarize_version(self, name: str, version: int) -> VersionSummary:
@@ -158,6 +209,7 @@ class ModelRegistry:
         Raises:
             ArtifactIntegrityError: the manifest is not a JSON object.
         """
+        self._check_known_name(name)
         where = f"{name}:{version} {MANIFEST}"
         try:
             document = json.loads(self.store.read_bytes(f"{name}/versions/{version}/{MANIFEST}"))
@@ -179,8 +231,18 @@ class ModelRegistry:
         )
 
     def read_file(self, name: str, version: int, file: str) -> bytes:
-        """The bytes of one file of a version."""
+        """The bytes of one file of a version.
+
+        Raises:
+            ModelNotFoundError: ``name`` is not a valid model name.
+        """
+        self._check_known_name(name)
         return self.store.read_bytes(f"{name}/versions/{version}/{file}")
+
+    def replace_manifest(self, name: str, version: int, data: bytes) -> None:
+        """Rewrite an existing version's manifest in one atomic write (to re-sign it)."""
+        self.resolve(name, version)  # raises the not-found errors
+        self.store.write_bytes(f"{name}/versions/{version}/{MANIFEST}", data)
 
     def resolve(self, name: str, ref: str | int | None = None) -> int:
         """The version number a reference points to.
@@ -191,31 +253,39 @@ class ModelRegistry:
         """
         versions = self.list_versions(name)
         if not versions:
-            raise ModelNotFoundError(f"model {name!r} not found")
+            raise ModelNotFoundError(f"model {name!r} not found", [_NO_MODEL])
         if ref is None:
             ref = DEFAULT_ALIAS
         if is_version_number(ref):
             if int(ref) not in versions:
                 raise VersionNotFoundError(
-                    f"model {name!r} has no version {ref}; versions are {versions}"
+                    f"model {name!r} has no version {ref}; versions are {versions}",
+                    [Problem("version", f"{name!r} has no version {ref}")],
                 )
             return int(ref)
         aliases = self.aliases(name)
         if ref not in aliases:
             raise VersionNotFoundError(
-                f"model {name!r} has no alias {ref!r}; aliases are {sorted(aliases)}"
+                f"model {name!r} has no alias {ref!r}; aliases are {sorted(aliases)}",
+                [Problem("version", f"{name!r} has no version or alias {ref!r}")],
             )
         return aliases[ref]
 
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of a model and the version it points to."""
-        if not _NAME.match(name):
+        if not is_model_name(name):
             return {}
         result = {}
         for child in self.store.list_children(f"{name}/aliases"):
-            if child.endswith(".json"):
+            if child.endswith(".json") and is_alias(child.removesuffix(".json")):
                 result[child.removesuffix(".json")] = self._read_alias(name, child)["version"]
         return result
+
+    @staticmethod
+    def _check_known_name(name: str) -> None:
+        # An invalid name can name no model: answered as not found, never used as a path.
+        if not is_model_name(name):
+            raise ModelNotFoundError(f"model {name!r} not found", [_NO_MODEL])
 
     def _read_alias(self, name: str, file: str) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.store.read_bytes(f"{name}/aliases/{file}"))
@@ -250,6 +320,7 @@ class ModelRegistry:
         Raises:
             RegistryError: the alias has no earlier version to go back to.
         """
+        check_alias(alias)
         self.resolve(name, alias)
         document = self._read_alias(name, f"{alias}.json")
         history = [int(v) for v in document.get("history", [])]

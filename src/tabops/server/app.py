@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,18 +15,34 @@ from starlette.types import Receive, Scope, Send
 
 from tabops import __version__
 from tabops.config import Settings, get_settings
-from tabops.database import create_database_engine
+from tabops.database import open_database
 from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
 from tabops.feature_store.sql import open_feature_store
 from tabops.jobs import JobService
 from tabops.registry import open_registry
+from tabops.security.access import AccessPolicy, describe_state
+from tabops.security.audit import AuditLog
+from tabops.security.keys import KeyStore
+from tabops.server.browser import install_browser_defaults
 from tabops.server.errors import install_error_handlers
 from tabops.server.fastpath import FastPredict, PredictEndpoints
+from tabops.server.limits import RequestLimits
 from tabops.server.openapi import build_openapi
-from tabops.server.routers import entities, features, health, jobs, models, predict, train
+from tabops.server.routers import (
+    audit,
+    entities,
+    features,
+    health,
+    jobs,
+    keys,
+    models,
+    predict,
+    train,
+)
+from tabops.server.uploads import remove_stale_uploads, upload_folder
 from tabops.serving.core import ServingCore
-from tabops.serving.hooks import Hooks
+from tabops.serving.hooks import Hooks, allow_everyone
 
 logger = logging.getLogger("tabops.server")
 
@@ -35,20 +52,24 @@ class TabopsAPI(FastAPI):
 
     Starlette's middleware stack and routing cost about 20 us a request, as much as
     scoring one: ``FastPredict`` answers those requests first, through the same serving
-    core and hooks as every route; the rest go to FastAPI.
+    core and hooks as every route; the rest go to FastAPI, within ``limits``.
     """
 
     fast: FastPredict | None = None
+    limits: RequestLimits | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a predict request, or run the FastAPI app."""
+        """Answer a predict request, or run the FastAPI app within the request limits."""
         fast = self.fast
         if fast is not None:
             target = fast.match(scope)
             if target is not None:
                 await fast(target, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if self.limits is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.limits(scope, receive, send, super().__call__)
 
 
 def create_app(
@@ -59,15 +80,21 @@ def create_app(
 ) -> TabopsAPI:
     """An app serving the registry under ``settings.home``.
 
-    Every predict route, fast or not, and every job goes through one ``ServingCore`` with
-    ``hooks`` (everyone allowed, no sink, when None). Its job service (built from
+    Every predict route, fast or not, every other route and every job goes through one
+    ``ServingCore`` with ``hooks``; their ``authorize`` defaults to the API keys of the
+    metadata database (``settings.security``), their sink to none. Its job service (built from
     ``settings`` unless given) re-queues unfinished jobs at start-up and runs
     ``settings.queue.job_workers`` job threads in this process.
     """
     registry = open_registry(settings)
     # One engine (one connection pool) serves the job records and the online store.
-    engine = create_database_engine(settings.metadata_url)
+    engine = open_database(settings)
     store = feature_store or open_feature_store(settings, engine)
+    key_store, audit_log = KeyStore(engine), AuditLog(engine)
+    policy = AccessPolicy.from_settings(settings, key_store, audit_log)
+    hooks = hooks or Hooks()
+    if hooks.authorize is allow_everyone and policy.enabled:
+        hooks = replace(hooks, authorize=policy)
     core = ServingCore.from_settings(settings, registry, hooks, EntityLookup(store))
     served = core.served_deployment()
     job_service = job_service or JobService.from_settings(settings, core, engine)
@@ -82,11 +109,16 @@ def create_app(
         # What is loaded now lives as long as the process: move it out of the collector's
         # sight, so collections triggered by requests walk only what requests allocate
         # (a full collection over the libraries' objects took milliseconds).
+        logger.info("access: %s", describe_state(await run_in_threadpool(policy.state)))
         gc.freeze()
+        stale = await run_in_threadpool(remove_stale_uploads, upload_folder(settings.home))
+        if stale:
+            logger.info("removed %d unfinished uploads left by a stopped server", stale)
         await run_in_threadpool(job_service.queue.start, settings.queue.job_workers)
         try:
             yield
         finally:
+            await run_in_threadpool(audit_log.close)
             await run_in_threadpool(job_service.close)
             if feature_store is None:  # opened here, so closed here
                 await run_in_threadpool(store.close)
@@ -96,15 +128,24 @@ def create_app(
         version=__version__,
         description="Predictions from versioned tabular binary classifiers.",
         lifespan=lifespan,
+        # Replaced by pages whose assets are served from here (server/browser.py).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.deployment = served
     app.state.core = core
     app.state.jobs = job_service
     app.state.feature_store = store
+    app.state.policy = policy
+    app.state.keys = key_store
+    app.state.audit = audit_log
     app.state.endpoints = PredictEndpoints(core, settings.serving.max_batch_rows)
     install_error_handlers(app)
-    app.fast = FastPredict(app.state.endpoints, entities=True)
+    install_browser_defaults(app, settings.security.cors_origins)
+    app.limits = RequestLimits.from_settings(settings)
+    app.fast = FastPredict(app.state.endpoints, entities=True, limits=app.limits)
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
@@ -112,6 +153,8 @@ def create_app(
     app.include_router(train.router)
     app.include_router(features.router)
     app.include_router(entities.router)
+    app.include_router(keys.router)
+    app.include_router(audit.router)
 
     def openapi() -> dict[str, Any]:
         # Rebuilt on every call: models load lazily, so the document follows what is served.

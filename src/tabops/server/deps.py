@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,9 +11,14 @@ from tabops.config import Settings
 from tabops.feature_store.base import FeatureStore
 from tabops.jobs import JobService
 from tabops.registry.versions import ModelRegistry
-from tabops.server.fastpath import PredictEndpoints
+from tabops.security.access import ANONYMOUS, AccessPolicy, Caller
+from tabops.security.audit import AuditLog
+from tabops.security.keys import KeyStore
+from tabops.server.fastpath import PredictEndpoints, context_of
+from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
 from tabops.serving.deployment import Deployment
+from tabops.serving.hooks import ADMIN, PREDICT, READ
 
 
 def get_settings_dependency(request: Request) -> Settings:
@@ -56,6 +62,52 @@ def get_endpoints(request: Request) -> PredictEndpoints:
     return endpoints
 
 
+def get_policy(request: Request) -> AccessPolicy:
+    """Who may do what on this server (its keys, scopes and rate limits)."""
+    policy: AccessPolicy = request.app.state.policy
+    return policy
+
+
+def get_keys(request: Request) -> KeyStore:
+    """The API keys of the metadata database."""
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+def get_audit(request: Request) -> AuditLog:
+    """The audit log of the metadata database."""
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+def request_context(request: Request, route: str | None = None) -> RequestContext:
+    """The request's context, made once: its id, key and peer, and its caller once allowed.
+
+    Its route is ``route`` (the predict routes' short names, as the prediction sink sees
+    them), else the method and path template (``POST /v1/train``), as the audit log names
+    actions.
+    """
+    context: RequestContext | None = getattr(request.state, "context", None)
+    if context is None:
+        if route is None:
+            template = getattr(request.scope.get("route"), "path", request.url.path)
+            route = f"{request.method} {template}"
+        context = context_of(request.scope, route)
+        request.state.context = context
+    return context
+
+
+def _authorized(action: str) -> Callable[[Request], Awaitable[Caller]]:
+    async def authorize(request: Request) -> Caller:
+        # Async: the check is a hash and a dict lookup, not worth a thread hop.
+        context = request_context(request)
+        get_core(request).authorize(context, request.path_params.get("name"), action)
+        return context.caller or ANONYMOUS
+
+    authorize.__name__ = f"authorize_{action}"
+    return authorize
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
@@ -63,3 +115,15 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 FeatureStoreDep = Annotated[FeatureStore, Depends(get_feature_store)]
 CoreDep = Annotated[ServingCore, Depends(get_core)]
 EndpointsDep = Annotated[PredictEndpoints, Depends(get_endpoints)]
+PolicyDep = Annotated[AccessPolicy, Depends(get_policy)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+
+ReadAccess = Annotated[Caller, Depends(_authorized(READ))]
+"""The caller, once allowed to read models, versions, health detail and features (the
+model in the path, if any, must be one its key may use)."""
+PredictAccess = Annotated[Caller, Depends(_authorized(PREDICT))]
+"""The caller, once allowed to predict and run scoring jobs."""
+AdminAccess = Annotated[Caller, Depends(_authorized(ADMIN))]
+"""The caller, once allowed to train, manage keys and read the audit log."""

@@ -35,6 +35,7 @@ from tabops.errors import (
     ModelNotFoundError,
     NotAuthenticatedError,
     NotAuthorizedError,
+    OriginNotAllowedError,
     PathNotAllowedError,
     Problem,
     ProjectError,
@@ -64,6 +65,7 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (NotAuthenticatedError, 401, "not_authenticated"),
     (PathNotAllowedError, 403, "path_not_allowed"),
     (NotAuthorizedError, 403, "not_authorized"),
+    (OriginNotAllowedError, 403, "origin_not_allowed"),
     (RateLimitedError, 429, "rate_limited"),
     (ModelNotFoundError, 404, "model_not_found"),
     (VersionNotFoundError, 404, "version_not_found"),
@@ -109,7 +111,7 @@ def headers_of(exc: TabopsError, status: int) -> dict[str, str]:
     """
     if status == 401:
         return {"WWW-Authenticate": _REALM}
-    if status == 403 and not isinstance(exc, PathNotAllowedError):
+    if status == 403 and not isinstance(exc, PathNotAllowedError | OriginNotAllowedError):
         return {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
     if isinstance(exc, RateLimitedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
@@ -186,7 +188,8 @@ def install_error_handlers(app: FastAPI) -> None:
     ) -> JSONResponse:
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
-            return error_response(400, "malformed_json", "the request body is not valid JSON")
+            message = "the request body is not valid JSON"
+            return error_response(400, "malformed_json", message, [Problem("body", message)])
         problems = problems_from_pydantic(errors)
         return error_response(422, "invalid_request", "the request is invalid", problems)
 
@@ -201,4 +204,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         logger.error("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", _INTERNAL)
+        # Sent from outside every middleware, so the one adding this header to all other
+        # answers never sees it (server/browser.py).
+        nosniff = {"X-Content-Type-Options": "nosniff"}
+        return error_response(500, "internal_error", _INTERNAL, headers=nosniff)

@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
+from tabops.errors import BodyTooLargeError
 from tabops.model.predictor import Predictor
+from tabops.server.browser import NOSNIFF, is_browser_request
 from tabops.server.codecs import v1
 from tabops.server.errors import error_answer
+from tabops.server.limits import RequestLimits, answer_within, read_body, send_error
 from tabops.serving.context import RequestContext, accepted_request_id
 from tabops.serving.core import ServingCore
 
@@ -33,6 +36,8 @@ _ENTITY = "/prediction"
 _ENTITIES = "/entities/"
 _JSON = (b"content-type", b"application/json")
 _REQUEST_ID = b"x-request-id"
+_AUTHORIZATION = b"authorization"
+_API_KEY = b"x-api-key"
 
 
 _PATHS_CACHED = 4_096  # paths parsed once; a client cycling through more only costs time
@@ -90,9 +95,10 @@ class PredictEndpoints:
 class FastPredict:
     """Answers predict requests at the ASGI level (no routing, no dependency injection)."""
 
-    def __init__(self, endpoints: PredictEndpoints, entities: bool) -> None:
+    def __init__(self, endpoints: PredictEndpoints, entities: bool, limits: RequestLimits) -> None:
         self.endpoints = endpoints
         self.entities = entities
+        self.limits = limits
         self._paths: dict[tuple[str, str], Target | None] = {}
 
     def match(self, scope: Scope) -> Target | None:
@@ -104,7 +110,8 @@ class FastPredict:
             target = self._paths[key]
         except KeyError:
             target = self._parse(*key)
-        if target is None:
+        if target is None or is_browser_request(scope):
+            # A browser's request goes through the middleware: CORS, the origin check.
             return None
         query: bytes = scope.get("query_string", b"")
         if not query:
@@ -127,18 +134,32 @@ class FastPredict:
         return target
 
     async def __call__(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
-        """Read the body, answer through the endpoints, send the response."""
-        body = await _read_body(receive)
+        """Read the body within the limits, answer through the endpoints, send the response.
+
+        Batches and predictions by entity answer within the request timeout; see
+        ``server/limits.py`` for why single records do not, and when depth is measured.
+        """
+        limits = self.limits
+        try:
+            body = await read_body(scope, receive, limits.max_body_bytes)
+        except BodyTooLargeError as exc:  # refused before the rest of the body is read
+            await send_error(send, exc, close=True)
+            return
         if body is None:  # the client went away before sending its body
             return
         context = context_of(scope, target.route)
-        headers = [_JSON]
+        headers = [_JSON, NOSNIFF]
         if context.has_offered_id:
             headers.append((_REQUEST_ID, context.request_id.encode()))
         try:
-            answer = await self.endpoints.answer(context, target, body, {})
+            pending = self.endpoints.answer(context, target, body, {})
+            if target.route != "predict":
+                pending = answer_within(limits.timeout_seconds, pending)
+            answer = await pending
         except Exception as exc:  # every error is answered through the one map
-            status, document, extra = error_answer(exc)
+            # A body nested too deep is answered as such, whatever else was wrong with it.
+            error = limits.depth_error() if limits.is_too_deep(body) else exc
+            status, document, extra = error_answer(error)
             headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
             return
@@ -149,14 +170,23 @@ class FastPredict:
 
 
 def context_of(scope: Scope, route: str) -> RequestContext:
-    """The request context of an ASGI request: its request id and peer."""
-    offered = None
+    """The request context of an ASGI request: its request id, API key and peer.
+
+    The key is read from ``Authorization: Bearer <key>`` or, failing that, ``X-API-Key``.
+    """
+    offered = credential = None
     for key, value in scope.get("headers", ()):
         if key == _REQUEST_ID:
             offered = accepted_request_id(value.decode("latin-1"))
-            break
+        elif key == _AUTHORIZATION:
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                credential = token.strip()
+        elif key == _API_KEY and credential is None:
+            credential = value.decode("latin-1").strip() or None
     client = scope.get("client")
-    return RequestContext(route, offered, None, f"{client[0]}:{client[1]}" if client else None)
+    peer = f"{client[0]}:{client[1]}" if client else None
+    return RequestContext(route, offered, credential, peer)
 
 
 def match_predict_path(path: str) -> Target | None:
@@ -182,17 +212,6 @@ def match_entity_path(path: str) -> Target | None:
     if not found or not name or "/" in name or not entity_id or "/" in entity_id:
         return None
     return Target("entity", name, None, entity_id)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

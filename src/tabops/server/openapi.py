@@ -1,8 +1,9 @@
-"""OpenAPI document whose predict bodies show each served model's real fields."""
+"""OpenAPI document: each served model's real fields, and every error the API answers."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -12,10 +13,29 @@ from pydantic import BaseModel
 
 from tabops.errors import TabopsError
 from tabops.model.predictor import Predictor
-from tabops.server.schemas import build_record_model
+from tabops.server.schemas import ErrorResponse, build_record_model
 from tabops.serving.deployment import Deployment
 
 _COMPONENTS = "#/components/schemas/{model}"
+_ERROR = {"$ref": _COMPONENTS.format(model=ErrorResponse.__name__)}
+_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+_AUTHENTICATE = {"description": "The authentication scheme (Bearer).", "schema": {"type": "string"}}
+
+# Answers any operation may give, whatever its route: the caller's key, the body's size,
+# the caller's rate, and the server's state.
+COMMON_ERRORS: dict[int, str] = {
+    401: "No API key, or an unknown, expired or revoked one",
+    403: "The key's scope or models do not cover this request",
+    413: "The request body is larger than the server takes",
+    429: "Too many requests from this key: retry after Retry-After seconds",
+    503: "The database is busy or unavailable, or the request timed out",
+    507: "No storage left to write to",
+}
+# Answers any operation with a JSON request body may give.
+BODY_ERRORS: dict[int, str] = {400: "The body is empty or not valid JSON"}
+# FastAPI's own validation error schemas, replaced by the API's one error shape.
+_FASTAPI_ERRORS = ("HTTPValidationError", "ValidationError")
+_ERROR_SCHEMAS = [{}, _ERROR, {"$ref": _COMPONENTS.format(model=_FASTAPI_ERRORS[0])}]
 
 
 def json_request_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +87,62 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
             paths[f"/v1/models/{predictor.name}/predict"] = {"post": operation}
         if predictor.name == default_name and "/predict" in paths:
             paths["/predict"]["post"]["requestBody"] = body
+    declare_errors(document, COMMON_ERRORS)
+    declare_errors(document, BODY_ERRORS, with_body_only=True)
     return document
+
+
+def error_response(description: str, status: int) -> dict[str, Any]:
+    """An OpenAPI response object for an error: the API's one JSON shape, and its headers."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+    if status in (429, 503):
+        response["headers"] = {"Retry-After": _RETRY_AFTER}
+    elif status in (401, 403):
+        response["headers"] = {"WWW-Authenticate": _AUTHENTICATE}
+    return response
+
+
+def declare_errors(
+    document: dict[str, Any], errors: Mapping[int, str], *, with_body_only: bool = False
+) -> None:
+    """Declare ``errors`` (status: description) on every operation of the document.
+
+    Error answers come from ``server/errors.py``, always in the API's one JSON shape, so
+    every error response declared by a route with that shape, or with none, or with
+    FastAPI's validation error, is given that shape as JSON (FastAPI puts it under the
+    media type of routes answering HTML or files). A route's own description is kept, and
+    so is a route's own body for a status (``/readyz`` answers 503 with its status).
+
+    Args:
+        document: The OpenAPI document, changed in place.
+        errors: The statuses to declare, with what each means.
+        with_body_only: Declare them only on operations that take a request body.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas[ErrorResponse.__name__] = ErrorResponse.model_json_schema(ref_template=_COMPONENTS)
+    schemas.update(schemas[ErrorResponse.__name__].pop("$defs", {}))
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if with_body_only and "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, description in errors.items():
+                responses.setdefault(str(status), {"description": description})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400 and _is_error_shape(response):
+                    description = response.get("description") or errors.get(int(status), "")
+                    responses[status] = error_response(description, int(status))
+    for name in _FASTAPI_ERRORS:
+        schemas.pop(name, None)
+
+
+def _is_error_shape(response: dict[str, Any]) -> bool:
+    """Whether a declared response has no body schema, or an error schema."""
+    references = [media.get("schema", {}) for media in response.get("content", {}).values()]
+    return all(reference in _ERROR_SCHEMAS for reference in references)
 
 
 @lru_cache(maxsize=128)

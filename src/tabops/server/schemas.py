@@ -7,11 +7,13 @@ training, categories, an example); the records themselves are checked by
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from tabops.names import ALIAS_PATTERN, ALIAS_RULE, is_alias
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
 
 
@@ -152,6 +154,16 @@ class ServedModelResponse(BaseModel):
     )
 
 
+class AuthStateResponse(BaseModel):
+    """Who may call the server."""
+
+    state: Literal["off", "open", "keys"] = Field(
+        description="off: no checks; open: no key exists yet, anonymous callers let in; "
+        "keys: every request needs a key."
+    )
+    detail: str
+
+
 class HealthResponse(BaseModel):
     """Process and model status."""
 
@@ -161,6 +173,7 @@ class HealthResponse(BaseModel):
     memory_rss_bytes: int
     default_model: str | None
     models: list[ServedModelResponse]
+    auth: AuthStateResponse
 
 
 class ModelSummaryResponse(BaseModel):
@@ -203,7 +216,11 @@ class JobResponse(BaseModel):
     started: datetime | None
     finished: datetime | None
     result: dict[str, Any] | None = Field(
-        default=None, description="Summary; predictions for a records job; metrics for training."
+        default=None,
+        description="Summary: rows and positives for scoring, metrics for training. A "
+        "succeeded records job's own document (not the list) also holds `predictions`: the "
+        "list when the result has at most 1,000 predictions and 512 KiB, else null, and "
+        "the predictions are downloaded from `result_url`.",
     )
     result_url: str | None = Field(default=None, description="Download of the scored output.")
     errors_url: str | None = Field(
@@ -212,16 +229,50 @@ class JobResponse(BaseModel):
     error: str | None = Field(default=None, description="Why the job failed.")
 
 
+# Control characters (NUL above all) have no place in a path: system calls refuse them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not hold control characters (NUL, newline, ...)")
+    return value
+
+
+def _valid_alias(value: str) -> str:
+    if not is_alias(value):
+        raise ValueError(f"invalid alias: {ALIAS_RULE}")
+    return value
+
+
+ServerPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"},
+    ),
+    AfterValidator(_no_control_characters),
+]
+Alias = Annotated[
+    str, Field(json_schema_extra={"pattern": ALIAS_PATTERN}), AfterValidator(_valid_alias)
+]
+
+
 class TrainRequest(BaseModel):
-    """A project to train, as paths on the server."""
+    """A project to train, as paths on the server, under the folders it lets the API read.
+
+    Relative paths start from the first of those folders (``TABOPS_PROJECT_ROOTS``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(description="The project file (tabops.yaml) or its folder.")
-    data: str | None = Field(default=None, description="Train on this table instead.")
-    promote: str | None = Field(
+    project: ServerPath = Field(description="The project file (tabops.yaml) or its folder.")
+    data: ServerPath | None = Field(default=None, description="Train on this table instead.")
+    promote: Alias | None = Field(
         default=None,
-        description="An alias (e.g. production) to point at the new version if every gate passes.",
+        description="An alias (e.g. production) to point at the new version if every gate "
+        "passes; without it the new version takes no alias, even as a model's first.",
         examples=["production"],
     )
 
@@ -271,3 +322,60 @@ class EntityPredictionResponse(BaseModel):
     event_time: datetime | None
     materialized_at: datetime
     timestamp: str
+
+
+class KeyRequest(BaseModel):
+    """A key to create: its name, scope, and optionally models, lifetime and rate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="Who or what holds the key.")
+    scope: Literal["read", "predict", "admin"] = Field(
+        description="read < predict < admin: each includes the ones before it."
+    )
+    models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, description="The models the key may use; all if omitted."
+    )
+    expires: str | None = Field(
+        default=None,
+        max_length=40,
+        description="A lifetime (90m, 12h, 30d, 2w) or an ISO date; never if omitted.",
+    )
+    rate_per_second: float | None = Field(
+        default=None, gt=0, description="The key's own rate limit; the server's if omitted."
+    )
+
+
+class KeyResponse(BaseModel):
+    """A key as stored (never its token or hash)."""
+
+    id: str
+    name: str
+    prefix: str = Field(description="The start of the key's token, to recognise it.")
+    scope: str
+    models: list[str] | None
+    rate_per_second: float | None
+    created: datetime
+    expires: datetime | None
+    revoked: datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class KeyCreatedResponse(KeyResponse):
+    """A new key, with its token: shown once, stored only as a hash."""
+
+    token: str
+
+
+class AuditEntryResponse(BaseModel):
+    """One audited event."""
+
+    at: datetime
+    action: str = Field(description="The route (method and path) or the predict route's name.")
+    target: str | None = Field(description="The model, key or job acted on.")
+    outcome: str = Field(description="'ok', or the error code the request was answered with.")
+    status: int
+    key_id: str | None
+    key_name: str | None
+    client: str | None
+    request_id: str | None

@@ -7,6 +7,8 @@ import os
 import re
 import secrets
 
+from tabops.security.access import Caller
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -51,23 +53,26 @@ class RequestContext:
         route: which way in (``predict``, ``predict_batch``, ``entity``, ``job``, ``file``).
         request_id: the caller's ``X-Request-ID`` when it sent a safe one; a fresh id is
             made on first use otherwise.
-        caller: the authenticated identity; None while no authentication is configured.
+        credential: the API key the request carries, if any.
         client: the peer address, for audit.
+
+    ``caller`` is set by the ``authorize`` hook once it has let the request through.
     """
 
-    __slots__ = ("_request_id", "caller", "client", "route")
+    __slots__ = ("_request_id", "caller", "client", "credential", "route")
 
     def __init__(
         self,
         route: str,
         request_id: str | None = None,
-        caller: str | None = None,
+        credential: str | None = None,
         client: str | None = None,
     ) -> None:
         self.route = route
         self._request_id = request_id
-        self.caller = caller
+        self.credential = credential
         self.client = client
+        self.caller: Caller | None = None
 
     @property
     def request_id(self) -> str:

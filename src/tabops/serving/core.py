@@ -171,14 +171,16 @@ class ServingCore:
         """Whether decisions' inputs are wanted (a sink takes them); else routes may pass None."""
         return self.hooks.sink is not None
 
-    def authorize(self, context: RequestContext, name: str) -> None:
-        """Ask the ``authorize`` hook whether the caller may predict with model ``name``.
+    def authorize(
+        self, context: RequestContext, name: str | None, action: str = PREDICT
+    ) -> None:
+        """Ask the ``authorize`` hook whether the caller may do ``action`` (with model ``name``).
 
         Raises:
             AccessError: the hook refused.
         """
         if self._authorize is not None:
-            self._authorize(context, PREDICT, name)
+            self._authorize(context, action, name)
 
     async def decide_row(
         self,

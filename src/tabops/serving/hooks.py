@@ -24,13 +24,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tabops.serving")
 
 PREDICT = "predict"
-"""The action of every predict route."""
+"""The action of every predict route and scoring job."""
+READ = "read"
+"""The action of routes that read models, versions, health detail and features."""
+ADMIN = "admin"
+"""The action of training, keys, the audit log and other callers' jobs."""
 
-Authorizer = Callable[[RequestContext, str, str], None]
-"""``(context, action, model name)``; raises ``AccessError`` to refuse."""
+Authorizer = Callable[[RequestContext, str, str | None], None]
+"""``(context, action, model name or None)``; sets ``context.caller`` or raises
+``AccessError`` to refuse."""
 
 
-def allow_everyone(context: RequestContext, action: str, model: str) -> None:
+def allow_everyone(context: RequestContext, action: str, model: str | None) -> None:
     """The default ``authorize``: every caller may do everything."""
 
 

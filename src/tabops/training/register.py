@@ -34,13 +34,22 @@ class TrainOutcome:
     aliases: list[AliasPosition] = field(default_factory=list)
     promoted: str | None = None
 
+    @property
+    def moved(self) -> list[str]:
+        """The aliases that point at the new version: every one of them moved to it."""
+        return [p.alias for p in self.aliases if p.version == self.version.version]
+
     def describe_aliases(self) -> list[str]:
         """One line per alias: the version it points to, and how to move it to the new one.
 
         For example ``production -> 2 (unchanged; promote with: tabops models promote
-        heart-failure 3)``.
+        heart-failure 3)``. A model without aliases gets one line saying how to add one.
         """
         name, new = self.version.name, self.version.version
+        if not self.aliases:
+            return [
+                f"no alias points at {new} yet; promote with: tabops models promote {name} {new}"
+            ]
         lines = []
         for position in self.aliases:
             was = f", was {position.previous}" if position.previous is not None else ""
@@ -49,8 +58,8 @@ class TrainOutcome:
                 note = f"unchanged; promote with: tabops models promote {name} {new}{option}"
             elif position.alias == self.promoted:
                 note = f"promoted{was}"
-            elif new == 1:
-                note = f"the first version of {name}"
+            elif position.previous is None:
+                note = f"the first version of {name}" if new == 1 else "the model had no such alias"
             else:
                 note = f"moved by another process{was}"
             lines.append(f"{position.alias} -> {position.version} ({note})")
@@ -65,11 +74,14 @@ def train_project(
     progress: ProgressCallback | None = None,
     *,
     promote: str | None = None,
+    first_alias: str | None = DEFAULT_ALIAS,
 ) -> TrainOutcome:
     """Train the project's model, register it when every gate passes, and maybe promote it.
 
-    The first version of a model becomes its ``production`` version whatever ``promote``
-    says; later ones move no alias unless ``promote`` names one.
+    A version takes ``first_alias`` when the model has no such alias yet (by default the
+    first version becomes ``production``); otherwise no alias moves unless ``promote``
+    names one. Training requested over the network passes None, so that only ``promote``
+    can put a version in service.
 
     Args:
         project: The project to train.
@@ -78,14 +90,16 @@ def train_project(
         data_path: A table to train on instead of the project's.
         progress: Called as training steps finish.
         promote: An alias to point at the new version once it is registered.
+        first_alias: An alias the version takes when the model has none of that name.
 
     Raises:
-        RegistryError: ``promote`` is not a valid alias name (checked before training).
+        RegistryError: an alias is not a valid alias name (checked before training).
         DataError: the table cannot be read or breaks the project's feature spec.
         GateFailedError: a gate failed; nothing was registered or promoted.
     """
-    if promote is not None:
-        check_alias(promote)
+    for alias in (promote, first_alias):
+        if alias is not None:
+            check_alias(alias)
     path = resolve_data_path(project, project_dir, data_path)
     frame = read_project_table(project, path)
     report = validate_frame(frame, project.schema_, require_target=True)
@@ -105,7 +119,7 @@ def train_project(
         )
     files, manifest = package_version_files(project, result, frame, path, fingerprint_file(path))
     before = registry.aliases(project.name)
-    version = registry.register(project.name, files, manifest)
+    version = registry.register(project.name, files, manifest, first_alias=first_alias)
     if promote is not None:
         registry.set_alias(project.name, promote, version.version)
     positions = [

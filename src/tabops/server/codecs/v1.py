@@ -170,11 +170,16 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         InvalidRequestError: the JSON is not an object.
     """
     if not body.strip():
-        raise EmptyBodyError("the request body is empty; send a JSON object")
+        raise EmptyBodyError(
+            "the request body is empty; send a JSON object", [Problem("body", "empty")]
+        )
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBodyError(f"the request body is not valid JSON: {exc}") from exc
+        raise MalformedBodyError(
+            f"the request body is not valid JSON: {exc}",
+            [Problem("body", f"not valid JSON: {exc}")],
+        ) from exc
     if not isinstance(document, dict):
         raise InvalidRequestError(
             "the request body must be a JSON object",

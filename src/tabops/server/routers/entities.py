@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 
-from tabops.server.deps import EndpointsDep
+from tabops.errors import InvalidRequestError, MalformedBodyError
+from tabops.server.deps import EndpointsDep, request_context
+from tabops.server.errors import problems_from_pydantic
 from tabops.server.fastpath import Target
+from tabops.server.openapi import json_request_body
 from tabops.server.routers.predict import answer
 from tabops.server.schemas import (
     EntityPredictionRequest,
@@ -40,15 +44,28 @@ async def predict_entity(
     return await answer(endpoints, request, Target("entity", name, version, entity_id))
 
 
-@router.post(_PATH, response_model=EntityPredictionResponse, responses=_ERRORS)
+@router.post(
+    _PATH,
+    response_model=EntityPredictionResponse,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": json_request_body(EntityPredictionRequest.model_json_schema())},
+)
 async def predict_entity_with_overrides(
     name: str,
     entity_id: str,
-    body: EntityPredictionRequest,
     request: Request,
     endpoints: EndpointsDep,
     version: str | None = None,
 ) -> Response:
     """As the GET, with ``{"overrides": {...}}`` replacing stored values for this request."""
+    # The caller is authorized before the body is looked at, as on every predict route.
+    await endpoints.core.resolve(request_context(request, "entity"), name, version)
+    try:
+        body = EntityPredictionRequest.model_validate_json(await request.body() or b"{}")
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise MalformedBodyError("the request body is not valid JSON") from None
+        problems = problems_from_pydantic(exc.errors())
+        raise InvalidRequestError("the request is invalid", problems) from None
     target = Target("entity", name, version, entity_id)
     return await answer(endpoints, request, target, body.overrides)

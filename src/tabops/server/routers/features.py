@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from tabops.errors import EntityNotFoundError, FeatureViewNotFoundError, Problem
-from tabops.server.deps import FeatureStoreDep
+from tabops.server.deps import FeatureStoreDep, ReadAccess
 from tabops.server.schemas import ErrorResponse, FeatureViewResponse, OnlineFeaturesResponse
 
 router = APIRouter(prefix="/v1/features", tags=["features"])
@@ -18,7 +18,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("", response_model=list[FeatureViewResponse], summary="List feature views")
-def list_views(store: FeatureStoreDep) -> list[dict[str, Any]]:
+def list_views(_caller: ReadAccess, store: FeatureStoreDep) -> list[dict[str, Any]]:
     """Every view of the online store, with its features and entity count."""
     return [view.__dict__ for view in store.views()]
 
@@ -29,7 +29,9 @@ def list_views(store: FeatureStoreDep) -> list[dict[str, Any]]:
     responses=_NOT_FOUND,
     summary="An entity's features",
 )
-async def get_entity_features(view: str, entity_id: str, store: FeatureStoreDep) -> dict[str, Any]:
+async def get_entity_features(
+    view: str, entity_id: str, _caller: ReadAccess, store: FeatureStoreDep
+) -> dict[str, Any]:
     """The latest stored features of one entity, with their event and write times."""
     row = await run_in_threadpool(store.get, view, entity_id)
     if row is None:

@@ -11,10 +11,16 @@ from fastapi.responses import JSONResponse
 
 from tabops import __version__
 from tabops.errors import TabopsError
-from tabops.server.deps import DeploymentDep
+from tabops.security.access import describe_state
+from tabops.server.deps import DeploymentDep, PolicyDep, ReadAccess
 from tabops.server.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
+_NOT_READY = {
+    "type": "object",
+    "required": ["status", "reason"],
+    "properties": {"status": {"const": "not ready"}, "reason": {"type": "string"}},
+}
 
 
 @router.get("/healthz")
@@ -23,7 +29,15 @@ def get_liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "Not ready: the default model is not loaded",
+            "content": {"application/json": {"schema": _NOT_READY}},
+        }
+    },
+)
 def get_readiness(deployment: DeploymentDep) -> JSONResponse:
     """Ready when the default model's production version is loaded and verified."""
     try:
@@ -37,8 +51,10 @@ def get_readiness(deployment: DeploymentDep) -> JSONResponse:
 
 
 @router.get("/v1/health", response_model=HealthResponse)
-def get_health(deployment: DeploymentDep) -> dict[str, Any]:
-    """Uptime, memory and the versions this process serves."""
+def get_health(
+    _caller: ReadAccess, deployment: DeploymentDep, policy: PolicyDep
+) -> dict[str, Any]:
+    """Uptime, memory, who may call the server, and the versions this process serves."""
     try:
         default: str | None = deployment.default_model()
     except TabopsError:
@@ -52,4 +68,5 @@ def get_health(deployment: DeploymentDep) -> dict[str, Any]:
         "memory_rss_bytes": psutil.Process().memory_info().rss,
         "default_model": default,
         "models": models,
+        "auth": {"state": (state := policy.state()), "detail": describe_state(state)},
     }

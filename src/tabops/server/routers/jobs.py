@@ -2,44 +2,41 @@
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
-from starlette.datastructures import UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from tabops.errors import (
-    InvalidRequestError,
     Problem,
     ResourceNotFoundError,
     UnsupportedMediaError,
-    UploadTooLargeError,
 )
 from tabops.jobs import Job, JobService
+from tabops.security.access import Caller
 from tabops.server.codecs.v1 import decode_records
-from tabops.server.deps import CoreDep, JobsDep, SettingsDep
-from tabops.server.fastpath import context_of
+from tabops.server.deps import CoreDep, JobsDep, PredictAccess, SettingsDep, request_context
 from tabops.server.openapi import json_request_body
 from tabops.server.schemas import ErrorResponse, JobAcceptedResponse, JobResponse
+from tabops.server.uploads import (
+    FILE_MEDIA,
+    FORM_MEDIA,
+    media_type,
+    spooled_body,
+    spooled_form_file,
+    upload_folder,
+)
 
 router = APIRouter(tags=["jobs"])
 
-_FORMATS = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "application/vnd.apache.parquet": "parquet",
-    "application/parquet": "parquet",
-    "application/x-parquet": "parquet",
-}
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _MEDIA = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
     "json": "application/json",
 }
-_SPOOL_BYTES = 16 * 1024 * 1024
+_FILE = {"schema": {"type": "string", "format": "binary"}}
 _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Empty or malformed body"},
     404: {"model": ErrorResponse, "description": "Unknown model or version"},
@@ -97,21 +94,26 @@ async def create_job(
     The version is fixed when the job is accepted (``?version=`` number or alias, else
     production), so a promotion meanwhile does not change what scores it.
     """
-    predictor = await core.resolve(context_of(request.scope, "job"), name, version)
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    context = request_context(request, "job")
+    predictor = await core.resolve(context, name, version)
+    owner = context.caller.key_id if context.caller else None
+    media = media_type(request.headers.get("content-type", ""))
+    folder, max_bytes = upload_folder(settings.home), settings.queue.max_upload_bytes
     if media in ("", "application/json"):
         records = decode_records(predictor, await request.body(), settings.queue.max_job_records)
-        job = await run_in_threadpool(jobs.submit_records, predictor, records)
-    elif media == "multipart/form-data":
-        async with request.form(max_files=1) as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise InvalidRequestError("the form has no file", [Problem("file", "required")])
-            file_format = _upload_format(upload)
-            job = await run_in_threadpool(jobs.submit_file, predictor, upload.file, file_format)
-    elif media in _FORMATS:
-        with await _spool(request, settings.queue.max_upload_bytes) as spool:
-            job = await run_in_threadpool(jobs.submit_file, predictor, spool, _FORMATS[media])
+        job = await run_in_threadpool(jobs.submit_records, predictor, records, owner=owner)
+    elif media == FORM_MEDIA:
+        # Streamed to a file under home as it arrives, then moved into the job's folder.
+        spooling = spooled_form_file(request, folder, max_bytes, _upload_format)
+        async with spooling as upload:
+            job = await run_in_threadpool(
+                jobs.submit_upload, predictor, upload.path, upload.file_format, owner=owner
+            )
+    elif media in FILE_MEDIA:
+        async with spooled_body(request, folder, max_bytes) as path:
+            job = await run_in_threadpool(
+                jobs.submit_upload, predictor, path, FILE_MEDIA[media], owner=owner
+            )
     else:
         raise UnsupportedMediaError(
             f"cannot take {media!r}: send JSON records, text/csv, "
@@ -125,62 +127,53 @@ async def create_job(
     )
 
 
-def _upload_format(upload: UploadFile) -> str:
-    name = (upload.filename or "").lower()
+def _upload_format(filename: str, media: str) -> str:
+    """The format of a form's file, from its name, else its media type."""
+    name = filename.lower()
     for suffix, file_format in _SUFFIXES.items():
         if name.endswith(suffix):
             return file_format
-    media = (upload.content_type or "").lower()
-    if media in _FORMATS:
-        return _FORMATS[media]
+    if media in FILE_MEDIA:
+        return FILE_MEDIA[media]
     raise UnsupportedMediaError(
-        f"cannot tell the format of {upload.filename!r}: name it .csv or .parquet",
+        f"cannot tell the format of {filename!r}: name it .csv or .parquet",
         [Problem("file", "expected a .csv or .parquet file")],
     )
 
 
-async def _spool(request: Request, max_bytes: int) -> tempfile.SpooledTemporaryFile[bytes]:
-    """The request body in a temp file (memory up to 16 MiB), refused beyond ``max_bytes``."""
-    # Returned open: the caller closes it once the job service has copied it.
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            spool.close()
-            raise UploadTooLargeError(
-                f"the upload exceeds the limit of {max_bytes} bytes",
-                [Problem("body", f"at most {max_bytes} bytes")],
-            )
-        spool.write(chunk)
-    spool.seek(0)
-    return spool
-
-
 @router.get("/v1/jobs", response_model=list[JobResponse], summary="List recent jobs")
 def list_jobs(
+    caller: PredictAccess,
     jobs: JobsDep,
     status: str | None = Query(default=None, pattern="^(queued|running|succeeded|failed)$"),
     limit: int = Query(default=50, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     """The most recent jobs, newest first (without inline predictions)."""
-    return [_document(jobs, job, inline=False) for job in jobs.recent(status, limit)]
+    found = jobs.recent(status, limit, owner=owner_filter(caller))
+    return [_document(jobs, job, inline=False) for job in found]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobResponse, responses=_JOB_ERRORS, summary="A job")
-def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+def get_job(job_id: str, caller: PredictAccess, jobs: JobsDep) -> dict[str, Any]:
     """A job's status and progress; its result (or where to download it) once finished."""
-    return _document(jobs, jobs.get(job_id), inline=True)
+    return _document(jobs, jobs.get(job_id, owner_filter(caller)), inline=True)
 
 
 @router.get(
     "/v1/jobs/{job_id}/result",
-    responses={**_JOB_ERRORS, 200: {"description": "The scored file or JSON predictions"}},
+    response_class=FileResponse,
+    responses={
+        **_JOB_ERRORS,
+        200: {
+            "description": "The scored file, or JSON predictions for a records job",
+            "content": {_MEDIA["csv"]: _FILE, _MEDIA["parquet"]: _FILE, _MEDIA["json"]: {}},
+        },
+    },
     summary="Download a job's result",
 )
-def get_job_result(job_id: str, jobs: JobsDep) -> FileResponse:
+def get_job_result(job_id: str, caller: PredictAccess, jobs: JobsDep) -> FileResponse:
     """The scored output, in the format the job was given (JSON for records)."""
-    job = jobs.get(job_id)
+    job = jobs.get(job_id, owner_filter(caller))
     path = jobs.result_file(job)
     file_format = job.input_format or "json"
     return FileResponse(
@@ -190,17 +183,49 @@ def get_job_result(job_id: str, jobs: JobsDep) -> FileResponse:
 
 @router.get(
     "/v1/jobs/{job_id}/errors",
-    responses={**_JOB_ERRORS, 200: {"description": "CSV of row, field, problem"}},
+    response_class=FileResponse,
+    responses={
+        **_JOB_ERRORS,
+        200: {"description": "CSV of row, field, problem", "content": {_MEDIA["csv"]: _FILE}},
+    },
     summary="Download the rows that failed validation",
 )
-def get_job_errors(job_id: str, jobs: JobsDep) -> FileResponse:
+def get_job_errors(job_id: str, caller: PredictAccess, jobs: JobsDep) -> FileResponse:
     """Every row of a file job that failed validation: row number, field and problem."""
-    job = jobs.get(job_id)
+    job = jobs.get(job_id, owner_filter(caller))
     jobs.result_file(job)  # refuses unfinished and training jobs
     path = jobs.errors_file(job)
     if path is None:
         raise ResourceNotFoundError(f"every row of job {job.id} was valid")
     return FileResponse(path, media_type="text/csv", filename=f"{job.id}-errors.csv")
+
+
+@router.delete(
+    "/v1/jobs/{job_id}",
+    status_code=204,
+    responses={
+        204: {"description": "The job and its files are gone"},
+        404: {"model": ErrorResponse, "description": "No job with that id"},
+        409: {"model": ErrorResponse, "description": "The job is running"},
+    },
+    summary="Delete a job, or cancel a queued one",
+)
+def delete_job(job_id: str, caller: PredictAccess, jobs: JobsDep) -> Response:
+    """Delete a finished job's record and files; a queued job is cancelled the same way.
+
+    A running job cannot be deleted until it has finished (409). Finished jobs are also
+    deleted automatically once they are older than the server's job retention period.
+    """
+    jobs.delete(job_id, owner_filter(caller))
+    return Response(status_code=204)
+
+
+def owner_filter(caller: Caller) -> str | None:
+    """Whose jobs a caller sees: its own, or everyone's for an admin or anonymous caller.
+
+    Anonymous callers exist only where the server lets everyone do everything.
+    """
+    return None if caller.is_admin or caller.key_id is None else caller.key_id
 
 
 def _document(jobs: JobService, job: Job, *, inline: bool) -> dict[str, Any]:
@@ -211,7 +236,6 @@ def _document(jobs: JobService, job: Job, *, inline: bool) -> dict[str, Any]:
         document["result_url"] = f"/v1/jobs/{job.id}/result"
         if result is not None and result.get("invalid_rows"):
             document["errors_url"] = f"/v1/jobs/{job.id}/errors"
-        predictions = jobs.predictions(job) if inline else None
-        if result is not None and predictions is not None:
-            result["predictions"] = predictions
+        if inline and job.input_format == "json" and result is not None:
+            result["predictions"] = jobs.predictions(job)  # None when only downloadable
     return document

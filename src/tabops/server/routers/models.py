@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from tabops.errors import CardNotFoundError, InvalidRequestError, ModelNotFoundError, Problem
 from tabops.model.files import CARD_FILE
-from tabops.server.deps import DeploymentDep, RegistryDep
+from tabops.server.deps import DeploymentDep, ReadAccess, RegistryDep
 from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -21,7 +21,9 @@ _HEADLINE = ("created", "candidate", "threshold", "metrics", "training_seconds",
 def _summary(registry: Any, name: str) -> dict[str, Any]:
     versions = registry.list_versions(name)
     if not versions:
-        raise ModelNotFoundError(f"model {name!r} not found")
+        raise ModelNotFoundError(
+            f"model {name!r} not found", [Problem("name", "no model of that name is registered")]
+        )
     aliases = registry.aliases(name)
     production = None
     if "production" in aliases:
@@ -31,19 +33,21 @@ def _summary(registry: Any, name: str) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[ModelSummaryResponse])
-def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
-    """Every registered model with its versions and aliases."""
-    return [_summary(registry, name) for name in registry.list_models()]
+def list_models(caller: ReadAccess, registry: RegistryDep) -> list[dict[str, Any]]:
+    """Every registered model the caller's key may use, with its versions and aliases."""
+    return [_summary(registry, name) for name in registry.list_models() if caller.may_use(name)]
 
 
 @router.get("/{name}", response_model=ModelSummaryResponse, responses=_NOT_FOUND)
-def get_model(name: str, registry: RegistryDep) -> dict[str, Any]:
+def get_model(name: str, _caller: ReadAccess, registry: RegistryDep) -> dict[str, Any]:
     """One model: versions, aliases and its production version's headline facts."""
     return _summary(registry, name)
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersionResponse, responses=_NOT_FOUND)
-def get_model_version(name: str, version: str, registry: RegistryDep) -> dict[str, Any]:
+def get_model_version(
+    name: str, version: str, _caller: ReadAccess, registry: RegistryDep
+) -> dict[str, Any]:
     """A version's full manifest (``version`` is a number or an alias)."""
     found = registry.get_version(name, version)
     aliases = [alias for alias, v in registry.aliases(name).items() if v == found.version]
@@ -61,7 +65,9 @@ def get_model_version(name: str, version: str, registry: RegistryDep) -> dict[st
     responses=_NOT_FOUND,
     summary="The model card of a version",
 )
-def get_model_card(name: str, version: str, registry: RegistryDep) -> HTMLResponse:
+def get_model_card(
+    name: str, version: str, _caller: ReadAccess, registry: RegistryDep
+) -> HTMLResponse:
     """The version's model card, a self-contained HTML page (``version``: number or alias)."""
     found = registry.get_version(name, version)
     try:
@@ -74,6 +80,7 @@ def get_model_card(name: str, version: str, registry: RegistryDep) -> HTMLRespon
 @router.get("/{name}/example", responses=_NOT_FOUND)
 async def get_model_example(
     name: str,
+    _caller: ReadAccess,
     deployment: DeploymentDep,
     version: str | None = None,
     index: int = Query(default=0, ge=0, description="Which reference row to return."),

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tabops.server.deps import EndpointsDep
-from tabops.server.fastpath import PredictEndpoints, Target, context_of
+from tabops.server.deps import EndpointsDep, request_context
+from tabops.server.fastpath import PredictEndpoints, Target
 from tabops.server.openapi import json_request_body
 from tabops.server.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
 
@@ -49,7 +49,7 @@ async def answer(
     overrides: dict[str, Any] | None = None,
 ) -> Response:
     """The endpoints' answer as a response (streamed for large batches)."""
-    context = context_of(request.scope, target.route)
+    context = request_context(request, target.route)
     body = await request.body()
     found = await endpoints.answer(context, target, body, overrides or {})
     headers = {"x-request-id": context.request_id} if context.has_offered_id else {}

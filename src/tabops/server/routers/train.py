@@ -9,15 +9,20 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from tabops.server.deps import JobsDep
+from tabops.server.auditing import audited
+from tabops.server.deps import AdminAccess, AuditDep, ContextDep, JobsDep, SettingsDep
 from tabops.server.schemas import ErrorResponse, JobAcceptedResponse, TrainRequest
 
 router = APIRouter(tags=["train"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorResponse,
+        "description": "A path outside the project roots, or inside tabops' own folder",
+    },
     422: {
         "model": ErrorResponse,
-        "description": "No such project or training table, or an invalid alias to promote",
+        "description": "No such project or training table, or an invalid path or alias",
     },
 }
 
@@ -29,15 +34,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ERRORS,
     summary="Train a project as a job",
 )
-async def create_training_job(body: TrainRequest, jobs: JobsDep) -> JSONResponse:
-    """Queue the training of a project whose files are on the server.
+async def create_training_job(
+    body: TrainRequest,
+    caller: AdminAccess,
+    jobs: JobsDep,
+    settings: SettingsDep,
+    audit: AuditDep,
+    context: ContextDep,
+) -> JSONResponse:
+    """Queue the training of a project whose files are on the server, under its project roots.
 
-    The job's result holds the metrics, every gate's outcome and, when the gates pass,
-    the registered version and where each alias of the model points; ``promote`` moves
-    that alias to the new version.
+    The project and its table must lie under a folder of ``TABOPS_PROJECT_ROOTS`` and
+    outside the tabops home. The job's result holds the metrics, every gate's outcome and,
+    when the gates pass, the registered version, where each alias of the model points and
+    which aliases moved: only ``promote`` moves one, to the new version.
     """
-    data = Path(body.data) if body.data else None
-    job = await run_in_threadpool(jobs.submit_training, Path(body.project), data, body.promote)
+    async with audited(audit, context, body.project, 202):
+        job = await run_in_threadpool(
+            jobs.submit_training,
+            Path(body.project),
+            Path(body.data) if body.data else None,
+            body.promote,
+            roots=settings.security.project_roots,
+            private=[settings.home],
+            owner=caller.key_id,
+        )
     status_url = f"/v1/jobs/{job.id}"
     return JSONResponse(
         {"job_id": job.id, "status": job.status, "status_url": status_url},
