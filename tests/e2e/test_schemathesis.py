@@ -149,6 +149,7 @@ def test_every_answer_conforms_to_the_openapi_document(trained_home, tmp_path):
         known = {"name": model, "version": "production", "job_id": job_id}
         sent, failures = fuzz_server(base, session, known, SETTINGS)
 
+    print(f"{sum(sent.values())} requests by operation and status: {sorted(sent.items())}")
     assert not failures, "\n\n".join(failures)
     assert sum(sent.values()) >= MIN_REQUESTS, sent
 
@@ -164,7 +165,5 @@ def test_a_server_without_models_answers_as_documented(tmp_path):
         sent, failures = fuzz_server(base, session, {}, settings, checks)
 
     assert not failures, "\n\n".join(failures)
-    server_errors = {
-        label for label in sent if label.endswith(tuple(f" 5{d}" for d in "0123456789"))
-    }
+    server_errors = {label for label in sent if int(label.rpartition(" ")[2]) >= 500}
     assert server_errors == {"GET /readyz 503"}, sent

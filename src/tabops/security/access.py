@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -204,9 +204,7 @@ class AccessPolicy:
         # One answer for malformed, unknown and revoked keys: it tells a guesser nothing.
         raise NotAuthenticatedError("the API key is not valid")
 
-    def check(
-        self, caller: Caller, action: str, model: str | None, *, charge: bool = True
-    ) -> None:
+    def check(self, caller: Caller, action: str, model: str | None, *, charge: bool = True) -> None:
         """Refuse what the caller's scope, models or rate do not allow.
 
         ``charge`` False checks the scope and models only (the request was charged).
@@ -249,11 +247,35 @@ class AccessPolicy:
         self._known = None
 
     def _current(self) -> _Keys:
+        """The keys as last read; a stale set is re-read on a thread while it is still used.
+
+        Requests never wait for the database once the keys have been read: a slow or
+        unreachable database must not stall the event loop every ``refresh_seconds``. Only
+        the first read (or the first after ``forget``), and every read when
+        ``refresh_seconds`` is 0, happens on the caller's thread.
+        """
         known = self._known
-        if known is not None and time.monotonic() - known.read_at < self.refresh_seconds:
-            return known
-        if not self._reading.acquire(blocking=known is None):
-            return known  # type: ignore[return-value]  # not None: only a first read blocks
+        if known is None or self.refresh_seconds == 0:
+            with self._reading:
+                return self._read(self._known if self.refresh_seconds == 0 else None)
+        if time.monotonic() - known.read_at >= self.refresh_seconds and self._reading.acquire(
+            blocking=False
+        ):
+            threading.Thread(target=self._read_in_background, name="tabops-keys").start()
+        return known
+
+    def _read_in_background(self) -> None:
+        try:
+            self._read(self._known)
+        except DatabaseError:
+            pass  # logged by _read; the keys read before stay in use
+        finally:
+            self._reading.release()
+
+    def _read(self, known: _Keys | None) -> _Keys:
+        """Read the keys; on failure keep ``known`` (logged), or raise when there is none."""
+        if known is None and self._known is not None and self.refresh_seconds != 0:
+            return self._known  # read by another thread while this one waited
         try:
             assert self.keys is not None
             self._known = _Keys.of(self.keys.unrevoked())
@@ -261,9 +283,7 @@ class AccessPolicy:
             if known is None:
                 raise DatabaseError(f"cannot read the API keys: {exc}") from exc
             logger.warning("could not re-read the API keys; using those read before: %s", exc)
-            return known
-        finally:
-            self._reading.release()
+            self._known = replace(known, read_at=time.monotonic())
         return self._known
 
     def _record_refusal(

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -88,21 +88,19 @@ class RequestLimits:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        deadline = Deadline(send, self.timeout_seconds)
-        await deadline.run(lambda: self._answer(scope, deadline.receiving(receive), deadline, app))
+        deadline = Deadline(receive, send, self.timeout_seconds)
+        await deadline.run(self._answer(scope, deadline, app))
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, deadline: Deadline, app: ASGIApp
-    ) -> None:
+    async def _answer(self, scope: Scope, deadline: Deadline, app: ASGIApp) -> None:
         if is_upload(scope):
             declared = declared_length(scope)
             if declared is not None and declared > self.max_upload_bytes:
                 await send_error(deadline.send, upload_too_large(self.max_upload_bytes))
-                return
-            await app(scope, receive, deadline.send)  # the route streams the body to disk
+            else:  # the route streams the body to disk
+                await app(scope, deadline.receive, deadline.send)
             return
         try:
-            body = await read_body(scope, receive, self.max_body_bytes)
+            body = await read_body(scope, deadline.receive, self.max_body_bytes)
         except BodyTooLargeError as exc:
             await send_error(deadline.send, exc)
             return
@@ -111,7 +109,8 @@ class RequestLimits:
         if self.is_too_deep(body):
             await send_error(deadline.send, self.depth_error())
             return
-        await app(scope, _replaying(body, receive), deadline.send)
+        deadline.replay = body
+        await app(scope, deadline.receive, deadline.send)
 
     def is_too_deep(self, body: bytes) -> bool:
         """Whether a JSON body nests arrays and objects deeper than the limit."""
@@ -131,49 +130,49 @@ class RequestLimits:
 class Deadline:
     """One request's clock: a 503 ``request_timeout`` when its answer has not started in time.
 
-    The clock starts with ``run`` and again with each piece of body ``receiving`` passes on.
-    The app sends through ``send``, which notes when the answer starts, closes the
-    connection when it starts before the body has all arrived, and drops what the app sends
-    once the timeout has answered.
+    The clock starts with ``run`` and again with each piece of body ``receive`` passes on
+    (after ``replay``, a body already read, if set). The app sends through ``send``, which
+    notes when the answer starts, closes the connection when it starts before the body has
+    all arrived, and drops what the app sends once the timeout has answered.
     """
 
-    def __init__(self, send: Send, seconds: float) -> None:
+    def __init__(self, receive: Receive, send: Send, seconds: float) -> None:
         self.seconds = seconds
+        self.replay: bytes | None = None
         self.is_body_read = False
+        self._receive = receive
         self._send = send
-        self._is_started = False
-        self._has_expired = False
+        self._is_started = self._has_expired = False
         self._last = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._scope = anyio.CancelScope()
         self._timeout_answer: asyncio.Task[None] | None = None
 
-    async def run(self, answer: Callable[[], Awaitable[None]]) -> None:
-        """Await ``answer()``; cancel it and answer 503 when the clock runs out first."""
+    async def run(self, answer: Coroutine[Any, Any, None]) -> None:
+        """Await ``answer``; cancel it and answer 503 when the clock runs out first."""
         loop = self._loop = asyncio.get_running_loop()
         self._last = loop.time()
-        self._timer = loop.call_later(self.seconds, self._check)
+        self._timer = loop.call_at(self._last + self.seconds, self._check)
         try:
             with self._scope:
-                await answer()
+                await answer
         finally:
             self._timer.cancel()
             if self._timeout_answer is not None:
                 await self._timeout_answer
 
-    def receiving(self, receive: Receive) -> Receive:
-        """``receive``, restarting the clock with each message and noting the body's end."""
-
-        async def receive_restarting() -> Message:
-            message = await receive()
-            if self._loop is not None:
-                self._last = self._loop.time()
-            if not message.get("more_body", False):
-                self.is_body_read = True
-            return message
-
-        return receive_restarting
+    async def receive(self) -> Message:
+        """The request's next message, restarting the clock and noting the body's end."""
+        if self.replay is not None:
+            body, self.replay = self.replay, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        message = await self._receive()
+        if self._loop is not None:
+            self._last = self._loop.time()
+        if not message.get("more_body", False):
+            self.is_body_read = True
+        return message
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message of the app's answer (nothing once the timeout has answered)."""
@@ -315,17 +314,3 @@ async def send_error(send: Send, error: TabopsError, *, close: bool = False) -> 
         headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": document})
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` giving ``body`` whole, then what ``receive`` gives (a disconnect)."""
-    is_given = False
-
-    async def receive_replayed() -> Message:
-        nonlocal is_given
-        if is_given:
-            return await receive()
-        is_given = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive_replayed

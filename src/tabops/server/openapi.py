@@ -28,7 +28,7 @@ COMMON_ERRORS: dict[int, str] = {
     403: "The key's scope or models do not cover this request",
     413: "The request body is larger than the server takes",
     429: "Too many requests from this key: retry after Retry-After seconds",
-    503: "The database is busy or unavailable, or the request timed out",
+    503: "The database is busy or unavailable, the request timed out, or a model was refused",
     507: "No storage left to write to",
 }
 # Answers any operation with a JSON request body may give.
@@ -48,7 +48,8 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
 
     The generic ``/v1/models/{name}/predict`` route serves every model, so the document adds
     ``/v1/models/<model>/predict`` for each loaded model with the body generated from its
-    feature spec, and gives ``/predict`` the default model's body.
+    feature spec, and gives ``/predict`` the default model's body. Every operation lists
+    ``COMMON_ERRORS``, and every one taking a body ``BODY_ERRORS``, besides its route's own.
     """
     document = get_openapi(title=app.title, version=app.version, routes=app.routes)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
