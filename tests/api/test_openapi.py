@@ -24,8 +24,9 @@ def operations(document: dict):
 def test_every_operation_declares_the_common_errors_in_the_error_shape(document):
     for label, operation in operations(document):
         responses = operation["responses"]
-        assert set(responses) >= COMMON, label
-        for status in COMMON - ({"503"} if label == "GET /readyz" else set()):
+        expected = COMMON - ({"401", "403"} if operation.get("security") == [] else set())
+        assert set(responses) >= expected, label
+        for status in expected - ({"503"} if label == "GET /readyz" else set()):
             assert responses[status]["content"] == {"application/json": {"schema": ERROR}}, label
 
 
@@ -74,3 +75,15 @@ def test_downloads_document_the_media_types_they_answer(document):
 
     assert set(result) == {"text/csv", "application/vnd.apache.parquet", "application/json"}
     assert set(errors) == {"text/csv"}
+
+
+def test_the_document_says_how_to_send_a_key_and_which_paths_need_none(client):
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "description": "An API key."}
+    assert schemes["apiKey"]["name"] == "X-API-Key"
+    assert document["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert document["paths"]["/healthz"]["get"]["security"] == []
+    assert "401" not in document["paths"]["/readyz"]["get"]["responses"]
+    assert "security" not in document["paths"]["/v1/train"]["post"]
+    assert "401" in document["paths"]["/v1/train"]["post"]["responses"]

@@ -143,7 +143,8 @@ def fuzz_server(
 
 def test_every_answer_conforms_to_the_openapi_document(trained_home, tmp_path):
     home = shutil.copytree(trained_home, tmp_path / "home")
-    with running_server(home, tmp_path) as (base, _process), requests.Session() as session:
+    with running_server(home, tmp_path) as (base, _, headers), requests.Session() as session:
+        session.headers.update(headers)
         model = session.get(f"{base}/v1/models", timeout=30).json()[0]["name"]
         job_id = finished_file_job(base, model, session)
         known = {"name": model, "version": "production", "job_id": job_id}
@@ -161,7 +162,8 @@ def test_a_server_without_models_answers_as_documented(tmp_path):
     # Not ready is answered 503 by design (a load balancer sends no traffic there), so
     # 5xx answers are counted here rather than refused by the checks.
     checks = [check for check in CHECKS if check is not not_a_server_error]
-    with running_server(home, tmp_path) as (base, _process), requests.Session() as session:
+    with running_server(home, tmp_path) as (base, _, headers), requests.Session() as session:
+        session.headers.update(headers)
         sent, failures = fuzz_server(base, session, {}, settings, checks)
 
     assert not failures, "\n\n".join(failures)

@@ -29,6 +29,9 @@ import psutil
 import pytest
 
 from e2e.test_serve import HOST, TABOPS, free_port, wait_until_live
+from tabops.config import Settings
+from tabops.database import create_database_engine
+from tabops.security.keys import KeyStore
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +60,21 @@ EXPECTED_STATUS = {"predict": 200, "batch": 200, "models": 200, "submit_job": 20
 @contextmanager
 def running_server(
     home: Path, folder: Path, **settings: str
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``tabops serve`` over ``home``, without auth, logging in ``folder``: URL and process.
+) -> Iterator[tuple[str, subprocess.Popen, dict[str, str]]]:
+    """``tabops serve`` over ``home``, logging in ``folder``: URL, process, admin key header.
 
-    ``settings`` are more ``TABOPS_*`` variables (``max_batch_rows="50"``). Training over
-    the API is refused: the only project root is an empty folder.
+    An admin key is created in ``home`` first, so every request is authenticated and
+    checked as in production. ``settings`` are more ``TABOPS_*`` variables
+    (``max_batch_rows="50"``). Training over the API is refused: the only project root is
+    an empty folder.
     """
     roots = folder / "projects"
     roots.mkdir()
+    keys = KeyStore(create_database_engine(Settings(home=home).metadata_url))
+    headers = {"Authorization": f"Bearer {keys.create('fuzzer', 'admin')[1]}"}
+    keys.engine.dispose()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TABOPS_")}
-    env |= {"TABOPS_HOME": str(home), "TABOPS_AUTH": "off", "TABOPS_PROJECT_ROOTS": str(roots)}
+    env |= {"TABOPS_HOME": str(home), "TABOPS_PROJECT_ROOTS": str(roots)}
     env |= {f"TABOPS_{key.upper()}": value for key, value in settings.items()}
     port = free_port()
     log = folder / "serve.log"
@@ -76,7 +84,7 @@ def running_server(
         try:
             base = f"http://{HOST}:{port}"
             wait_until_live(base, process, log)
-            yield base, process
+            yield base, process, headers
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -94,8 +102,10 @@ class Answer:
 class Client:
     """One soak client: its own connection, random stream and submitted jobs."""
 
-    def __init__(self, base: str, model: str, records: list[dict], seed: int) -> None:
-        self.http = httpx2.Client(base_url=base, timeout=60)
+    def __init__(
+        self, base: str, headers: dict[str, str], model: str, records: list[dict], seed: int
+    ) -> None:
+        self.http = httpx2.Client(base_url=base, headers=headers, timeout=60)
         self.random = random.Random(seed)
         self.model = model
         self.records = records
@@ -169,8 +179,9 @@ def resident_bytes(process: psutil.Process) -> int:
 def test_soak_answers_every_request_with_no_5xx_and_flat_memory(trained_home, tmp_path):
     answers: list[Answer] = []  # list.append is atomic: the clients share it
     home = shutil.copytree(trained_home, tmp_path / "home")
-    with running_server(home, tmp_path, max_batch_rows=str(MAX_BATCH_ROWS)) as (base, process):
-        with httpx2.Client(base_url=base, timeout=60) as http:
+    live = running_server(home, tmp_path, max_batch_rows=str(MAX_BATCH_ROWS))
+    with live as (base, process, headers):
+        with httpx2.Client(base_url=base, headers=headers, timeout=60) as http:
             model = http.get("/v1/models").json()[0]["name"]
             records = [
                 http.get(f"/v1/models/{model}/example", params={"index": i}).json()["record"]
@@ -179,7 +190,7 @@ def test_soak_answers_every_request_with_no_5xx_and_flat_memory(trained_home, tm
         server = psutil.Process(process.pid)
         start = time.monotonic()
         deadline = start + DURATION_SECONDS
-        clients = [Client(base, model, records, seed) for seed in range(CLIENTS)]
+        clients = [Client(base, headers, model, records, seed) for seed in range(CLIENTS)]
         with ThreadPoolExecutor(CLIENTS) as pool:
             runs = [pool.submit(client.run, deadline, answers) for client in clients]
             time.sleep(WARMUP_SECONDS)

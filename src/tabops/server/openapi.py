@@ -90,7 +90,30 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
             paths["/predict"]["post"]["requestBody"] = body
     declare_errors(document, COMMON_ERRORS)
     declare_errors(document, BODY_ERRORS, with_body_only=True)
+    declare_security(document)
     return document
+
+
+OPEN_PATHS = ("/healthz", "/readyz")
+"""Paths answered without a key (the API's description aside)."""
+
+
+def declare_security(document: dict[str, Any]) -> None:
+    """Declare the two ways to send a key, required everywhere but ``OPEN_PATHS``.
+
+    Swagger UI's Authorize button then sends the key with every request it makes.
+    """
+    components = document.setdefault("components", {})
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key."},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    document["security"] = [{"bearer": []}, {"apiKey": []}]
+    for path in OPEN_PATHS:
+        for operation in document.get("paths", {}).get(path, {}).values():
+            operation["security"] = []
+            operation.get("responses", {}).pop("401", None)
+            operation.get("responses", {}).pop("403", None)
 
 
 def error_response(description: str, status: int) -> dict[str, Any]:

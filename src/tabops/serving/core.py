@@ -171,9 +171,7 @@ class ServingCore:
         """Whether decisions' inputs are wanted (a sink takes them); else routes may pass None."""
         return self.hooks.sink is not None
 
-    def authorize(
-        self, context: RequestContext, name: str | None, action: str = PREDICT
-    ) -> None:
+    def authorize(self, context: RequestContext, name: str | None, action: str = PREDICT) -> None:
         """Ask the ``authorize`` hook whether the caller may do ``action`` (with model ``name``).
 
         Raises:

@@ -51,9 +51,7 @@ def get_readiness(deployment: DeploymentDep) -> JSONResponse:
 
 
 @router.get("/v1/health", response_model=HealthResponse)
-def get_health(
-    _caller: ReadAccess, deployment: DeploymentDep, policy: PolicyDep
-) -> dict[str, Any]:
+def get_health(_caller: ReadAccess, deployment: DeploymentDep, policy: PolicyDep) -> dict[str, Any]:
     """Uptime, memory, who may call the server, and the versions this process serves."""
     try:
         default: str | None = deployment.default_model()
