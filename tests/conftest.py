@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
 import time
 import uuid
@@ -21,6 +23,11 @@ from tabops.project import PROJECT_FILE, Project, load_project
 from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.server.app import create_app
 from tabops.training.register import TrainOutcome, train_project
+
+# The command line's Rich consoles keep the width COLUMNS has when they are made; made here,
+# without it, they follow what each test sets (tests run in any order, in several processes).
+os.environ.pop("COLUMNS", None)
+importlib.import_module("tabops.cli.output")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "heart-failure"
@@ -145,7 +152,10 @@ def _one_native_thread() -> Iterator[None]:
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# One Redis database per test process (pytest-xdist runs the suite in several): the
+# fixture below empties its database, which must not be another process's.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = f"redis://127.0.0.1:6379/{15 - _WORKER % 16}"
 
 
 @pytest.fixture
@@ -167,7 +177,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """URL of Redis database 15 on 127.0.0.1:6379, emptied before and after."""
+    """URL of this test process's Redis database on 127.0.0.1:6379, emptied before and after."""
     redis = pytest.importorskip("redis", reason="the redis client is not installed")
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from peers.models import tabops_environment
 from peers.processes import Header
-from tabops.security.tokens import token_prefix
 
 KEY_NAME = "bench"
 KEY_SCOPE = "predict"
@@ -38,6 +37,9 @@ class KeyedHome:
 
 def make_keyed_home(home: Path, copy: Path) -> KeyedHome:
     """Copy ``home`` (models, registry, metadata database) to ``copy`` and create a key there."""
+    # Imported here, so that a tabops without keys can still run the other systems.
+    from tabops.security.tokens import token_prefix
+
     shutil.copytree(home, copy)
     tabops = str(Path(sys.executable).parent / "tabops")
     created = subprocess.run(

@@ -15,7 +15,6 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from tabops.config import Settings
@@ -86,16 +85,18 @@ class Credentials(Protocol):
 
 @dataclass(frozen=True)
 class _Keys:
-    """The unrevoked keys by lookup prefix, as last read."""
+    """The unrevoked keys by lookup prefix, as last read, each with its caller made once."""
 
-    by_prefix: dict[str, tuple[ApiKey, ...]]
+    by_prefix: dict[str, tuple[tuple[ApiKey, Caller, float | None], ...]]
     read_at: float
 
     @classmethod
     def of(cls, keys: list[ApiKey]) -> _Keys:
-        by_prefix: dict[str, tuple[ApiKey, ...]] = {}
+        by_prefix: dict[str, tuple[tuple[ApiKey, Caller, float | None], ...]] = {}
         for key in keys:
-            by_prefix[key.prefix] = (*by_prefix.get(key.prefix, ()), key)
+            expires = key.expires.timestamp() if key.expires is not None else None
+            entry = (key, Caller.of_key(key), expires)
+            by_prefix[key.prefix] = (*by_prefix.get(key.prefix, ()), entry)
         return cls(by_prefix, time.monotonic())
 
 
@@ -196,11 +197,11 @@ class AccessPolicy:
         prefix = token_prefix(credential)
         if prefix is not None:
             digest = hash_token(credential)
-            for key in known.by_prefix.get(prefix, ()):
+            for key, caller, expires in known.by_prefix.get(prefix, ()):
                 if hmac.compare_digest(key.hash, digest):
-                    if key.expires is not None and key.expires <= datetime.now(UTC):
+                    if expires is not None and expires <= time.time():
                         raise NotAuthenticatedError(f"the API key {key.prefix} has expired")
-                    return Caller.of_key(key)
+                    return caller
         # One answer for malformed, unknown and revoked keys: it tells a guesser nothing.
         raise NotAuthenticatedError("the API key is not valid")
 

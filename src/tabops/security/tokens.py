@@ -11,6 +11,7 @@ TOKEN_PREFIX = "tabops_"
 _PREFIX_BYTES = 4  # 8 hex digits, stored in clear to find the key
 _SECRET_BYTES = 32  # 256 random bits
 _TOKEN = re.compile(r"tabops_([0-9a-f]{8})_[A-Za-z0-9_-]{43}")
+_TOKEN_LENGTH = len(TOKEN_PREFIX) + 2 * _PREFIX_BYTES + 1 + 43
 _LIFETIME = re.compile(r"(\d+)\s*([mhdw])")
 _UNIT_SECONDS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
@@ -23,6 +24,8 @@ def new_token() -> tuple[str, str]:
 
 def token_prefix(token: str) -> str | None:
     """The lookup prefix of a well-formed token, else None."""
+    if len(token) != _TOKEN_LENGTH or not token.startswith(TOKEN_PREFIX):
+        return None  # the common refusals, without the pattern
     found = _TOKEN.fullmatch(token)
     return found.group(1) if found else None
 
