@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -183,3 +184,20 @@ def _install_sqlite_handlers(engine: Engine, busy_timeout_seconds: float) -> Non
 
     event.listen(engine, "connect", configure)
     event.listen(engine, "handle_error", translate, retval=True)
+
+
+@overload
+def stored_utc(moment: datetime) -> datetime: ...
+@overload
+def stored_utc(moment: None) -> None: ...
+def stored_utc(moment: datetime | None) -> datetime | None:
+    """A timestamp read from the database, in UTC.
+
+    Every stored time is UTC; SQLite hands timestamps back without a zone, PostgreSQL in
+    the session's zone.
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from tabops.config import Settings
-from tabops.database import metadata, open_database
+from tabops.database import metadata, open_database, stored_utc
 from tabops.errors import DatabaseError, DataError
 from tabops.feature_store.base import MaterializeReport, OnlineRow, ViewSummary, prepare_rows
 
@@ -89,14 +89,6 @@ _SQLITE_GET = (
 def _parse_sqlite_time(text: str) -> datetime:
     """A timestamp as SQLAlchemy writes it to SQLite (naive UTC text), made aware."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone, PostgreSQL in the session's zone; every
-    # stored time is UTC.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 class SqlFeatureStore:
@@ -306,7 +298,7 @@ class SqlFeatureStore:
                 entity=row.entity,
                 features=list(row.features),
                 entities=row.entities,
-                updated=_utc(row.updated),
+                updated=stored_utc(row.updated),
             )
             for row in rows
         ]
@@ -317,8 +309,8 @@ def _online_row(view: str, row: Row[Any, Any, Any, Any]) -> OnlineRow:
         view=view,
         entity_id=row.entity_id,
         values=orjson.loads(row.feature_values),
-        event_time=None if row.event_time is None else _utc(row.event_time),
-        materialized_at=_utc(row.materialized_at),
+        event_time=None if row.event_time is None else stored_utc(row.event_time),
+        materialized_at=stored_utc(row.materialized_at),
     )
 
 

@@ -17,19 +17,13 @@ from typing import Any, Literal
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
+from tabops.database import stored_utc
 from tabops.jobs.table import is_job_id, job_not_found, jobs_table, upgrade_jobs_table
 
 JobKind = Literal["score", "train"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
 _ID_BATCH = 500  # ids per IN (...) query, well under every backend's parameter limit
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a zone; every stored time is UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -109,7 +103,7 @@ class Job:
     def _from_row(cls, row: RowMapping) -> Job:
         values = dict(row)
         for name in ("created", "started", "finished", "heartbeat"):
-            values[name] = _utc(values[name])
+            values[name] = stored_utc(values[name])
         return cls(**values)
 
 
@@ -260,7 +254,7 @@ class JobStore:
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [(row.id, row.worker or "", _utc(row.heartbeat) or now()) for row in rows]
+        return [(row.id, row.worker or "", stored_utc(row.heartbeat) or now()) for row in rows]
 
     def stale_before(self, lease_seconds: float) -> datetime:
         """Heartbeats older than this mean the worker is presumed dead."""

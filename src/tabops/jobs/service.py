@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
@@ -95,22 +95,12 @@ class JobService:
             DataError: the upload is empty, too large or unreadable.
             InvalidInputError: a feature column is missing.
         """
-        job = Job.new(
-            "score",
-            model=predictor.name,
-            version=predictor.version.version,
-            input_format=file_format,
-            owner=owner,
+        return self._submit_stored(
+            predictor,
+            file_format,
+            owner,
+            lambda path: self.files.copy_upload(path, source, self.max_upload_bytes),
         )
-        path = self.files.input_path(job.id, file_format)
-        try:
-            self.files.copy_upload(path, source, self.max_upload_bytes)
-            check_file(predictor, path)
-            job.params["rows"] = count_rows(path)
-        except BaseException:
-            self.files.remove(job.id)
-            raise
-        return self._queue(job)
 
     def submit_upload(
         self, predictor: Predictor, upload: Path, file_format: str, *, owner: str | None = None
@@ -121,6 +111,18 @@ class JobService:
             DataError: the upload is empty or unreadable.
             InvalidInputError: a feature column is missing.
         """
+        return self._submit_stored(
+            predictor, file_format, owner, lambda path: self.files.move_upload(path, upload)
+        )
+
+    def _submit_stored(
+        self,
+        predictor: Predictor,
+        file_format: str,
+        owner: str | None,
+        store: Callable[[Path], object],
+    ) -> Job:
+        """Queue a file job whose input ``store`` puts at the path it is given, once checked."""
         job = Job.new(
             "score",
             model=predictor.name,
@@ -130,7 +132,7 @@ class JobService:
         )
         path = self.files.input_path(job.id, file_format)
         try:
-            self.files.move_upload(path, upload)
+            store(path)
             check_file(predictor, path)
             job.params["rows"] = count_rows(path)
         except BaseException:

@@ -298,18 +298,31 @@ class AccessPolicy:
             status, outcome = 429, "rate_limited"
         else:
             status, outcome = 403, "not_authorized"
-        self.audit.record_later(
-            AuditEntry(
-                action=context.route,
-                outcome=outcome,
-                status=status,
-                target=model,
-                key_id=caller.key_id if caller else None,
-                key_name=caller.name if caller else None,
-                client=context.client,
-                request_id=context.request_id,
-            )
-        )
+        self.audit.record_later(audit_entry(context, model, outcome, status, caller))
+
+
+def audit_entry(
+    context: Credentials,
+    target: str | None,
+    outcome: str,
+    status: int,
+    caller: Caller | None = None,
+) -> AuditEntry:
+    """The audit entry of a request: its route, client and id, and its caller's key.
+
+    ``caller`` defaults to the one the policy recorded on ``context``.
+    """
+    caller = caller or context.caller
+    return AuditEntry(
+        action=context.route,
+        outcome=outcome,
+        status=status,
+        target=target,
+        key_id=caller.key_id if caller else None,
+        key_name=caller.name if caller else None,
+        client=context.client,
+        request_id=context.request_id,
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, Index, Integer, String, Table, insert, select
 
-from tabops.database import metadata
+from tabops.database import metadata, stored_utc
 
 logger = logging.getLogger("tabops.security")
 
@@ -122,8 +122,7 @@ class AuditLog:
         entries = []
         for row in rows:
             values = {name: row[name] for name in AuditEntry.__dataclass_fields__}
-            if values["at"].tzinfo is None:  # SQLite drops the zone; stored times are UTC
-                values["at"] = values["at"].replace(tzinfo=UTC)
+            values["at"] = stored_utc(values["at"])
             entries.append(AuditEntry(**values))
         return entries
 

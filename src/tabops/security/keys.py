@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
-from tabops.database import metadata
+from tabops.database import metadata, stored_utc
 from tabops.errors import InvalidRequestError, Problem, ResourceNotFoundError
 from tabops.security.tokens import hash_token, new_token
 
@@ -53,13 +53,6 @@ api_keys_table = Table(
 )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a zone; every stored time is UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class ApiKey:
     """One key as stored (never the token itself).
@@ -83,7 +76,7 @@ class ApiKey:
     @classmethod
     def from_row(cls, row: RowMapping) -> ApiKey:
         """The key of a database row."""
-        created = _utc(row["created"])
+        created = stored_utc(row["created"])
         assert created is not None  # NOT NULL
         return cls(
             id=row["id"],
@@ -94,8 +87,8 @@ class ApiKey:
             models=None if row["models"] is None else frozenset(row["models"]),
             rate_per_second=row["rate_per_second"],
             created=created,
-            expires=_utc(row["expires"]),
-            revoked=_utc(row["revoked"]),
+            expires=stored_utc(row["expires"]),
+            revoked=stored_utc(row["revoked"]),
         )
 
     def status(self, now: datetime | None = None) -> str:
