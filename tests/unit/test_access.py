@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from conftest import REDIS_URL
 from tabops.database import create_database_engine
 from tabops.errors import NotAuthenticatedError, NotAuthorizedError, RateLimitedError
-from tabops.security.access import AccessPolicy, is_loopback
+from tabops.security.access import STALE_FACTOR, AccessPolicy, is_loopback
 from tabops.security.keys import KeyStore
 from tabops.security.rates import LocalRateLimiter, RedisRateLimiter
 from tabops.security.tokens import hash_token, new_token, parse_expiry, token_prefix
@@ -136,3 +137,22 @@ def test_without_keys_the_policy_is_open_only_where_it_is_told(keys):
     with pytest.raises(NotAuthenticatedError):
         AccessPolicy(keys)(Context(None), "read", None)
     assert AccessPolicy(None, enabled=False).state() == "off"
+
+
+def test_an_idle_server_reads_the_keys_before_it_checks_a_request(keys):
+    key, token = keys.create("old", "read")
+    policy = AccessPolicy(keys, refresh_seconds=0.05)
+    policy(Context(token), "read", None)
+    keys.revoke(key.id)
+    time.sleep(0.05 * STALE_FACTOR + 0.05)  # idle for longer than the keys may be trusted
+    with pytest.raises(NotAuthenticatedError):
+        policy(Context(token), "read", None)
+
+
+def test_the_first_key_ends_anonymous_access_on_an_idle_open_server(keys):
+    policy = AccessPolicy(keys, open_while_no_keys=True, refresh_seconds=0.05)
+    policy(Context(None), "read", None)
+    keys.create("ops", "admin")
+    time.sleep(0.05 * STALE_FACTOR + 0.05)
+    with pytest.raises(NotAuthenticatedError):
+        policy(Context(None), "read", None)

@@ -1,9 +1,9 @@
 """``AccessPolicy``: who is calling (authentication), and whether it may (scopes, models, rate).
 
 The policy is the serving core's ``authorize`` hook: the fast path, every framework route
-and every job ask it. Keys are held in memory and re-read every ``refresh_seconds``, so a
-check costs a hash and a dict lookup, and a key revoked on one process stops working on
-every process within that time.
+and every job ask it. Keys are held in memory and re-read every ``refresh_seconds`` (at most
+``STALE_FACTOR`` times that apart), so a check costs a hash and a dict lookup, and a key
+created or revoked on one process takes effect on every process within that bound.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ AuthState = Literal["off", "open", "keys"]
 ``keys``: every caller needs a key."""
 
 _LEVEL = {READ: 1, PREDICT: 2, ADMIN: 3}
+STALE_FACTOR = 3
+"""Keys older than this many refresh periods are re-read before a request is checked."""
 _MISSING = "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key'"
 
 
@@ -248,20 +250,25 @@ class AccessPolicy:
         self._known = None
 
     def _current(self) -> _Keys:
-        """The keys as last read; a stale set is re-read on a thread while it is still used.
+        """The keys, never older than ``STALE_FACTOR`` times ``refresh_seconds``.
 
-        Requests never wait for the database once the keys have been read: a slow or
-        unreachable database must not stall the event loop every ``refresh_seconds``. Only
-        the first read (or the first after ``forget``), and every read when
-        ``refresh_seconds`` is 0, happens on the caller's thread.
+        Under steady traffic the keys are re-read on a thread once they are
+        ``refresh_seconds`` old, while requests go on with them: a slow database must not
+        stall the event loop every second. Keys older than the bound (a server idle for a
+        while), the first read, a read after ``forget``, and every read when
+        ``refresh_seconds`` is 0 happen on the caller's thread: a key revoked while the
+        server was idle must not let one more request through.
         """
         known = self._known
-        if known is None or self.refresh_seconds == 0:
+        age = time.monotonic() - known.read_at if known is not None else None
+        if age is None or age >= STALE_FACTOR * self.refresh_seconds:
             with self._reading:
-                return self._read(self._known if self.refresh_seconds == 0 else None)
-        if time.monotonic() - known.read_at >= self.refresh_seconds and self._reading.acquire(
-            blocking=False
-        ):
+                current = self._known
+                if current is not None and current is not known:
+                    return current  # read by another thread while this one waited
+                return self._read(known)
+        assert known is not None  # age is None only without keys known
+        if age >= self.refresh_seconds and self._reading.acquire(blocking=False):
             threading.Thread(target=self._read_in_background, name="tabops-keys").start()
         return known
 
@@ -275,8 +282,6 @@ class AccessPolicy:
 
     def _read(self, known: _Keys | None) -> _Keys:
         """Read the keys; on failure keep ``known`` (logged), or raise when there is none."""
-        if known is None and self._known is not None and self.refresh_seconds != 0:
-            return self._known  # read by another thread while this one waited
         try:
             assert self.keys is not None
             self._known = _Keys.of(self.keys.unrevoked())
