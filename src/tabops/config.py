@@ -78,8 +78,16 @@ class QueueSettings(_Section):
         default=30.0,
         gt=0,
         description="Finished jobs and their files are deleted this long after they end; "
-        "unset keeps them.",
+        "'never' (or 'off') keeps them.",
     )
+
+    @field_validator("job_retention_days", mode="before")
+    @classmethod
+    def _never_expires(cls, value: Any) -> Any:
+        # An environment variable cannot be None: these words say "keep every job".
+        if isinstance(value, str) and value.strip().lower() in ("never", "off", "none", ""):
+            return None
+        return value
 
 
 class ServingSettings(_Section):

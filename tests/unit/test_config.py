@@ -74,3 +74,12 @@ def test_invalid_values_are_refused_naming_the_field(monkeypatch):
     monkeypatch.delenv("TABOPS_SERVING__PORT")
     with pytest.raises(ValidationError, match="unknown_field"):
         Settings(serving={"unknown_field": 1})
+
+
+@pytest.mark.parametrize("word", ["never", "off", "None", ""])
+def test_job_retention_can_be_turned_off_from_the_environment(monkeypatch, word):
+    monkeypatch.setenv("TABOPS_QUEUE__JOB_RETENTION_DAYS", word)
+    assert Settings().queue.job_retention_days is None
+    monkeypatch.delenv("TABOPS_QUEUE__JOB_RETENTION_DAYS")
+    monkeypatch.setenv("TABOPS_JOB_RETENTION_DAYS", "7")
+    assert Settings().queue.job_retention_days == 7
