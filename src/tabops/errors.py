@@ -3,7 +3,8 @@
 TabopsError
 ├── RequestError              a request is not what the endpoint takes
 │   ├── EmptyBodyError        the body is empty
-│   ├── MalformedBodyError    the body does not parse (JSON, a form)
+│   ├── MalformedBodyError    the body does not parse as JSON
+│   │   └── MalformedFormError a multipart form does not parse
 │   ├── InvalidRequestError   the body or a parameter has the wrong shape
 │   ├── BatchTooLargeError    more records than one request may carry
 │   ├── BodyTooLargeError     a request body beyond the size limit
@@ -72,7 +73,11 @@ class EmptyBodyError(RequestError):
 
 
 class MalformedBodyError(RequestError):
-    """The request body does not parse (not JSON, a broken form)."""
+    """The request body does not parse (not JSON, or a broken form: ``MalformedFormError``)."""
+
+
+class MalformedFormError(MalformedBodyError):
+    """A multipart form does not parse (no boundary, broken parts, cut short)."""
 
 
 class InvalidRequestError(RequestError):

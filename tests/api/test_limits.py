@@ -194,7 +194,7 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_no_file(small_client, ho
     ("body", "status", "code", "field"),
     [
         (form_of(("a.csv", b"x\n1\n", ""), ("b.csv", b"x\n1\n", "")), 422, None, "file"),
-        (form_of(("a.csv", b"x\n1\n", ""))[:-20], 400, "malformed_json", "body"),
+        (form_of(("a.csv", b"x\n1\n", ""))[:-20], 400, "malformed_form", "body"),
         (form_of(("notes.txt", b"x\n1\n", "text/plain")), 415, None, "file"),
         (form_of(("empty.csv", b"", "text/csv")), 422, "invalid_data", "file"),
     ],

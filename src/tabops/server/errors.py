@@ -32,6 +32,7 @@ from tabops.errors import (
     JobNotFinishedError,
     JobNotFoundError,
     MalformedBodyError,
+    MalformedFormError,
     ModelNotFoundError,
     NotAuthenticatedError,
     NotAuthorizedError,
@@ -55,6 +56,7 @@ logger = logging.getLogger("tabops.server")
 
 _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (EmptyBodyError, 400, "empty_body"),
+    (MalformedFormError, 400, "malformed_form"),
     (MalformedBodyError, 400, "malformed_json"),
     (InvalidRequestError, 422, "invalid_request"),
     (BatchTooLargeError, 413, "batch_too_large"),

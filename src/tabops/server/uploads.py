@@ -30,7 +30,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
 from tabops.atomic import reporting_full_disk
-from tabops.errors import InvalidRequestError, MalformedBodyError, Problem, UploadTooLargeError
+from tabops.errors import (
+    InvalidRequestError,
+    MalformedBodyError,
+    MalformedFormError,
+    Problem,
+    UploadTooLargeError,
+)
 
 FILE_MEDIA = {
     "text/csv": "csv",
@@ -112,14 +118,15 @@ async def spooled_form_file(
 
     Raises:
         UploadTooLargeError: the body passes ``max_bytes``.
-        MalformedBodyError: the form is broken, or the client left before its end.
+        MalformedFormError: the form is broken.
+        MalformedBodyError: the client left before the end of the body.
         InvalidRequestError: the form holds no ``file``, or two.
         StorageFullError: the disk has no room left for it.
     """
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if not boundary:
-        raise MalformedBodyError(
+        raise MalformedFormError(
             "the form has no boundary", [Problem("body", "multipart/form-data needs a boundary")]
         )
     spool = _Spool(folder)
@@ -221,7 +228,7 @@ class _Form:
         try:
             self._parser.write(chunk)
         except MultipartParseError as exc:
-            raise MalformedBodyError(
+            raise MalformedFormError(
                 "the form is malformed", [Problem("body", "not multipart/form-data")]
             ) from exc
         data, self._data = self._data, []
@@ -230,7 +237,7 @@ class _Form:
     def found_format(self) -> str:
         """The format of the form's file, once the whole form has been read."""
         if not self._is_complete:
-            raise MalformedBodyError(
+            raise MalformedFormError(
                 "the form ends before its closing boundary", [Problem("body", "incomplete form")]
             )
         if self._format is None:
