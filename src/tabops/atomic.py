@@ -48,6 +48,21 @@ def reporting_full_disk(store: str) -> Iterator[None]:
 
 
 @contextmanager
+def _swapped_in(path: Path, store: str) -> Iterator[Path]:
+    """A temp path beside ``path``, renamed over it when the block ends without error."""
+    with reporting_full_disk(store):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(handle)
+        try:
+            yield Path(name)
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
 def replacing(path: Path, *, store: str = _DEFAULT_STORE) -> Iterator[IO[bytes]]:
     """A binary stream whose contents replace ``path`` when the block ends without error.
 
@@ -55,18 +70,10 @@ def replacing(path: Path, *, store: str = _DEFAULT_STORE) -> Iterator[IO[bytes]]
         StorageFullError: the disk filled up before the file was complete; ``path`` is as
             it was.
     """
-    with reporting_full_disk(store):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+    with _swapped_in(path, store) as temp, temp.open("wb") as stream:
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def write_bytes(path: Path, data: bytes, *, store: str = _DEFAULT_STORE) -> None:
@@ -82,13 +89,5 @@ def write_with(path: Path, write: Callable[[Path], object], *, store: str = _DEF
         StorageFullError: the disk filled up before the file was complete; ``path`` is as
             it was.
     """
-    with reporting_full_disk(store):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        os.close(handle)
-        try:
-            write(Path(name))
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+    with _swapped_in(path, store) as temp:
+        write(temp)
