@@ -1,0 +1,1 @@
+"""Watching served models: the prediction log, late labels, drift, performance, alerts, backtests."""
