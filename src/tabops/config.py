@@ -184,6 +184,57 @@ class SecuritySettings(_Section):
         return _split_list(value, ",")
 
 
+class MonitoringSettings(_Section):
+    """Watching served models: the prediction log, drift checks and alerts."""
+
+    enabled: bool = Field(
+        default=True, description="Log every served prediction under home/predictions."
+    )
+    sample_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of prediction groups (a request's or a job piece's) that are logged.",
+    )
+    retention_days: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Days of the prediction log kept; 'never' (or 'off') keeps every day.",
+    )
+    flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often logged predictions are written to disk (and become findable).",
+    )
+    buffer_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most predictions waiting to be written; past it they are dropped and counted.",
+    )
+    check_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often drift and alert rules are evaluated."
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Where alerts are posted (JSON); none: alerts are not sent."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret that signs each webhook body (HMAC-SHA256)."
+    )
+    psi_warn: float = Field(
+        default=0.1, ge=0, description="Population stability index of a feature that warns."
+    )
+    psi_alert: float = Field(
+        default=0.2, ge=0, description="Population stability index of a feature that alerts."
+    )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _never_expires(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("never", "off", "none", ""):
+            return None
+        return value
+
+
 # The flat setting names of earlier releases, and the section each now lives in.
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -230,6 +281,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(

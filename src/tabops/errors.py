@@ -11,6 +11,7 @@ TabopsError
 │   ├── UploadTooLargeError   an upload beyond the size limit
 │   ├── UnsupportedMediaError a content type the endpoint cannot read
 │   └── ResourceNotFoundError something the request names does not exist
+│       └── PredictionNotFoundError no logged prediction has that id
 ├── AccessError               the caller may not do this
 │   ├── NotAuthenticatedError no credentials, or unknown ones
 │   ├── NotAuthorizedError    known caller, but not allowed this action
@@ -102,6 +103,10 @@ class UnsupportedMediaError(RequestError):
 
 class ResourceNotFoundError(RequestError):
     """Something the request names does not exist."""
+
+
+class PredictionNotFoundError(ResourceNotFoundError):
+    """No logged prediction has that id (or not yet: the log is written every second)."""
 
 
 class AccessError(TabopsError):

@@ -30,6 +30,7 @@ from tabops.errors import (
 )
 from tabops.features import compute_features
 from tabops.features.definitions import FeatureDefinitions, WindowFeature
+from tabops.monitoring_rules import MonitoringSection
 from tabops.names import MODEL_NAME_PATTERN
 from tabops.schema import ColumnSpec, FeatureSpec, Kind, Role
 
@@ -210,6 +211,9 @@ class Project(BaseModel):
     )
     train: TrainSettings = Field(default_factory=TrainSettings)
     gates: dict[str, str] = Field(default_factory=dict)
+    monitoring: MonitoringSection | None = Field(
+        default=None, description="Drift thresholds, the check window and alert rules."
+    )
 
     @field_validator("class_names", mode="before")
     @classmethod
@@ -271,6 +275,10 @@ class Project(BaseModel):
             raise ValueError("train.split 'group' needs an entity column")
         if self.train.dedupe == "keep_last" and self.entity is None:
             raise ValueError("train.dedupe 'keep_last' needs an entity column")
+        features = self.schema_.feature_names
+        unknown = self.monitoring.unknown_features(features) if self.monitoring else []
+        if unknown:
+            raise ValueError(f"monitoring.alerts name features not in the schema: {unknown}")
         return self
 
     def parsed_gates(self) -> list[Gate]:

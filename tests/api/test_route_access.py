@@ -28,6 +28,7 @@ PARAMETERS = {
     "key_id": "0" * 16,
     "view": "view",
     "entity_id": "1",
+    "prediction_id": "0" * 32,
 }
 
 

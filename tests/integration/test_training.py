@@ -121,6 +121,7 @@ def test_train_project_manifest_file_hashes_match_the_stored_files(trained):
         "model.onnx",
         "golden.parquet",
         "reference.parquet",
+        "reference_stats.json",
         "card.html",
     }
     for name, digest in files.items():

@@ -11,17 +11,20 @@ from tabops.cli.output import console, fail, open_registry, print_whole, reporte
 
 if TYPE_CHECKING:
     from tabops.jobs import JobService
+    from tabops.serving.hooks import PredictionSink
 
 app = typer.Typer(help="Follow asynchronous jobs.", no_args_is_help=True)
 
 
-def _service() -> JobService:
+def _service(sink: PredictionSink | None = None) -> JobService:
     from tabops.config import get_settings
     from tabops.jobs import JobService
     from tabops.serving.core import ServingCore
+    from tabops.serving.hooks import Hooks
 
     settings = get_settings()
-    return JobService.from_settings(settings, ServingCore.from_settings(settings, open_registry()))
+    core = ServingCore.from_settings(settings, open_registry(), Hooks(sink=sink))
+    return JobService.from_settings(settings, core)
 
 
 def worker(
@@ -33,16 +36,28 @@ def worker(
     Reads the queue of TABOPS_QUEUE_URL (Redis), or the SQLite queue under TABOPS_HOME.
     """
     from tabops.config import get_settings
+    from tabops.monitoring.log import PredictionLog
+    from tabops.monitoring.watch import Watch
 
     level = getattr(logging, log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
-    with reported_errors():
-        service = _service()
-        requeued = service.queue.start(workers=0)  # recovers and prunes; no threads here
     settings = get_settings()
+    log = PredictionLog.from_settings(settings) if settings.monitoring.enabled else None
+    with reported_errors():
+        service = _service(log)
+        watch = Watch.from_settings(settings, open_registry(), service.store.engine)
+        interval = settings.monitoring.check_interval_seconds
+        service.queue.every(interval, watch.check_all, "tabops.check_alerts")
+        requeued = service.queue.start(workers=0)  # recovers and prunes; no threads here
     where = settings.queue.url or f"{settings.home / 'queue.db'}"
     console.print(f"tabops worker: {threads} thread(s) on {where}; {requeued} job(s) queued")
-    service.queue.consumer(threads, embedded=False).run()
+    if log is not None:
+        log.start()
+    try:
+        service.queue.consumer(threads, embedded=False).run()
+    finally:
+        if log is not None:  # the predictions of the jobs that ran last
+            log.close()
 
 
 @app.command("list")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +35,9 @@ logger = logging.getLogger("tabops.jobs")
 
 QUEUE_NAME = "tabops-jobs"
 _POLL_MAX_SECONDS = 0.5  # longest idle wait of a SQLite-queue worker before it looks again
-_SQLITE_QUEUE_WAIT_SECONDS = 5.0  # how long SqliteHuey waits for a lock (its default)
+_SQLITE_QUEUE_WAIT_SECONDS = 5.0
+# A tick a little early still counts: ticks drift by a second or two.
+_TICK_SLACK_SECONDS = 5.0  # how long SqliteHuey waits for a lock (its default)
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]  # huey ships no type hints
@@ -73,6 +77,27 @@ class JobQueue:
         self._run = huey.task(name="tabops.run_job")(runner.run)
         huey.periodic_task(crontab(minute="*"), name="tabops.recover_jobs")(self.release_stale)
         huey.periodic_task(crontab(minute="0"), name="tabops.prune_jobs")(self.prune)
+
+    def every(self, seconds: float, work: Callable[[], object], name: str) -> None:
+        """Run ``work`` on the consumers about every ``seconds`` (a minute at the least).
+
+        Huey's schedule ticks once a minute; a tick runs ``work`` when ``seconds`` have passed
+        since this process last ran it. Every consumer process ticks, so ``work`` must be
+        safe to run in several at once. Register before ``start``.
+        """
+        last_run = [float("-inf")]
+
+        def tick() -> None:
+            started = time.monotonic()
+            if started - last_run[0] < seconds - _TICK_SLACK_SECONDS:
+                return
+            last_run[0] = started
+            try:
+                work()
+            except Exception:  # one failed round must not stop the schedule
+                logger.exception("periodic task %s failed; the next tick tries again", name)
+
+        self.huey.periodic_task(crontab(minute="*"), name=name)(tick)
 
     def enqueue(self, job_id: str) -> None:
         """Hand a job to the workers.

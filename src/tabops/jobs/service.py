@@ -197,6 +197,10 @@ class JobService:
         """The most recent jobs, newest first; with ``owner``, only that owner's."""
         return self.store.recent(status, limit, owner)
 
+    def queue_depth(self) -> int:
+        """How many jobs are queued and not yet started, whoever submitted them."""
+        return self.store.count("queued")
+
     def delete(self, job_id: str, owner: str | None = None) -> None:
         """Delete a finished job, or cancel a queued one: its record, then its files.
 

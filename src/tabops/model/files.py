@@ -18,6 +18,7 @@ MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
 GOLDEN_FILE = "golden.parquet"
 REFERENCE_FILE = "reference.parquet"
+REFERENCE_STATS_FILE = "reference_stats.json"
 CARD_FILE = "card.html"
 GOLDEN_PROBABILITY = "__probability__"
 GOLDEN_TOLERANCE = 1e-6

@@ -55,6 +55,10 @@ class DataSummary(_Section):
     sha256: str
     rows: dict[str, int] = Field(default_factory=dict)
     positives: dict[str, int] = Field(default_factory=dict)
+    # Earliest and latest row time of the table (ISO 8601, UTC), when the project has a
+    # timestamp column: a backtest marks the periods the version was trained on.
+    first_time: str | None = None
+    last_time: str | None = None
 
 
 class GoldenRows(_Section):
@@ -146,6 +150,9 @@ class Manifest(_Section):
         description="Columns the project renames right after reading a table: input -> feature.",
     )
     features: FeatureRequirements | None = None
+    # The project's monitoring section (tabops.monitoring_rules.MonitoringSection) as it was
+    # when the version was trained; None for versions of projects without one.
+    monitoring: dict[str, Any] | None = None
     data: DataSummary | None = None
     training_seconds: float | None = None
     # Seconds per stage of the run (search, fit, evaluate...), in the order they ran.

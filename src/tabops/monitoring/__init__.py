@@ -1,1 +1,1 @@
-"""Watching served models: the prediction log, late labels, drift, performance, alerts, backtests."""
+"""Watching served models: prediction log, late labels, drift, performance, alerts, backtests."""

@@ -20,6 +20,10 @@ from tabops.feature_store.base import FeatureStore
 from tabops.feature_store.serving import EntityLookup
 from tabops.feature_store.sql import open_feature_store
 from tabops.jobs import JobService
+from tabops.logs import LogOptions
+from tabops.monitoring.log import PredictionLog
+from tabops.monitoring.segments import LogReader
+from tabops.monitoring.watch import Watch
 from tabops.registry import open_registry
 from tabops.security.access import AccessPolicy, describe_state
 from tabops.security.audit import AuditLog
@@ -28,16 +32,21 @@ from tabops.server.browser import install_browser_defaults
 from tabops.server.errors import install_error_handlers
 from tabops.server.fastpath import FastPredict, PredictEndpoints
 from tabops.server.limits import RequestLimits
+from tabops.server.observability import RequestObserver
+from tabops.server.observability import router as metrics_router
 from tabops.server.openapi import build_openapi
 from tabops.server.routers import (
     audit,
     entities,
     features,
+    feedback,
     health,
     jobs,
     keys,
     models,
+    monitoring,
     predict,
+    predictions,
     train,
 )
 from tabops.server.uploads import remove_stale_uploads, upload_folder
@@ -57,15 +66,22 @@ class TabopsAPI(FastAPI):
 
     fast: FastPredict | None = None
     limits: RequestLimits | None = None
+    observer: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a predict request, or run the FastAPI app within the request limits."""
+        """Answer a predict request, or run the FastAPI app observed and within the limits."""
         fast = self.fast
         if fast is not None:
             target = fast.match(scope)
             if target is not None:
                 await fast(target, scope, receive, send)
                 return
+        if self.observer is None:
+            await self._limited(scope, receive, send)
+        else:
+            await self.observer(scope, receive, send, self._limited)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limits is None:
             await super().__call__(scope, receive, send)
         else:
@@ -77,14 +93,19 @@ def create_app(
     job_service: JobService | None = None,
     feature_store: FeatureStore | None = None,
     hooks: Hooks | None = None,
+    log_options: LogOptions | None = None,
 ) -> TabopsAPI:
     """An app serving the registry under ``settings.home``.
 
     Every predict route, fast or not, every other route and every job goes through one
     ``ServingCore`` with ``hooks``; their ``authorize`` defaults to the API keys of the
-    metadata database (``settings.security``), their sink to none. Its job service (built from
+    metadata database (``settings.security``), their sink to the prediction log under
+    ``settings.home / "predictions"`` (``settings.monitoring``; written from start-up to
+    shut-down, ``app.state.prediction_log``). Its job service (built from
     ``settings`` unless given) re-queues unfinished jobs at start-up and runs
-    ``settings.queue.job_workers`` job threads in this process.
+    ``settings.queue.job_workers`` job threads in this process. Every answer carries an
+    ``X-Request-ID`` and is counted for ``/metrics``; with JSON ``log_options`` that ask for
+    it, each request also writes an access line.
     """
     registry = open_registry(settings)
     # One engine (one connection pool) serves the job records and the online store.
@@ -93,11 +114,19 @@ def create_app(
     key_store, audit_log = KeyStore(engine), AuditLog(engine)
     policy = AccessPolicy.from_settings(settings, key_store, audit_log)
     hooks = hooks or Hooks()
+    prediction_log = None
+    if hooks.sink is None and settings.monitoring.enabled:
+        prediction_log = PredictionLog.from_settings(settings)
+        hooks = replace(hooks, sink=prediction_log)
     if hooks.authorize is allow_everyone and policy.enabled:
         hooks = replace(hooks, authorize=policy)
     core = ServingCore.from_settings(settings, registry, hooks, EntityLookup(store))
     served = core.served_deployment()
     job_service = job_service or JobService.from_settings(settings, core, engine)
+    watch = Watch.from_settings(settings, registry, engine)
+    job_service.queue.every(
+        settings.monitoring.check_interval_seconds, watch.check_all, "tabops.check_alerts"
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -115,11 +144,15 @@ def create_app(
         if stale:
             logger.info("removed %d unfinished uploads left by a stopped server", stale)
         await run_in_threadpool(job_service.queue.start, settings.queue.job_workers)
+        if prediction_log is not None:
+            prediction_log.start()
         try:
             yield
         finally:
             await run_in_threadpool(audit_log.close)
             await run_in_threadpool(job_service.close)
+            if prediction_log is not None:  # after the jobs, whose last pieces it logs
+                await run_in_threadpool(prediction_log.close)
             if feature_store is None:  # opened here, so closed here
                 await run_in_threadpool(store.close)
 
@@ -141,11 +174,21 @@ def create_app(
     app.state.policy = policy
     app.state.keys = key_store
     app.state.audit = audit_log
+    app.state.prediction_log = prediction_log
+    app.state.prediction_reader = LogReader(settings.home / "predictions")
+    app.state.labels = watch.labels
+    app.state.monitor = watch.monitor
+    app.state.alert_store = watch.alerts
+    app.state.alert_checker = watch.checker
     app.state.endpoints = PredictEndpoints(core, settings.serving.max_batch_rows)
     install_error_handlers(app)
     install_browser_defaults(app, settings.security.cors_origins)
     app.limits = RequestLimits.from_settings(settings)
-    app.fast = FastPredict(app.state.endpoints, entities=True, limits=app.limits)
+    is_access_logged = (log_options or LogOptions()).is_json_access_logged
+    app.observer = RequestObserver(is_access_logged=is_access_logged)
+    app.fast = FastPredict(
+        app.state.endpoints, entities=True, limits=app.limits, is_access_logged=is_access_logged
+    )
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
@@ -155,6 +198,10 @@ def create_app(
     app.include_router(entities.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
+    app.include_router(predictions.router)
+    app.include_router(feedback.router)
+    app.include_router(monitoring.router)
+    app.include_router(metrics_router)
 
     def openapi() -> dict[str, Any]:
         # Rebuilt on every call: models load lazily, so the document follows what is served.
@@ -166,4 +213,4 @@ def create_app(
 
 def app_from_environment() -> TabopsAPI:
     """The app for the ``TABOPS_*`` settings of this process (a factory for server workers)."""
-    return create_app(get_settings())
+    return create_app(get_settings(), log_options=LogOptions.from_environment())

@@ -11,17 +11,21 @@ one ``version`` goes to the FastAPI routes, which answer it the same way.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from tabops.errors import BodyTooLargeError
+from tabops.logs import ACCESS_LOGGER, REQUEST_ID
+from tabops.metrics import UNNAMED_STATUSES, record_request
 from tabops.model.predictor import Predictor
 from tabops.server.browser import NOSNIFF, is_browser_request
 from tabops.server.codecs import v1
 from tabops.server.errors import error_answer
 from tabops.server.limits import RequestLimits, answer_within, read_body, send_error
-from tabops.serving.context import RequestContext, accepted_request_id
+from tabops.serving.context import RequestContext, accepted_request_id, new_id
 from tabops.serving.core import ServingCore
 
 Scope = MutableMapping[str, Any]
@@ -38,6 +42,15 @@ _JSON = (b"content-type", b"application/json")
 _REQUEST_ID = b"x-request-id"
 _AUTHORIZATION = b"authorization"
 _API_KEY = b"x-api-key"
+REQUEST_ID_KEY = "tabops.request_id"
+"""Where the middleware leaves a request's id in its ASGI scope, for ``context_of``."""
+# The route templates of the fast path's answers, as the FastAPI routes name them in metrics.
+_TEMPLATES = {
+    "predict": "/v1/models/{name}/predict",
+    "predict_batch": "/v1/models/{name}/predict/batch",
+    "entity": "/v1/models/{name}/entities/{entity_id}/prediction",
+}
+_access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 _PATHS_CACHED = 4_096  # paths parsed once; a client cycling through more only costs time
@@ -95,10 +108,18 @@ class PredictEndpoints:
 class FastPredict:
     """Answers predict requests at the ASGI level (no routing, no dependency injection)."""
 
-    def __init__(self, endpoints: PredictEndpoints, entities: bool, limits: RequestLimits) -> None:
+    def __init__(
+        self,
+        endpoints: PredictEndpoints,
+        entities: bool,
+        limits: RequestLimits,
+        *,
+        is_access_logged: bool = False,
+    ) -> None:
         self.endpoints = endpoints
         self.entities = entities
         self.limits = limits
+        self.is_access_logged = is_access_logged
         self._paths: dict[tuple[str, str], Target | None] = {}
 
     def match(self, scope: Scope) -> Target | None:
@@ -134,23 +155,45 @@ class FastPredict:
         return target
 
     async def __call__(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the request under its id (``X-Request-ID``, logs), then count it.
+
+        The count and the access line come after the answer is sent: the client does not
+        wait for them.
+        """
+        context = context_of(scope, target.route)
+        token = REQUEST_ID.set(context.request_id)
+        try:
+            status = await self._respond(target, scope, receive, send, context)
+        finally:
+            REQUEST_ID.reset(token)
+        if status is None:  # the client went away before sending its body
+            return
+        route = "/predict" if target.name is None else _TEMPLATES[target.route]
+        model, version = context.served or (_named(target, status), "")
+        seconds = time.perf_counter() - context.started
+        record_request(route, model, version, status, seconds)
+        if self.is_access_logged:
+            log_access(scope["method"], route, status, seconds, context.request_id)
+
+    async def _respond(
+        self, target: Target, scope: Scope, receive: Receive, send: Send, context: RequestContext
+    ) -> int | None:
         """Read the body within the limits, answer through the endpoints, send the response.
 
         Batches and predictions by entity answer within the request timeout; see
         ``server/limits.py`` for why single records do not, and when depth is measured.
+
+        Returns:
+            The status sent, or None when the client left before its body arrived.
         """
         limits = self.limits
+        headers = [_JSON, NOSNIFF, (_REQUEST_ID, context.request_id.encode())]
         try:
             body = await read_body(scope, receive, limits.max_body_bytes)
         except BodyTooLargeError as exc:  # refused before the rest of the body is read
-            await send_error(send, exc, close=True)
-            return
-        if body is None:  # the client went away before sending its body
-            return
-        context = context_of(scope, target.route)
-        headers = [_JSON, NOSNIFF]
-        if context.has_offered_id:
-            headers.append((_REQUEST_ID, context.request_id.encode()))
+            return await send_error(send, exc, close=True, headers=headers[2:])
+        if body is None:
+            return None
         try:
             pending = self.endpoints.answer(context, target, body, {})
             if target.route != "predict":
@@ -162,15 +205,44 @@ class FastPredict:
             status, document, extra = error_answer(error)
             headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
-            return
+            return status
         if isinstance(answer, bytes):
             await _send(send, 200, headers, answer)
         else:
             await _stream(send, headers, answer)
+        return 200
+
+
+def _named(target: Target, status: int) -> str:
+    """The model a request names, as a label; none when it may not exist (or is the default)."""
+    if target.name is None or status in UNNAMED_STATUSES:
+        return ""
+    return target.name
+
+
+def log_access(method: str, route: str, status: int, seconds: float, request_id: str) -> None:
+    """Write the access line of one answered request (JSON logs with ``--access-log``)."""
+    duration_ms = round(seconds * 1000, 3)
+    _access_log.info(
+        "%s %s %d %.3f ms",
+        method,
+        route,
+        status,
+        duration_ms,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+        },
+    )
 
 
 def context_of(scope: Scope, route: str) -> RequestContext:
     """The request context of an ASGI request: its request id, API key and peer.
+
+    The request id is the caller's ``X-Request-ID`` when it is safe, else a fresh one.
 
     The key is read from ``Authorization: Bearer <key>`` or, failing that, ``X-API-Key``.
     """
@@ -186,7 +258,10 @@ def context_of(scope: Scope, route: str) -> RequestContext:
             credential = value.decode("latin-1").strip() or None
     client = scope.get("client")
     peer = f"{client[0]}:{client[1]}" if client else None
-    return RequestContext(route, offered, credential, peer)
+    # The middleware has chosen the id already (the caller's, or a fresh one); the fast
+    # path makes a fresh one here, as every answer names its request.
+    request_id = scope.get(REQUEST_ID_KEY) or offered or new_id()
+    return RequestContext(route, request_id, credential, peer)
 
 
 def match_predict_path(path: str) -> Target | None:

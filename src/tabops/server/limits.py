@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -301,16 +301,27 @@ def timeout_error(seconds: float) -> RequestTimeoutError:
     )
 
 
-async def send_error(send: Send, error: TabopsError, *, close: bool = False) -> None:
-    """Answer with an error in the API's one shape; ``close``: end the connection after it."""
+async def send_error(
+    send: Send,
+    error: TabopsError,
+    *,
+    close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> int:
+    """Answer with an error in the API's one shape, with ``headers`` added; returns the status.
+
+    ``close``: end the connection after it.
+    """
     status, document, extra = error_answer(error)
-    headers = [
+    sent = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(document)).encode()),
         NOSNIFF,
         *((key.lower().encode(), value.encode()) for key, value in extra.items()),
+        *headers,
     ]
     if close:
-        headers.append(_CLOSE)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        sent.append(_CLOSE)
+    await send({"type": "http.response.start", "status": status, "headers": sent})
     await send({"type": "http.response.body", "body": document})
+    return status

@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import secrets
+import time
 
 from tabops.security.access import Caller
 
@@ -56,10 +57,22 @@ class RequestContext:
         credential: the API key the request carries, if any.
         client: the peer address, for audit.
 
-    ``caller`` is set by the ``authorize`` hook once it has let the request through.
+    ``caller`` is set by the ``authorize`` hook once it has let the request through;
+    ``entity_id`` by predictions made from an entity's stored features. ``started`` is the
+    ``time.perf_counter()`` of the request's start (the prediction log's latency).
+    ``served`` is the model and version that decided, once one has (for request metrics).
     """
 
-    __slots__ = ("_request_id", "caller", "client", "credential", "route")
+    __slots__ = (
+        "_request_id",
+        "caller",
+        "client",
+        "credential",
+        "entity_id",
+        "route",
+        "served",
+        "started",
+    )
 
     def __init__(
         self,
@@ -73,6 +86,9 @@ class RequestContext:
         self.credential = credential
         self.client = client
         self.caller: Caller | None = None
+        self.entity_id: str | None = None
+        self.served: tuple[str, int] | None = None
+        self.started = time.perf_counter()
 
     @property
     def request_id(self) -> str:

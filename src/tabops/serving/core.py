@@ -22,6 +22,7 @@ from tabops.config import Settings
 from tabops.errors import InvalidInputError, Problem, StoredFeaturesInvalidError
 from tabops.feature_store.base import OnlineRow
 from tabops.feature_store.serving import EntityLookup
+from tabops.metrics import record_predictions
 from tabops.model.predictor import Predictor
 from tabops.registry.versions import ModelRegistry
 from tabops.serving.batching import Batchers
@@ -245,6 +246,7 @@ class ServingCore:
             id_prefix=continues.id_prefix,
             first_index=continues.first_index + len(continues),
         )
+        _count(context, decisions)
         self._record(context, predictor, decisions, features)
         return decisions
 
@@ -292,6 +294,7 @@ class ServingCore:
         else:
             found = await asyncio.to_thread(lookup.features, predictor, entity_id)
         record, row = _entity_record(predictor, found.record, entity_id, overrides)
+        context.entity_id = entity_id
         features = FeatureRows(predictor.feature_names, records=[record])
         if row is None:  # no encoder: the frame path, on a worker thread
             probabilities = await asyncio.to_thread(predictor.score_records, [record])
@@ -308,6 +311,7 @@ class ServingCore:
         features: FeatureRows | None,
     ) -> Decisions:
         decisions = Decisions(predictor, probabilities, context)
+        _count(context, decisions)
         if self.hooks.sink is not None:
             self._record(context, predictor, decisions, features)
         return decisions
@@ -322,6 +326,19 @@ class ServingCore:
         if self.hooks.sink is not None:
             inputs = features or FeatureRows(predictor.feature_names)
             self.hooks.record(ServedPredictions(context, predictor, decisions, inputs))
+
+
+def _count(context: RequestContext, decisions: Decisions) -> None:
+    """Count the decisions by class, and note on the request which version made them."""
+    context.served = (decisions.model, decisions.version)
+    record_predictions(
+        decisions.model,
+        decisions.version,
+        decisions.positive[1],
+        decisions.negative[1],
+        decisions.positives,
+        len(decisions),
+    )
 
 
 def _entity_record(

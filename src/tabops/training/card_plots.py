@@ -44,26 +44,26 @@ def draw_plots(
     card: ModelCard, y: np.ndarray, p: np.ndarray, cells: dict[str, int]
 ) -> dict[str, Plot]:
     """Every plot of the card by key, each either drawn or replaced by a note saying why not."""
-    plots = {"confusion": _drawn("Confusion matrix", _confusion_figure(card, cells))}
+    plots = {"confusion": drawn("Confusion matrix", _confusion_figure(card, cells))}
     if card.importance:
-        plots["importance"] = _drawn("Permutation importance", _importance_figure(card))
+        plots["importance"] = drawn("Permutation importance", _importance_figure(card))
     else:
         plots["importance"] = Plot("Permutation importance", note="No importance was recorded.")
     titles = {"roc": "ROC curve", "pr": "Precision-recall curve", "calibration": "Calibration"}
     if not (len(y) == len(p) > 0 and np.isfinite(p).all()):
         note = "No usable held-out probabilities were recorded."
         return plots | {key: Plot(title, note=note) for key, title in titles.items()}
-    plots["calibration"] = _drawn(titles["calibration"], _calibration_figure(y, p))
+    plots["calibration"] = drawn(titles["calibration"], _calibration_figure(y, p))
     if len(np.unique(y)) < 2:
         # Both curves need positives and negatives; sklearn would warn and return NaN.
         note = "The test set holds one class only, so this curve is undefined."
         return plots | {key: Plot(titles[key], note=note) for key in ("roc", "pr")}
-    plots["roc"] = _drawn(titles["roc"], _roc_figure(y, p, cells))
-    plots["pr"] = _drawn(titles["pr"], _pr_figure(y, p, cells))
+    plots["roc"] = drawn(titles["roc"], _roc_figure(y, p, cells))
+    plots["pr"] = drawn(titles["pr"], _pr_figure(y, p, cells))
     return plots
 
 
-def _drawn(title: str, figure: Figure) -> Plot:
+def drawn(title: str, figure: Figure) -> Plot:
     """A figure as an inline PNG; the figure is cleared afterwards."""
     # Figure without pyplot: no GUI backend, no global figure registry, safe in threads.
     buffer = io.BytesIO()
@@ -76,7 +76,7 @@ def _drawn(title: str, figure: Figure) -> Plot:
     return Plot(title, image=image, width=width)
 
 
-def _plain_text(text: object, limit: int = _FEATURE_LABEL_CHARS) -> str:
+def plain_text(text: object, limit: int = _FEATURE_LABEL_CHARS) -> str:
     """Text for matplotlib: cut to length, with ``$`` escaped so it is never read as mathtext."""
     value = str(text)
     value = value if len(value) <= limit else value[: limit - 1] + "…"
@@ -156,7 +156,7 @@ def _confusion_figure(card: ModelCard, cells: dict[str, int]) -> Figure:
     matrix = np.array([[cells["tn"], cells["fp"]], [cells["fn"], cells["tp"]]])
     total = int(matrix.sum())
     axes.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, int(matrix.max())))
-    labels = [_plain_text(card.negative_class, 20), _plain_text(card.positive_class, 20)]
+    labels = [plain_text(card.negative_class, 20), plain_text(card.positive_class, 20)]
     axes.set_xticks([0, 1], labels=labels)
     axes.set_yticks([0, 1], labels=labels)
     axes.set(xlabel="Predicted", ylabel="Actual")
@@ -179,7 +179,7 @@ def _importance_figure(card: ModelCard) -> Figure:
         ecolor="#333333",
         capsize=3,
     )
-    axes.set_yticks(range(len(top)), labels=[_plain_text(name) for name, _, _ in top])
+    axes.set_yticks(range(len(top)), labels=[plain_text(name) for name, _, _ in top])
     axes.axvline(0, color="grey", lw=1)
     axes.set_xlabel("Mean drop in PR AUC when the feature is shuffled")
     return figure

@@ -22,6 +22,7 @@ from tabops.model.files import (
     MODEL_FILE,
     ONNX_FILE,
     REFERENCE_FILE,
+    REFERENCE_STATS_FILE,
     dump_model,
     frame_to_parquet,
 )
@@ -30,6 +31,7 @@ from tabops.project import Project
 from tabops.schema import python_value
 from tabops.training.card import DataProfile, ModelCard, render_model_card
 from tabops.training.profile import profile_columns
+from tabops.training.splits import parse_times
 from tabops.training.train import TrainingResult
 
 _LIBRARIES = (
@@ -102,7 +104,7 @@ def package_version_files(
     data_path: Path,
     data_fingerprint: str,
 ) -> tuple[dict[str, bytes], Manifest]:
-    """The files (model, golden rows, reference sample, model card) and manifest of a version.
+    """The files (model, golden rows, reference sample and statistics, card) and manifest.
 
     The feature spec comes from ``result.project``, the project as trained: the leak guards
     may have left columns out, and the served model must expect exactly its own features.
@@ -150,11 +152,17 @@ def package_version_files(
         "feature_spec": result.project.schema_.model_dump(mode="json"),
         "rename": dict(project.rename),
         "features": feature_requirements(result.project),
+        "monitoring": (
+            project.monitoring.model_dump(mode="json", exclude_none=True)
+            if project.monitoring is not None
+            else None
+        ),
         "data": {
             "path": data_path.name,
             "sha256": data_fingerprint,
             "rows": result.rows,
             "positives": result.positives,
+            **_time_range(frame, project),
         },
         "training_seconds": round(result.training_seconds, 3),
         "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
@@ -220,6 +228,8 @@ def package_version_files(
     }
     if graph is not None:
         files[ONNX_FILE] = graph
+    if result.reference_stats is not None:
+        files[REFERENCE_STATS_FILE] = result.reference_stats.to_json()
     return files, manifest
 
 
@@ -230,6 +240,19 @@ def _compile(result: TrainingResult) -> tuple[bytes | None, dict[str, Any]]:
     expected = result.model.predict_proba(checks)[:, 1]
     graph, report = compile_model(result.model, checks, expected)
     return graph, report.as_manifest()
+
+
+def _time_range(frame: pd.DataFrame, project: Project) -> dict[str, str]:
+    """The earliest and latest readable row time of the table, as manifest ``data`` keys."""
+    if project.timestamp is None or project.timestamp not in frame.columns:
+        return {}
+    times = parse_times(frame[project.timestamp]).dropna()
+    if times.empty:
+        return {}
+    return {
+        "first_time": times.min().tz_localize(UTC).isoformat(),
+        "last_time": times.max().tz_localize(UTC).isoformat(),
+    }
 
 
 def _leaderboard_row(score: Any) -> dict[str, Any]:

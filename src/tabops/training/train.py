@@ -12,6 +12,7 @@ from sklearn.metrics import brier_score_loss
 
 from tabops.errors import TrainingError
 from tabops.model.calibration import CalibratedPipeline, ProbabilityCalibrator
+from tabops.model.reference_stats import ReferenceStats, build_reference_stats
 from tabops.project import Project
 from tabops.schema import coerce_frame
 from tabops.training.budget import RunClock
@@ -89,6 +90,8 @@ class TrainingResult:
     test_operating_points: list[OperatingPoint] = field(default_factory=list)
     # Notes (also in ``notes``) that the threshold catches no positive of some rows.
     threshold_warnings: list[str] = field(default_factory=list)
+    # Drift's reference: every training row's features, the test rows' scores.
+    reference_stats: ReferenceStats | None = field(default=None, repr=False)
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -218,7 +221,18 @@ def train_model(
     golden["__probability__"] = model.predict_proba(features.iloc[golden_rows])[:, 1]
     reference = frame.iloc[split.train[:_REFERENCE_ROWS]][[*spec.feature_names, project.target]]
     sets = {"train": split.train, "validation": split.validation, "test": split.test}
+    row_counts = {"total": len(frame)} | {name: len(rows) for name, rows in sets.items()}
     clock.lap("golden rows")
+    stats = build_reference_stats(
+        x_train,
+        spec,
+        test_probability,
+        threshold=threshold.threshold,
+        metrics=test.metrics,
+        intervals={name: list(bounds) for name, bounds in test.intervals.items()},
+        split_rows=row_counts,
+    )
+    clock.lap("reference statistics")
     notes.extend(_describe_skipped(clock))
     return TrainingResult(
         model=model,
@@ -234,7 +248,7 @@ def train_model(
         gates=check_gates(project.parsed_gates(), test.metrics),
         importance=importance,
         imputation=imputation_strategies(spec),
-        rows={"total": len(frame)} | {name: len(rows) for name, rows in sets.items()},
+        rows=row_counts,
         positives={name: int(y[rows].sum()) for name, rows in sets.items()},
         training_seconds=clock.elapsed,
         stage_seconds=dict(clock.stage_seconds),
@@ -250,6 +264,7 @@ def train_model(
         operating_points=points,
         test_operating_points=test_points,
         threshold_warnings=threshold_warnings,
+        reference_stats=stats,
     )
 
 

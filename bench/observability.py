@@ -1,0 +1,143 @@
+"""What request metrics, request ids and JSON access logs cost on the fast path.
+
+Usage (from the repository root):
+    .venv/bin/python bench/observability.py [--rounds 5] [--duration 5] [--connections 1,16]
+                                            [--variants plain,multiprocess,json-access]
+                                            [--base-src PATH] [--home PATH]
+
+Trains the heart-failure example (logistic regression only, a few seconds) into a temp home
+unless ``--home`` names one, then measures single-record ``POST /predict`` throughput with wrk
+(server pinned to core 0 with one worker, wrk to core 1, 1 s warm-up) for each variant,
+alternating the variants round after round so that drift of the machine hits all alike.
+Prints each variant's median requests/s and its ratio to the first variant.
+
+Variants: ``plain`` (``tabops serve`` as configured by default), ``multiprocess`` (the same
+with ``PROMETHEUS_MULTIPROC_DIR`` set, as under ``--workers N``), ``json-access`` (``--log-format
+json --access-log``, lines sent to a file), and ``base`` (``--base-src``: another source tree
+served by the same virtualenv, e.g. the code before a change, through ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from peers.processes import HOST, free_port, pinned_server, wait_until_answering
+from wrk.load import run_wrk
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "heart-failure"
+TABOPS = Path(sys.executable).parent / "tabops"
+RECORD = (
+    b'{"age": 60, "anaemia": 0, "creatinine_phosphokinase": 250, "diabetes": 0,'
+    b' "ejection_fraction": 38, "high_blood_pressure": 0, "platelets": 262000,'
+    b' "serum_creatinine": 1.1, "serum_sodium": 137, "sex": 1, "smoking": 0, "time": 115}'
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="measurements per variant")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk measurement")
+    parser.add_argument("--connections", default="1,16", help="comma-separated wrk -c values")
+    parser.add_argument("--variants", default="plain,multiprocess,json-access")
+    parser.add_argument("--base-src", type=Path, help="source tree of the 'base' variant")
+    parser.add_argument("--home", type=Path, help="a TABOPS_HOME with a trained model")
+    return parser.parse_args()
+
+
+def train_home(work: Path) -> Path:
+    """A home holding the heart-failure example trained as a logistic regression."""
+    from tabops.config import Settings
+    from tabops.project import PROJECT_FILE, load_project
+    from tabops.registry import LocalArtifactStore, ModelRegistry
+    from tabops.training.register import train_project
+
+    project_dir = work / "project"
+    shutil.copytree(EXAMPLE, project_dir)
+    path = project_dir / PROJECT_FILE
+    document = yaml.safe_load(path.read_text())
+    document["train"].update(
+        {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
+    )
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    home = work / "home"
+    project, folder = load_project(project_dir)
+    train_project(
+        project, folder, ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
+    )
+    return home
+
+
+@contextmanager
+def served(variant: str, home: Path, work: Path, base_src: Path | None) -> Iterator[str]:
+    """``tabops serve`` for one variant; yields the URL of ``POST /predict``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TABOPS_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env |= {"TABOPS_HOME": str(home)}
+    port = free_port()
+    command = [str(TABOPS), "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
+    if variant == "multiprocess":
+        folder = work / "metrics" / str(port)
+        folder.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    elif variant == "json-access":
+        command += ["--log-format", "json", "--access-log"]
+    elif variant == "base":
+        if base_src is None:
+            raise SystemExit("the 'base' variant needs --base-src")
+        env["PYTHONPATH"] = str(base_src)
+    log = work / "logs" / f"{variant}-{port}.log"
+    url = f"http://{HOST}:{port}/predict"
+    with pinned_server(command, env, work, log) as process:
+        wait_until_answering(process, url, RECORD, log, timeout=90)
+        yield url
+
+
+def main() -> int:
+    args = parse_args()
+    variants = args.variants.split(",")
+    connections = [int(value) for value in args.connections.split(",")]
+    rates: dict[tuple[str, int], list[float]] = {(v, c): [] for v in variants for c in connections}
+    with tempfile.TemporaryDirectory(prefix="tabops-obs-bench-") as temp:
+        work = Path(temp)
+        home = args.home or train_home(work)
+        body = work / "record.json"
+        body.write_bytes(RECORD)
+        for round_number in range(args.rounds):
+            order = variants if round_number % 2 == 0 else variants[::-1]
+            for variant in order:
+                with served(variant, home, work, args.base_src) as url:
+                    for count in connections:
+                        run_wrk(url, body, count, 1)  # warm-up
+                        result = run_wrk(url, body, count, args.duration)
+                        if not result.is_clean:
+                            raise SystemExit(f"{variant}: non-2xx answers or socket errors")
+                        rates[(variant, count)].append(result.requests_per_second)
+                        print(
+                            f"round {round_number + 1} {variant:>12} c{count:<3}"
+                            f" {result.requests_per_second:>9.0f} req/s",
+                            file=sys.stderr,
+                        )
+    print("| variant | connections | median req/s | runs | x first |")
+    print("|---|---|---|---|---|")
+    for count in connections:
+        first = statistics.median(rates[(variants[0], count)])
+        for variant in variants:
+            values = rates[(variant, count)]
+            median = statistics.median(values)
+            runs = " ".join(f"{value:.0f}" for value in values)
+            print(f"| {variant} | {count} | {median:.0f} | {runs} | {median / first:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
