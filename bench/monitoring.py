@@ -88,7 +88,9 @@ def make_rows(rng: np.random.Generator, rows: int, shifted: bool) -> dict[str, p
 
 def score_rows(columns: dict[str, pa.Array]) -> np.ndarray:
     """The 'model': a logistic function of a few features."""
-    num = {k: np.nan_to_num(columns[k].to_numpy(zero_copy_only=False)) for k in columns if "num" in k}
+    num = {
+        k: np.nan_to_num(columns[k].to_numpy(zero_copy_only=False)) for k in columns if "num" in k
+    }
     linear = 0.8 * (num["num_00"] - 0.0) - 0.5 * (num["num_04"] - 40.0) + 0.3 * (num["num_05"] - 50)
     cat = np.asarray(columns["cat_0"].to_numpy(zero_copy_only=False) == "cat_0_v0", dtype=float)
     result: np.ndarray = 1.0 / (1.0 + np.exp(-(linear + 0.7 * cat - 0.8)))
@@ -124,8 +126,11 @@ def generate(folder: Path, rows: int, seed: int) -> None:
     frame = pa.table(reference).to_pandas()
     started = time.perf_counter()
     stats = build_reference_stats(frame, spec, score_rows(reference), threshold=THRESHOLD)
-    print(f"reference statistics of {REFERENCE_ROWS:,} rows built in "
-          f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
+    print(
+        f"reference statistics of {REFERENCE_ROWS:,} rows built in "
+        f"{time.perf_counter() - started:.2f} s",
+        file=sys.stderr,
+    )
     (folder / "reference_stats.json").write_bytes(stats.to_json())
     day = datetime(2026, 1, 1, tzinfo=UTC)
     for segment, start in enumerate(range(0, rows, SEGMENT_ROWS)):
@@ -134,12 +139,16 @@ def generate(folder: Path, rows: int, seed: int) -> None:
         print(f"segment {segment + 1}: {start + count:,} rows", file=sys.stderr, flush=True)
 
 
-def write_segment(folder: Path, rng: np.random.Generator, segment: int, rows: int, day: datetime) -> None:
+def write_segment(
+    folder: Path, rng: np.random.Generator, segment: int, rows: int, day: datetime
+) -> None:
     features = make_rows(rng, rows, shifted=True)
     probability = score_rows(features)
     positive = probability >= THRESHOLD
     seconds = np.sort(rng.uniform(0, 86_399, rows))
-    stamps = (np.datetime64(day.replace(tzinfo=None), "us") + (seconds * 1e6).astype("timedelta64[us]"))
+    stamps = np.datetime64(day.replace(tzinfo=None), "us") + (seconds * 1e6).astype(
+        "timedelta64[us]"
+    )
     ids = prediction_ids(segment + 1, rows)
     table = pa.table(
         {
@@ -157,7 +166,9 @@ def write_segment(folder: Path, rng: np.random.Generator, segment: int, rows: in
             "features": pa.StructArray.from_arrays(list(features.values()), list(features)),
         }
     )
-    partition = folder / "predictions" / f"model={MODEL}" / f"version={VERSION}" / f"date={day.date()}"
+    partition = (
+        folder / "predictions" / f"model={MODEL}" / f"version={VERSION}" / f"date={day.date()}"
+    )
     partition.mkdir(parents=True, exist_ok=True)
     name = f"0123456789ab-{segment + 1:012x}-{segment + 1:012x}-00-{0:06d}.parquet"
     pq.write_table(table, partition / name, row_group_size=256 * 1024)
@@ -172,7 +183,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_tabops(folder: Path, rows: int, threads: int) -> dict[str, Any]:
+def measure_tabops(folder: Path, rows: int) -> dict[str, Any]:
     """Drift over the first ``rows`` logged rows (LogReader), then performance; in this process."""
     from tabops.model.reference_stats import ReferenceStats
     from tabops.monitoring.drift import DriftAccumulator
@@ -203,8 +214,14 @@ def measure_tabops(folder: Path, rows: int, threads: int) -> dict[str, Any]:
         "alert": result.drifted,
         "warn": [n for n, f in result.features.items() if f.status == "warn"],
         "psi": {n: round(f.psi, 4) for n, f in result.features.items() if f.psi is not None},
-        "wasserstein": {n: round(f.wasserstein, 4) for n, f in result.features.items() if f.wasserstein is not None},
-        "jensen_shannon": {n: round(f.jensen_shannon, 4) for n, f in result.features.items() if f.kind != "numeric"},
+        "wasserstein": {
+            n: round(f.wasserstein, 4)
+            for n, f in result.features.items()
+            if f.wasserstein is not None
+        },
+        "jensen_shannon": {
+            n: round(f.jensen_shannon, 4) for n, f in result.features.items() if f.kind != "numeric"
+        },
         "score_psi": result.score_psi,
         "performance": performance,
     }
@@ -218,7 +235,9 @@ def measure_performance(folder: Path, rows: int, estimates: Any) -> dict[str, An
     seen = 0
     segments = sorted((folder / "predictions").rglob("*.parquet"))
     for path in segments:
-        log = pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["probability", "positive"])
+        log = pq.ParquetFile(path).iter_batches(
+            batch_size=65_536, columns=["probability", "positive"]
+        )
         labels = pq.ParquetFile(folder / "labels" / path.name).iter_batches(batch_size=65_536)
         for batch, outcome in zip(log, labels, strict=True):
             take = min(batch.num_rows, rows - seen)
@@ -236,7 +255,14 @@ def measure_performance(folder: Path, rows: int, estimates: Any) -> dict[str, An
     # Pairs ranked correctly, ties within a bin counted half.
     below = np.cumsum(negatives) - negatives
     auc = float((positives * (below + negatives / 2)).sum() / (positives.sum() * negatives.sum()))
-    return {"roc_auc_histogram": auc, **{k: v for k, v in estimates.result().items() if k in ("estimated_roc_auc", "estimated_precision")}}
+    return {
+        "roc_auc_histogram": auc,
+        **{
+            k: v
+            for k, v in estimates.result().items()
+            if k in ("estimated_roc_auc", "estimated_precision")
+        },
+    }
 
 
 EVIDENTLY_SCRIPT = textwrap.dedent(
@@ -279,15 +305,21 @@ EVIDENTLY_SCRIPT = textwrap.dedent(
 
 
 def run_json(command: list[str], timeout: float) -> dict[str, Any]:
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if completed.returncode != 0:
-        return {"error": completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed"}
+        return {
+            "error": completed.stderr.strip().splitlines()[-1]
+            if completed.stderr.strip()
+            else "failed"
+        }
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
 
-def tabops_in_subprocess(folder: Path, rows: int, threads: int) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--measure", str(folder), "--rows", str(rows), "--threads", str(threads)]
+def tabops_in_subprocess(folder: Path, rows: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--measure", str(folder), "--rows", str(rows)]
     return run_json(command, timeout=3_600)
 
 
@@ -296,25 +328,32 @@ def evidently_environment() -> Path | None:
     from peers.environments import ensure_environment
 
     # Evidently 0.7 imports a pandas internal that pandas 3 removed.
-    environment = ensure_environment("evidently", ["evidently", "pandas<3", "pyarrow"], timeout=1_800)
+    environment = ensure_environment(
+        "evidently", ["evidently", "pandas<3", "pyarrow"], timeout=1_800
+    )
     if environment.failure:
         print(f"evidently: {environment.failure}", file=sys.stderr)
         return None
-    print(f"evidently {environment.version('evidently')}, pandas {environment.version('pandas')}", file=sys.stderr)
+    print(
+        f"evidently {environment.version('evidently')}, pandas {environment.version('pandas')}",
+        file=sys.stderr,
+    )
     return environment.executable("python")
 
 
-def compare_with_evidently(folder: Path, sizes: list[int], threads: int) -> None:
+def compare_with_evidently(folder: Path, sizes: list[int]) -> None:
     python = evidently_environment()
     if python is None:
         return
     script = folder / "evidently_drift.py"
     script.write_text(EVIDENTLY_SCRIPT)
-    print("\n| rows | tabops s | Evidently s (load + report) | speed-up | tabops flags (PSI >= 0.2) | Evidently flags |")
+    print(
+        "\n| rows | tabops s | Evidently s (load + report) | speed-up | tabops flags (PSI >= 0.2) | Evidently flags |"
+    )
     print("|---:|---:|---:|---:|---|---|")
     details = []
     for rows in sizes:
-        ours = tabops_in_subprocess(folder, rows, threads)
+        ours = tabops_in_subprocess(folder, rows)
         theirs = run_json([str(python), str(script), str(folder), str(rows)], timeout=3_600)
         if "error" in theirs or "error" in ours:
             print(f"| {rows:,} | {ours.get('error', '')} | {theirs.get('error', '')} | | | |")
@@ -330,7 +369,9 @@ def compare_with_evidently(folder: Path, sizes: list[int], threads: int) -> None
         details.append((rows, ours, theirs))
     for rows, ours, theirs in details:
         print(f"\nPer feature at {rows:,} rows (shifted features and two controls):")
-        print("| feature | shift | tabops PSI | tabops W/sd or JS | Evidently method | value | Evidently drift |")
+        print(
+            "| feature | shift | tabops PSI | tabops W/sd or JS | Evidently method | value | Evidently drift |"
+        )
         print("|---|---|---:|---:|---|---:|---|")
         for name in [*SHIFTS, "num_10", "cat_3"]:
             column = theirs["columns"].get(name, {})
@@ -339,21 +380,26 @@ def compare_with_evidently(folder: Path, sizes: list[int], threads: int) -> None
                 f"| {name} | {SHIFTS.get(name, 'none')} | {ours['psi'].get(name)} | {ours_distance} | "
                 f"{column.get('method')} | {column.get('value', float('nan')):.4f} | {column.get('drifted')} |"
             )
-        print(f"Evidently peak RSS: {theirs['peak_rss_mb']:.0f} MB; tabops: {ours['peak_rss_mb']:.0f} MB")
+        print(
+            f"Evidently peak RSS: {theirs['peak_rss_mb']:.0f} MB; tabops: {ours['peak_rss_mb']:.0f} MB"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", type=Path, help="write the data here and keep it (reused when present)")
+    parser.add_argument(
+        "--keep", type=Path, help="write the data here and keep it (reused when present)"
+    )
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--evidently-rows", default="100000,1000000")
-    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure is not None:
-        print(json.dumps(measure_tabops(arguments.measure, arguments.rows, arguments.threads)))
+        print(json.dumps(measure_tabops(arguments.measure, arguments.rows)))
         return
     folder = arguments.keep or Path(tempfile.mkdtemp(prefix="tabops-monitoring-bench-"))
     try:
@@ -364,7 +410,10 @@ def main() -> None:
             started = time.perf_counter()
             generate(folder, arguments.rows, arguments.seed)
             marker.touch()
-            print(f"generated in {time.perf_counter() - started:.0f} s under {folder}", file=sys.stderr)
+            print(
+                f"generated in {time.perf_counter() - started:.0f} s under {folder}",
+                file=sys.stderr,
+            )
         report(folder, arguments)
     finally:
         if arguments.keep is None:
@@ -373,25 +422,29 @@ def main() -> None:
 
 def report(folder: Path, arguments: argparse.Namespace) -> None:
     size = sum(path.stat().st_size for path in (folder / "predictions").rglob("*.parquet"))
-    ours = tabops_in_subprocess(folder, arguments.rows, arguments.threads)
+    ours = tabops_in_subprocess(folder, arguments.rows)
     if "error" in ours:
         print(f"tabops failed: {ours['error']}")
         return
-    print(f"\nPrediction log: {ours['rows']:,} rows x {NUMERIC + CATEGORICAL} features "
-          f"({NUMERIC} numeric, {CATEGORICAL} categorical), {size / 2**20:,.0f} MiB of Parquet; "
-          f"{os.cpu_count()} cores")
+    print(
+        f"\nPrediction log: {ours['rows']:,} rows x {NUMERIC + CATEGORICAL} features "
+        f"({NUMERIC} numeric, {CATEGORICAL} categorical), {size / 2**20:,.0f} MiB of Parquet; "
+        f"{os.cpu_count()} cores"
+    )
     print("| step | seconds | rows/s |")
     print("|---|---:|---:|")
     for step in ("drift", "performance"):
         seconds = ours[f"{step}_seconds"]
         print(f"| {step} | {seconds:.2f} | {ours['rows'] / seconds:,.0f} |")
     print(f"peak RSS (drift + performance process): {ours['peak_rss_mb']:.0f} MB")
-    print(f"flagged (PSI >= 0.2): {', '.join(ours['alert'])}; warn: {', '.join(ours['warn']) or '-'}; "
-          f"score PSI {ours['score_psi']:.4f}")
+    print(
+        f"flagged (PSI >= 0.2): {', '.join(ours['alert'])}; warn: {', '.join(ours['warn']) or '-'}; "
+        f"score PSI {ours['score_psi']:.4f}"
+    )
     print(f"performance: {json.dumps(ours['performance'])}")
     if not arguments.skip_evidently:
         sizes = [int(size) for size in arguments.evidently_rows.split(",") if size]
-        compare_with_evidently(folder, [s for s in sizes if s <= arguments.rows], arguments.threads)
+        compare_with_evidently(folder, [s for s in sizes if s <= arguments.rows])
 
 
 if __name__ == "__main__":

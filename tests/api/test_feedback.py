@@ -219,3 +219,23 @@ def test_labeled_predictions_feed_performance(served, settings):
     result = performance(found.probability, found.outcome, float(found.threshold[0]))
     assert result["rows"] == 40
     assert result["positives"] == sum(label["label"] for label in labels)
+
+
+@pytest.mark.parametrize(
+    ("body", "media", "field"),
+    [
+        (b"", "text/csv", "file"),
+        (b"prediction_id,label\n", "text/csv", None),
+        (b"\xff\xfe\x00garbage", "application/vnd.apache.parquet", "file"),
+        (b"entity_id,event_time,label\n7,yesterday,1\n", "text/csv", "rows[0].event_time"),
+        (b"entity_id,label\n7,1\n", "text/csv", "prediction_id"),
+    ],
+)
+def test_a_hostile_upload_gets_a_clear_answer(client, body, media, field):
+    answer = client.post(URL, content=body, headers={"content-type": media})
+    if field is None:  # a header and no rows: nothing to store
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 0
+        return
+    assert answer.status_code == 422, answer.text
+    assert field in [d["field"] for d in answer.json()["error"]["details"]]

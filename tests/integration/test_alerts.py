@@ -218,6 +218,7 @@ def test_checker_skips_a_model_without_rules(store):
     assert checker.check("quiet", now=T0) == []
 
 
+@pytest.mark.slow
 def test_monitoring_section_is_stored_in_the_manifest_of_a_trained_version(project_dir, tmp_path):
     path = project_dir / PROJECT_FILE
     document = yaml.safe_load(path.read_text())

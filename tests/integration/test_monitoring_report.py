@@ -134,7 +134,6 @@ def test_report_draws_drift_scores_and_performance_of_served_predictions(
     assert not list(path.parent.glob("*.tmp*"))  # written in one atomic step
 
 
-@pytest.mark.slow
 def test_status_prints_the_shifted_feature_as_alert_and_estimates_as_estimated(served, settings):
     heart = pd.read_csv(HEART_CSV)
     serve(served, shifted(heart))
@@ -149,6 +148,20 @@ def test_status_prints_the_shifted_feature_as_alert_and_estimates_as_estimated(s
     assert any("(estimated)" in line for line in lines)
     assert any("firing" in line and SHIFTED in line for line in lines)
     assert f"{len(heart)}" in result.output
+
+
+def test_report_with_one_busy_point_in_a_long_series_draws_every_plot(served, settings, tmp_path):
+    serve(served, shifted(pd.read_csv(HEART_CSV).iloc[:80]))
+    path = tmp_path / "hours.html"
+
+    result = runner.invoke(
+        cli, ["monitor", "report", MODEL, "--since", "2h", "--window", "10m", "-o", str(path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    page = path.read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png') == 3
+    assert "one point per 10m" in page
 
 
 def test_report_without_predictions_says_so_in_notes(settings, tmp_path):

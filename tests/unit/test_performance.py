@@ -140,3 +140,15 @@ def test_estimate_accumulator_reads_log_batches_and_starts_empty():
     assert found["estimated_positives"] == pytest.approx(1.7)
     assert found["estimated_recall"] == pytest.approx(0.9 / 1.7)
     json.dumps(found, allow_nan=False)
+
+
+def test_merged_accumulators_equal_one_over_all_rows():
+    rng = np.random.default_rng(2)
+    probability = rng.uniform(size=10_000)
+    whole, first, second = (EstimateAccumulator(0.4) for _ in range(3))
+    whole.add(probability)
+    first.add(probability[:3_000])
+    second.add(probability[3_000:])
+    assert first.merge(second).result() == pytest.approx(whole.result())
+    with pytest.raises(ValueError, match="threshold"):
+        first.merge(EstimateAccumulator(0.5))

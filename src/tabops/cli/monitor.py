@@ -183,8 +183,8 @@ def report(
     from tabops.atomic import write_bytes
     from tabops.cli.monitor_status import opened_monitor
     from tabops.errors import TabopsError
-    from tabops.monitoring.report import build_report, parse_moment
-    from tabops.monitoring.windows import Window
+    from tabops.monitoring.report import build_report
+    from tabops.monitoring.windows import Window, parse_moment
 
     now = datetime.now(UTC)
     try:

@@ -125,7 +125,7 @@ def _performance_table(document: dict[str, Any]) -> Table:
         table.add_row(
             name,
             value,
-            f"[italic]{format_metric(estimates.get(f'estimated_{name}'))} (estimated)[/]",
+            _estimated(estimates.get(f"estimated_{name}")),
             format_metric(training.get("training")),
             f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-",
         )
@@ -147,6 +147,10 @@ def _alerts_table(alerts: list[dict[str, Any]]) -> Table:
     if not alerts:
         table.add_row("-", "no alert rule checked yet", "", "", "", "")
     return table
+
+
+def _estimated(value: object) -> str:
+    return f"[italic]{value:.3f} (estimated)[/]" if isinstance(value, float) else "-"
 
 
 def _percent(value: object) -> str:

@@ -25,7 +25,6 @@ from tabops.monitoring.report_plots import (
 )
 from tabops.monitoring.summary import Monitor
 from tabops.monitoring.windows import Window
-from tabops.monitoring_rules import parse_window
 from tabops.training.card_plots import finite_or_none
 
 _TEMPLATE = "templates/monitoring.html.j2"
@@ -38,24 +37,6 @@ _METRICS = {
 }
 _STATUS_ORDER = {"alert": 0, "warn": 1, "ok": 2, "no_data": 3}
 _DASH = "\N{EN DASH}"  # shown for a missing or undefined number
-
-
-def parse_moment(text: str, field: str, now: datetime) -> datetime:
-    """A time given as a duration back from ``now`` (``7d``) or an ISO date or date-time.
-
-    Raises:
-        InvalidRequestError: neither, naming ``field``.
-    """
-    try:
-        return now - parse_window(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = "not a duration such as '7d' or an ISO date such as '2026-11-01'"
-        raise InvalidRequestError(f"{field}: {problem}", [Problem(field, problem)]) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def alert_document(state: AlertState) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def draw_drift_over_time(
     axes.axhline(psi_alert, color="#cf222e", ls="--", lw=1, label=f"alert {psi_alert:g}")
     axes.set(ylabel="PSI against the reference")
     axes.set_ylim(bottom=0)
-    _time_axis(axes)
+    _time_axis(axes, series)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return drawn(title, figure)
 
@@ -82,7 +82,7 @@ def draw_performance_over_time(
     for axes, (metric, label) in zip(grid.ravel(), PERFORMANCE_SHOWN.items(), strict=True):
         _performance_axes(axes, times, series, metric, training.get(metric, {}))
         axes.set_title(label, fontsize=10)
-        _time_axis(axes)
+        _time_axis(axes, series)
     handles, labels = grid[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return drawn(title, figure)
@@ -124,12 +124,14 @@ def _most_drifted(series: Sequence[dict[str, Any]]) -> list[str]:
 
 def _midpoints(series: Sequence[dict[str, Any]]) -> np.ndarray:
     """The middle of each point, in UTC (drawn without a zone: the axis reads UTC)."""
-    middles = []
-    for point in series:
-        since = datetime.fromisoformat(point["since"]).astimezone(UTC)
-        middle = since + (datetime.fromisoformat(point["until"]) - since) / 2
-        middles.append(middle.replace(tzinfo=None))
-    return np.array(middles, dtype="datetime64[us]")
+    since, until = _times(series, "since"), _times(series, "until")
+    middles: np.ndarray = since + (until - since) // 2
+    return middles
+
+
+def _times(series: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    moments = [datetime.fromisoformat(point[key]).astimezone(UTC) for point in series]
+    return np.array([moment.replace(tzinfo=None) for moment in moments], dtype="datetime64[us]")
 
 
 def _value(value: object) -> float:
@@ -144,7 +146,9 @@ def _axes(width: float = 4.8, height: float = 3.6) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _time_axis(axes: Axes) -> None:
+def _time_axis(axes: Axes, series: Sequence[dict[str, Any]]) -> None:
+    """Dates on the x axis across the whole series, even where points hold no data."""
+    axes.set_xlim(_times(series[:1], "since")[0], _times(series[-1:], "until")[0])
     locator = AutoDateLocator(maxticks=6)  # type: ignore[no-untyped-call]  # untyped in matplotlib
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(

@@ -53,6 +53,24 @@ class Window:
         return latest_rows_since(log, model, self.rows, until), until
 
 
+def parse_moment(text: str, field: str, now: datetime) -> datetime:
+    """A time given as a duration back from ``now`` (``7d``) or an ISO date or date-time.
+
+    Raises:
+        InvalidRequestError: neither, naming ``field``.
+    """
+    try:
+        return now - parse_window(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        problem = "not a duration such as '7d' or an ISO date such as '2026-11-01'"
+        raise InvalidRequestError(f"{field}: {problem}", [Problem(field, problem)]) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def latest_rows_since(log: LogReader, model: str, rows: int, until: datetime) -> datetime:
     """The time of the ``rows``-th latest prediction of ``model`` before ``until``.
 

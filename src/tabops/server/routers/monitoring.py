@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem
 from tabops.monitoring.alert_store import AlertStore
 from tabops.monitoring.alerts import AlertChecker
+from tabops.monitoring.report import alert_document
 from tabops.monitoring.summary import Monitor
-from tabops.monitoring.windows import Window
-from tabops.monitoring_rules import parse_window
+from tabops.monitoring.windows import Window, parse_moment
 from tabops.server.auditing import audited
 from tabops.server.deps import AdminAccess, AuditDep, ContextDep, ReadAccess, RegistryDep
 from tabops.server.schemas import ErrorResponse
@@ -41,24 +40,6 @@ def _checker(request: Request) -> AlertChecker:
 MonitorDep = Annotated[Monitor, Depends(_monitor)]
 AlertStoreDep = Annotated[AlertStore, Depends(_alerts)]
 CheckerDep = Annotated[AlertChecker, Depends(_checker)]
-
-
-def parse_moment(text: str, field: str, now: datetime) -> datetime:
-    """A time given as a duration back from ``now`` (``7d``) or an ISO date or date-time.
-
-    Raises:
-        InvalidRequestError: neither, naming ``field``.
-    """
-    try:
-        return now - parse_window(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        problem = "not a duration such as '7d' or an ISO date such as '2026-11-01'"
-        raise InvalidRequestError(f"{field}: {problem}", [Problem(field, problem)]) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _known(registry: Any, name: str) -> None:
@@ -110,7 +91,7 @@ async def get_monitoring(
     versions = [version] if version is not None else None
     answer = await run_in_threadpool(monitor.summary, name, parsed, start, end, versions)
     states = await run_in_threadpool(alerts.states, name)
-    answer["alerts"] = [_plain(asdict(state)) for state in states]
+    answer["alerts"] = [alert_document(state) for state in states]
     return answer
 
 
@@ -132,7 +113,3 @@ async def check_alerts(
     async with audited(audit, context, name):
         events = await run_in_threadpool(checker.check, name)
     return {"model": name, "events": [event.payload() for event in events]}
-
-
-def _plain(document: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in document.items()}
