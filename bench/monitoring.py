@@ -277,7 +277,8 @@ EVIDENTLY_SCRIPT = textwrap.dedent(
     started = time.perf_counter()
     reference = pq.read_table(f"{folder}/reference.parquet").to_pandas()
     current = pq.read_table(segments[0], columns=["features"]).slice(0, rows).flatten()
-    current = current.rename_columns([n.removeprefix("features.") for n in current.column_names]).to_pandas()
+    names = [n.removeprefix("features.") for n in current.column_names]
+    current = current.rename_columns(names).to_pandas()
     loaded = time.perf_counter() - started
     numbers = [c for c in reference.columns if c.startswith("num_")]
     categories = [c for c in reference.columns if c.startswith("cat_")]
@@ -348,7 +349,8 @@ def compare_with_evidently(folder: Path, sizes: list[int]) -> None:
     script = folder / "evidently_drift.py"
     script.write_text(EVIDENTLY_SCRIPT)
     print(
-        "\n| rows | tabops s | Evidently s (load + report) | speed-up | tabops flags (PSI >= 0.2) | Evidently flags |"
+        "\n| rows | tabops s | Evidently s (load + report) | speed-up "
+        "| tabops flags (PSI >= 0.2) | Evidently flags |"
     )
     print("|---:|---:|---:|---:|---|---|")
     details = []
@@ -370,18 +372,21 @@ def compare_with_evidently(folder: Path, sizes: list[int]) -> None:
     for rows, ours, theirs in details:
         print(f"\nPer feature at {rows:,} rows (shifted features and two controls):")
         print(
-            "| feature | shift | tabops PSI | tabops W/sd or JS | Evidently method | value | Evidently drift |"
+            "| feature | shift | tabops PSI | tabops W/sd or JS "
+            "| Evidently method | value | Evidently drift |"
         )
         print("|---|---|---:|---:|---|---:|---|")
         for name in [*SHIFTS, "num_10", "cat_3"]:
             column = theirs["columns"].get(name, {})
             ours_distance = ours["wasserstein"].get(name, ours["jensen_shannon"].get(name))
             print(
-                f"| {name} | {SHIFTS.get(name, 'none')} | {ours['psi'].get(name)} | {ours_distance} | "
-                f"{column.get('method')} | {column.get('value', float('nan')):.4f} | {column.get('drifted')} |"
+                f"| {name} | {SHIFTS.get(name, 'none')} | {ours['psi'].get(name)} "
+                f"| {ours_distance} | {column.get('method')} "
+                f"| {column.get('value', float('nan')):.4f} | {column.get('drifted')} |"
             )
         print(
-            f"Evidently peak RSS: {theirs['peak_rss_mb']:.0f} MB; tabops: {ours['peak_rss_mb']:.0f} MB"
+            f"Evidently peak RSS: {theirs['peak_rss_mb']:.0f} MB; "
+            f"tabops: {ours['peak_rss_mb']:.0f} MB"
         )
 
 
@@ -438,7 +443,8 @@ def report(folder: Path, arguments: argparse.Namespace) -> None:
         print(f"| {step} | {seconds:.2f} | {ours['rows'] / seconds:,.0f} |")
     print(f"peak RSS (drift + performance process): {ours['peak_rss_mb']:.0f} MB")
     print(
-        f"flagged (PSI >= 0.2): {', '.join(ours['alert'])}; warn: {', '.join(ours['warn']) or '-'}; "
+        f"flagged (PSI >= 0.2): {', '.join(ours['alert'])}; "
+        f"warn: {', '.join(ours['warn']) or '-'}; "
         f"score PSI {ours['score_psi']:.4f}"
     )
     print(f"performance: {json.dumps(ours['performance'])}")

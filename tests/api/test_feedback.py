@@ -170,6 +170,21 @@ def test_a_csv_upload_labels_predictions(served, settings):
     assert stored(settings).outcome.sum() == 3
 
 
+def test_an_upload_may_exceed_the_json_body_limit_as_job_uploads_do(home):
+    """Label files are uploads: spooled to disk within max_upload_bytes, not max_body_bytes."""
+    settings = Settings(home=home, job_workers=0, security={"max_body_bytes": 3_000})
+    with TestClient(create_app(settings)) as client:
+        ids = [p["prediction_id"] for _ in range(10) for p in predict(client, 10)]
+        table = pd.DataFrame({"prediction_id": ids, "label": [i % 2 for i in range(100)]})
+        body = table.to_csv(index=False)
+        assert len(body) > 3_000
+        csv = client.post(URL, content=body, headers={"content-type": "text/csv"})
+        assert csv.status_code == 200, csv.text
+        assert csv.json()["accepted"] == 100
+        as_json = client.post(URL, json={"labels": table.to_dict("records")})
+        assert as_json.status_code == 413
+
+
 def test_a_parquet_upload_with_an_invalid_row_is_refused_naming_the_row(served, settings):
     ids = [p["prediction_id"] for p in predict(served, 3)]
     buffer = io.BytesIO()

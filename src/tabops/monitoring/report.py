@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
-from functools import cache
-from importlib.resources import files
 from typing import Any
-
-import jinja2
 
 from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem
 from tabops.monitoring.alert_store import AlertState, AlertStore
@@ -25,6 +21,7 @@ from tabops.monitoring.report_plots import (
 )
 from tabops.monitoring.summary import Monitor
 from tabops.monitoring.windows import Window
+from tabops.training.card import page_template
 from tabops.training.card_plots import finite_or_none
 
 _TEMPLATE = "templates/monitoring.html.j2"
@@ -99,7 +96,7 @@ def render_report(
         alerts: Alert states as the API gives them; None leaves the alerts section out.
         generated_at: When the report was made, shown in its header.
     """
-    return _template().render(
+    return page_template(_TEMPLATE).render(
         model=summary.get("model", ""),
         window=summary.get("window", ""),
         since=_format_time(summary.get("since")),
@@ -193,34 +190,6 @@ def _alert_row(alert: dict[str, Any]) -> dict[str, Any]:
         "value": alert.get("value"),
         "since": _format_time(alert.get("changed_at")),
     }
-
-
-@cache
-def _template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["number"] = _format_number
-    environment.filters["percent"] = _format_percent
-    source = files("tabops").joinpath(_TEMPLATE).read_text(encoding="utf-8")
-    return environment.from_string(source)
-
-
-def _format_number(value: object, digits: int = 3) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    number = finite_or_none(value)
-    return _DASH if number is None else f"{number:.{digits}f}"
-
-
-def _format_percent(value: object, digits: int = 1, signed: bool = False) -> str:
-    number = finite_or_none(value)
-    if number is None:
-        return _DASH
-    return f"{number:+.{digits}%}" if signed else f"{number:.{digits}%}"
 
 
 def _format_time(text: object) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tabops.monitoring.layout import LOG_COLUMNS
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
 from tabops.serving.decisions import prediction_suffixes
 from tabops.serving.hooks import FeatureRows, ServedPredictions
@@ -58,20 +59,7 @@ class SegmentRows:
         self.spec = spec
         self._features: list[ColumnSpec] = spec.features
         self._columns: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "prediction_id",
-                "request_id",
-                "timestamp",
-                "route",
-                "key_id",
-                "entity_id",
-                "probability",
-                "label",
-                "positive",
-                "threshold",
-                "latency_ms",
-            )
+            name: [] for name in LOG_COLUMNS if name != "features"
         }
         self._values: list[list[Any]] = [[] for _ in self._features]
         self._first: datetime | None = None

@@ -53,8 +53,8 @@ STALE_SECONDS = 3600.0
 _UPLOADS = "uploads"
 _SUFFIX = ".part"
 _BUFFER_BYTES = 1024 * 1024
-_JOBS_PREFIX = "/v1/models/"
-_JOBS_SUFFIX = "/jobs"
+_MODELS_PREFIX = "/v1/models/"
+_UPLOAD_ROUTES = ("/jobs", "/feedback")  # the routes of a model that take file uploads
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,12 @@ def media_type(content_type: str) -> str:
 
 
 def is_upload(scope: Scope) -> bool:
-    """Whether a request is an upload: a file or form body for ``POST /v1/models/{name}/jobs``."""
+    """Whether a request is an upload: a file or form body for a model's jobs or feedback."""
     path: str = scope["path"]
-    if scope["method"] != "POST" or not path.startswith(_JOBS_PREFIX):
+    if scope["method"] != "POST" or not path.startswith(_MODELS_PREFIX):
         return False
-    name = path[len(_JOBS_PREFIX) : -len(_JOBS_SUFFIX)]
-    if not path.endswith(_JOBS_SUFFIX) or not name or "/" in name:
+    name, _, route = path[len(_MODELS_PREFIX) :].partition("/")
+    if not name or f"/{route}" not in _UPLOAD_ROUTES:
         return False
     for key, value in scope.get("headers", ()):
         if key == b"content-type":

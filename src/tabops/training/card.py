@@ -115,8 +115,18 @@ def render_model_card(card: ModelCard) -> str:
     )
 
 
-@cache
 def _template() -> jinja2.Template:
+    return page_template(_TEMPLATE)
+
+
+@cache
+def page_template(path: str) -> jinja2.Template:
+    """A page template of the package (autoescaped, strict), with the number filters.
+
+    ``number`` writes integers with thousands separators and other numbers to ``digits``
+    places; ``percent`` writes a share as a percentage (``signed`` adds the sign); both
+    write a dash for a missing or non-finite value.
+    """
     environment = jinja2.Environment(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -125,7 +135,7 @@ def _template() -> jinja2.Template:
     )
     environment.filters["number"] = _format_number
     environment.filters["percent"] = _format_percent
-    source = files("tabops").joinpath(_TEMPLATE).read_text(encoding="utf-8")
+    source = files("tabops").joinpath(path).read_text(encoding="utf-8")
     return environment.from_string(source)
 
 
@@ -136,9 +146,11 @@ def _format_number(value: object, digits: int = 3) -> str:
     return _DASH if number is None else f"{number:.{digits}f}"
 
 
-def _format_percent(value: object, digits: int = 1) -> str:
+def _format_percent(value: object, digits: int = 1, signed: bool = False) -> str:
     number = finite_or_none(value)
-    return _DASH if number is None else f"{number:.{digits}%}"
+    if number is None:
+        return _DASH
+    return f"{number:+.{digits}%}" if signed else f"{number:.{digits}%}"
 
 
 def _format_time(text: str) -> str:
