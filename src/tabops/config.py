@@ -25,6 +25,16 @@ from pydantic_settings import (
 _PREFIX = "TABOPS_"
 
 
+def _keep_forever(value: Any) -> Any:
+    """None for a retention of ``never``, ``off`` or ``none``: keep everything.
+
+    An environment variable cannot be None, so words say it.
+    """
+    if isinstance(value, str) and value.strip().lower() in ("never", "off", "none", ""):
+        return None
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -81,13 +91,7 @@ class QueueSettings(_Section):
         "'never' (or 'off') keeps them.",
     )
 
-    @field_validator("job_retention_days", mode="before")
-    @classmethod
-    def _never_expires(cls, value: Any) -> Any:
-        # An environment variable cannot be None: these words say "keep every job".
-        if isinstance(value, str) and value.strip().lower() in ("never", "off", "none", ""):
-            return None
-        return value
+    _never_expires = field_validator("job_retention_days", mode="before")(_keep_forever)
 
 
 class ServingSettings(_Section):
@@ -227,12 +231,7 @@ class MonitoringSettings(_Section):
         default=0.2, ge=0, description="Population stability index of a feature that alerts."
     )
 
-    @field_validator("retention_days", mode="before")
-    @classmethod
-    def _never_expires(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in ("never", "off", "none", ""):
-            return None
-        return value
+    _never_expires = field_validator("retention_days", mode="before")(_keep_forever)
 
 
 # The flat setting names of earlier releases, and the section each now lives in.

@@ -20,6 +20,7 @@ import httpx2
 import pandas as pd
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import HEART_CSV, copy_fast_example, make_registry
 from e2e.test_soak import running_server
@@ -120,6 +121,18 @@ def latest(http: httpx2.Client) -> dict:
     return version
 
 
+def gauges(http: httpx2.Client) -> dict[tuple[str, str], float]:
+    """The drift and alert gauges of /metrics, by name and feature."""
+    answer = http.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, sample.labels["feature"]): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+        if sample.name in ("tabops_alert_firing", "tabops_drift_psi")
+    }
+
+
 def test_a_shift_fires_one_signed_alert_and_its_return_one_resolution(
     watched_home: Path, tmp_path: Path, receiver
 ):
@@ -148,6 +161,9 @@ def test_a_shift_fires_one_signed_alert_and_its_return_one_resolution(
         [fired] = check(http)
         assert (fired["event"], fired["feature"]) == ("firing", "age")
         assert check(http) == []  # the alert holds: nothing more is sent
+        exported = gauges(http)
+        assert exported[("tabops_alert_firing", "age")] == 1
+        assert exported[("tabops_drift_psi", "age")] > 0.2
 
         send(http, traffic(seed=3, shifted=False))
         [resolved] = check(http)

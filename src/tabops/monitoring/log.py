@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from tabops.atomic import write_with
 from tabops.config import Settings
+from tabops.metrics import LOG_DROPPED, LOG_ROWS
 from tabops.monitoring.compaction import compact_log, prune_log
 from tabops.monitoring.layout import SegmentName, partition_folder
 from tabops.monitoring.rows import SegmentRows, log_schema
@@ -119,6 +120,7 @@ class PredictionLog:
         with self._lock:
             if self._closed or self._pending_rows + rows > self.buffer_rows:
                 self._dropped += rows
+                LOG_DROPPED.inc(rows)
                 return
             self._pending.append((served, latency_ms))
             self._pending_rows += rows
@@ -232,9 +234,12 @@ class PredictionLog:
         with self._lock:
             self._logged += len(rows)
             self._segments += 1
+        LOG_ROWS.inc(len(rows))
         return 1
 
     def _note_error(self, exc: Exception, dropped: int = 0) -> None:
         with self._lock:
             self._last_error = f"{type(exc).__name__}: {exc}"
             self._dropped += dropped
+        if dropped:
+            LOG_DROPPED.inc(dropped)

@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from tabops.config import Settings
+from tabops.errors import VersionNotFoundError
+from tabops.metrics import DRIFT_PSI
 from tabops.model.manifest import Manifest
 from tabops.model.reference_stats import ReferenceStats
 from tabops.monitoring.alerts import Observation
@@ -198,9 +200,21 @@ class Monitor:
                 self._references[key] = found
         return found
 
+    def served_version(self, model: str) -> int:
+        """The version the model's rules come from: production, else the latest.
+
+        Raises:
+            ModelNotFoundError: no such model.
+        """
+        try:
+            return self.registry.resolve(model, None)
+        except VersionNotFoundError:  # no production alias (trained without promotion)
+            return self.registry.list_versions(model)[-1]
+
     def section(self, model: str, version: int | None = None) -> MonitoringSection:
-        """The monitoring section stored with a version (the production one by default)."""
-        found = self.registry.get_version(model, version)
+        """The monitoring section stored with a version (``served_version`` by default)."""
+        number = self.served_version(model) if version is None else version
+        found = self.registry.get_version(model, number)
         return MonitoringSection.from_manifest(found.manifest.monitoring)
 
     def report(
@@ -250,14 +264,16 @@ class Monitor:
         """For the alert rules: each version's observations over each window, ending now."""
         now = datetime.now(UTC)
         by_version: dict[int, list[Observation]] = {}
-        production = self.registry.resolve(model, None)
+        production = self.served_version(model)
         for text in sorted(set(windows)):
             window = Window.parse(text)
             since, until = window.span(self.log, model, now)
             versions = set(self.versions_in(model, since, until)) | {production}
             for version in sorted(versions):
                 report = self.report(model, version, since, until)
-                by_version.setdefault(version, []).extend(report.observations(text))
+                observations = report.observations(text)
+                _publish_drift(model, version, observations)
+                by_version.setdefault(version, []).extend(observations)
         return sorted(by_version.items())
 
     def summary(
@@ -307,6 +323,15 @@ def _merged(points: list[Point], reference: ReferenceStats, threshold: float) ->
         total.estimates.merge(point.estimates)
         total.traffic.merge(point.traffic)
     return total
+
+
+def _publish_drift(model: str, version: int, observations: Iterable[Observation]) -> None:
+    """Set the PSI gauge of each feature measured (a window without rows leaves it)."""
+    for item in observations:
+        if item.metric == "psi" and item.feature is not None and item.value is not None:
+            DRIFT_PSI.labels(model=model, version=str(version), feature=item.feature).set(
+                item.value
+            )
 
 
 def _number(value: Any) -> float | None:
