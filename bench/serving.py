@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/serving.py [--duration 5] [--quick] [--skip-peers]
-                                      [--systems tabops,tabops-key] [--models lr,hgb]
+                                      [--systems tabops,tabops-nolog] [--models lr,hgb]
                                       [--json PATH] [--timeout 1800] [--keep]
 
 Prints markdown tables on stdout (progress on stderr); takes about 6 minutes with the
@@ -74,6 +74,7 @@ from peers.systems import (
     TABOPS,
     TABOPS_GRANIAN,
     TABOPS_KEY,
+    TABOPS_NOLOG,
     Server,
     bentoml_server,
     floor_servers,
@@ -93,6 +94,7 @@ SYSTEMS = {
     "floor-granian": (FLOOR_GRANIAN,),
     "tabops": (TABOPS,),
     "tabops-key": (TABOPS_KEY,),
+    "tabops-nolog": (TABOPS_NOLOG,),
     "tabops-granian": (TABOPS_GRANIAN,),
     "seed": (SEED,),
     "bentoml": (BENTOML,),

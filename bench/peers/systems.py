@@ -33,6 +33,7 @@ FLOOR_UVICORN = "floor (uvicorn)"
 FLOOR_GRANIAN = "floor (granian)"
 TABOPS = "tabops (uvicorn)"
 TABOPS_KEY = "tabops (uvicorn, API key)"
+TABOPS_NOLOG = "tabops (uvicorn, prediction log off)"
 TABOPS_GRANIAN = "tabops (granian)"
 SEED = "seed FastAPI"
 BENTOML = "BentoML"
@@ -142,7 +143,8 @@ def tabops_servers(
     granian_environment: PeerEnvironment | None,
     keyed: KeyedHome | None = None,
 ) -> list[Server]:
-    """``tabops serve`` (uvicorn); the same over ``keyed``, with its key; tabops on granian.
+    """``tabops serve`` (uvicorn), with the prediction log on and off; the same over
+    ``keyed``, with its key; tabops on granian.
 
     ``keyed`` None leaves the API-key row out, ``granian_environment`` None the granian one.
     """
@@ -158,7 +160,16 @@ def tabops_servers(
     servers = [
         Server(
             TABOPS, model.key, command, env, home, *endpoints, read_probability=_flat_probability
-        )
+        ),
+        Server(
+            TABOPS_NOLOG,
+            model.key,
+            command,
+            {**env, "TABOPS_MONITORING__ENABLED": "false"},
+            home,
+            *endpoints,
+            read_probability=_flat_probability,
+        ),
     ]
     if keyed is not None:
         servers.append(

@@ -10,7 +10,10 @@ process: it is read from the job store when a scrape asks (``JobQueueDepthCollec
 from __future__ import annotations
 
 import os
+import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -84,59 +87,114 @@ ALERT_FIRING = Gauge(
 JOB_QUEUE_DEPTH = "tabops_job_queue_depth"
 """Name of the queued-jobs gauge, computed at scrape time by ``JobQueueDepthCollector``."""
 
-_RequestChildren = tuple[Callable[[], None], Callable[[float], None]]
-_request_children: dict[tuple[str, str, int | str, int], _RequestChildren] = {}
-_prediction_children: dict[tuple[str, int | str, str, str], tuple[Counter, Counter]] = {}
+_BOUNDS = [float(bound) for bound in _LATENCY_BUCKETS.split()]
+_RequestKey = tuple[str, str, int | str, int]
+_PredictionKey = tuple[str, int | str, str]
 
 
-def _new_request_children(
-    route: str, model: str, version: int | str, status: int
-) -> _RequestChildren:
-    counter = REQUESTS.labels(route, model, str(version), str(status))
-    return counter.inc, REQUEST_SECONDS.labels(route).observe
+class _Tally:
+    """Counts kept in plain Python between two flushes into the metric objects.
+
+    prometheus-client's ``inc`` and ``observe`` cost about 1.5 us a request through their
+    call layers and locks, as much as the rest of the fast path's bookkeeping; a tally costs
+    a lock and three additions. One lock: decisions are counted on worker threads too.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: dict[_RequestKey, list[Any]] = {}
+        self.predictions: dict[_PredictionKey, list[int]] = {}
+        self.request_keys: set[_RequestKey] = set()  # every label set counted, ever
+
+    def take(self) -> tuple[dict[_RequestKey, list[Any]], dict[_PredictionKey, list[int]]]:
+        """The counts since the last take, leaving none."""
+        with self.lock:
+            requests, predictions = self.requests, self.predictions
+            self.requests, self.predictions = {}, {}
+        return requests, predictions
+
+    def bounded(self, key: _RequestKey) -> _RequestKey:
+        """``key``, or its ``_other`` model form once ``MAX_REQUEST_SERIES`` are known."""
+        if key not in self.request_keys:
+            if len(self.request_keys) >= MAX_REQUEST_SERIES:
+                return (key[0], OTHER_MODEL, "", key[3])
+            self.request_keys.add(key)
+        return key
+
+
+_tally = _Tally()
 
 
 def record_request(route: str, model: str, version: int | str, status: int, seconds: float) -> None:
-    """Count one answered request and observe how long it took.
+    """Count one answered request and how long it took (in ``REQUESTS``, ``REQUEST_SECONDS``).
 
-    The label children are cached per label tuple, so a steady stream of requests costs one
-    dict lookup and two increments. Past ``MAX_REQUEST_SERIES`` distinct label sets, a new
-    model name (a caller may send any) is counted as ``_other``, so labels stay bounded.
+    Past ``MAX_REQUEST_SERIES`` distinct label sets, a new model name (a caller may send
+    any) is counted as ``_other``, so labels stay bounded. Counts reach the metric objects
+    at the next ``flush_metrics``.
     """
     key = (route, model, version, status)
-    children = _request_children.get(key)
-    if children is None:
-        if len(_request_children) >= MAX_REQUEST_SERIES:
-            key = (route, OTHER_MODEL, "", status)
-            children = _request_children.get(key)
-        if children is None:
-            children = _new_request_children(*key)
-            _request_children[key] = children
-    children[0]()
-    children[1](seconds)
+    with _tally.lock:
+        cell = _tally.requests.get(key)
+        if cell is None:
+            key = _tally.bounded(key)
+            cell = _tally.requests.setdefault(key, [0, 0.0, [0] * (len(_BOUNDS) + 1)])
+        cell[0] += 1
+        cell[1] += seconds
+        cell[2][bisect_left(_BOUNDS, seconds)] += 1  # "le": the first bound at or above
 
 
-def record_predictions(
-    model: str,
-    version: int | str,
-    positive_class: str,
-    negative_class: str,
-    positives: int,
-    total: int,
-) -> None:
-    """Count ``total`` decisions of one version, ``positives`` of them the positive class."""
-    key = (model, version, positive_class, negative_class)
-    children = _prediction_children.get(key)
-    if children is None:
-        children = (
-            PREDICTIONS.labels(model, str(version), positive_class),
-            PREDICTIONS.labels(model, str(version), negative_class),
-        )
-        _prediction_children[key] = children
-    if positives:
-        children[0].inc(positives)
-    if total > positives:
-        children[1].inc(total - positives)
+def record_predictions(model: str, version: int | str, class_name: str, count: int) -> None:
+    """Count ``count`` decisions of one version for ``class_name`` (in ``PREDICTIONS``)."""
+    key = (model, version, class_name)
+    with _tally.lock:
+        cell = _tally.predictions.get(key)
+        if cell is None:
+            cell = _tally.predictions[key] = [0]
+        cell[0] += count
+
+
+def flush_metrics() -> None:
+    """Add what was counted since the last flush to the metric objects."""
+    requests, predictions = _tally.take()
+    for (route, model, version, status), (count, seconds, buckets) in requests.items():
+        REQUESTS.labels(route, model, str(version), str(status)).inc(count)
+        histogram = REQUEST_SECONDS.labels(route)
+        # prometheus-client has no call adding many observations at once: a histogram holds
+        # one value for the sum and one per bucket (the same since 0.4), each added to here.
+        histogram._sum.inc(seconds)
+        for value, added in zip(histogram._buckets, buckets, strict=True):
+            if added:
+                value.inc(added)
+    for (model, version, class_name), (count,) in predictions.items():
+        PREDICTIONS.labels(model, str(version), class_name).inc(count)
+
+
+class MetricsFlusher:
+    """Flushes this process's counts every ``interval_seconds`` on a thread of its own.
+
+    Under several workers a scrape reads every worker's files, so each worker flushes on
+    its own; a count is at most ``interval_seconds`` late there.
+    """
+
+    def __init__(self, interval_seconds: float = 1.0) -> None:
+        self.interval_seconds = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tabops-metrics", daemon=True)
+
+    def start(self) -> None:
+        """Start flushing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop, after one last flush."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        flush_metrics()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            flush_metrics()
 
 
 class JobQueueDepthCollector(Collector):
@@ -175,6 +233,7 @@ def scrape_metrics(extra: Iterable[Collector] = ()) -> bytes:
     In multiprocess mode the values of every worker are merged from their files, so the
     answer is the same whichever worker is scraped; otherwise the default registry is read.
     """
+    flush_metrics()
     registry = CollectorRegistry(auto_describe=False)
     if is_multiprocess():
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream

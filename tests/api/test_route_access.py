@@ -20,7 +20,7 @@ from tabops.server.app import create_app
 
 OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """What stays open: liveness, readiness and the API's description."""
-ADMIN_ONLY = re.compile(r"^/v1/(keys|audit|train)\b")
+ADMIN_ONLY = re.compile(r"^/v1/(keys|audit|train)\b|^/v1/models/[^/]+/monitoring/check$")
 PARAMETERS = {
     "name": "heart-failure",
     "version": "1",

@@ -29,6 +29,7 @@ PREDICT = f"/v1/models/{MODEL}/predict"
 ROUND = 20  # requests sent between two looks at which workers answered
 MAX_ROUNDS = 20
 SCRAPES = 8
+FLUSH_SECONDS = 2.5  # more than twice a worker's flush interval
 STARTUP_SECONDS = 90.0
 STARTED = "Application startup complete."  # uvicorn's line, once per worker
 
@@ -118,6 +119,8 @@ def test_metrics_count_every_request_whichever_worker_is_scraped(trained_home, t
                 if len(workers) == 2:
                     break
             assert len(workers) == 2, "one worker took every request"
+            # Each worker adds its counts to the shared files once a second.
+            time.sleep(FLUSH_SECONDS)
             scrapes = [http.get("/metrics") for _ in range(SCRAPES)]
         folder = home / "metrics" / str(server.process.pid)
         assert folder.is_dir()

@@ -21,6 +21,7 @@ from tabops.feature_store.serving import EntityLookup
 from tabops.feature_store.sql import open_feature_store
 from tabops.jobs import JobService
 from tabops.logs import LogOptions
+from tabops.metrics import MetricsFlusher, is_multiprocess
 from tabops.monitoring.log import PredictionLog
 from tabops.monitoring.segments import LogReader
 from tabops.monitoring.watch import Watch
@@ -146,9 +147,15 @@ def create_app(
         await run_in_threadpool(job_service.queue.start, settings.queue.job_workers)
         if prediction_log is not None:
             prediction_log.start()
+        # Several workers: each adds its counts to the shared files on its own (metrics.py).
+        flusher = MetricsFlusher() if is_multiprocess() else None
+        if flusher is not None:
+            flusher.start()
         try:
             yield
         finally:
+            if flusher is not None:
+                await run_in_threadpool(flusher.stop)
             await run_in_threadpool(audit_log.close)
             await run_in_threadpool(job_service.close)
             if prediction_log is not None:  # after the jobs, whose last pieces it logs

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextvars import Token
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -155,45 +156,27 @@ class FastPredict:
         return target
 
     async def __call__(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer the request under its id (``X-Request-ID``, logs), then count it.
-
-        The count and the access line come after the answer is sent: the client does not
-        wait for them.
-        """
-        context = context_of(scope, target.route)
-        token = REQUEST_ID.set(context.request_id)
-        try:
-            status = await self._respond(target, scope, receive, send, context)
-        finally:
-            REQUEST_ID.reset(token)
-        if status is None:  # the client went away before sending its body
-            return
-        route = "/predict" if target.name is None else _TEMPLATES[target.route]
-        model, version = context.served or (_named(target, status), "")
-        seconds = time.perf_counter() - context.started
-        record_request(route, model, version, status, seconds)
-        if self.is_access_logged:
-            log_access(scope["method"], route, status, seconds, context.request_id)
-
-    async def _respond(
-        self, target: Target, scope: Scope, receive: Receive, send: Send, context: RequestContext
-    ) -> int | None:
         """Read the body within the limits, answer through the endpoints, send the response.
 
-        Batches and predictions by entity answer within the request timeout; see
-        ``server/limits.py`` for why single records do not, and when depth is measured.
-
-        Returns:
-            The status sent, or None when the client left before its body arrived.
+        Every answer names its request (``X-Request-ID``), as does every line logged while
+        answering; once it is sent, the request is counted. Batches and predictions by entity
+        answer within the request timeout; see ``server/limits.py`` for why single records do
+        not, and when depth is measured. One coroutine, no ``finally``: this is on every
+        request (a request is a task of its own, so its id leaves with it if sending fails).
         """
         limits = self.limits
+        context = context_of(scope, target.route)
+        token = REQUEST_ID.set(context.request_id)
         headers = [_JSON, NOSNIFF, (_REQUEST_ID, context.request_id.encode())]
         try:
             body = await read_body(scope, receive, limits.max_body_bytes)
         except BodyTooLargeError as exc:  # refused before the rest of the body is read
-            return await send_error(send, exc, close=True, headers=headers[2:])
-        if body is None:
-            return None
+            status = await send_error(send, exc, close=True, headers=headers[2:])
+            self._observe(target, scope, context, status, token)
+            return
+        if body is None:  # the client went away before sending its body
+            REQUEST_ID.reset(token)
+            return
         try:
             pending = self.endpoints.answer(context, target, body, {})
             if target.route != "predict":
@@ -205,12 +188,30 @@ class FastPredict:
             status, document, extra = error_answer(error)
             headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
-            return status
+            self._observe(target, scope, context, status, token)
+            return
         if isinstance(answer, bytes):
             await _send(send, 200, headers, answer)
         else:
             await _stream(send, headers, answer)
-        return 200
+        self._observe(target, scope, context, 200, token)
+
+    def _observe(
+        self,
+        target: Target,
+        scope: Scope,
+        context: RequestContext,
+        status: int,
+        token: Token[str | None],
+    ) -> None:
+        """Count an answered request (and write its access line); the request id is unset."""
+        REQUEST_ID.reset(token)
+        route = "/predict" if target.name is None else _TEMPLATES[target.route]
+        model, version = context.served or (_named(target, status), "")
+        seconds = time.perf_counter() - context.started
+        record_request(route, model, version, status, seconds)
+        if self.is_access_logged:
+            log_access(scope["method"], route, status, seconds, context.request_id)
 
 
 def _named(target: Target, status: int) -> str:

@@ -330,15 +330,12 @@ class ServingCore:
 
 def _count(context: RequestContext, decisions: Decisions) -> None:
     """Count the decisions by class, and note on the request which version made them."""
-    context.served = (decisions.model, decisions.version)
-    record_predictions(
-        decisions.model,
-        decisions.version,
-        decisions.positive[1],
-        decisions.negative[1],
-        decisions.positives,
-        len(decisions),
-    )
+    context.served = model, version = decisions.model, decisions.version
+    positives = decisions.positives
+    if positives:
+        record_predictions(model, version, decisions.positive[1], positives)
+    if len(decisions) > positives:
+        record_predictions(model, version, decisions.negative[1], len(decisions) - positives)
 
 
 def _entity_record(
