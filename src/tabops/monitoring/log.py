@@ -27,7 +27,8 @@ from tabops.config import Settings
 from tabops.metrics import LOG_DROPPED, LOG_ROWS
 from tabops.monitoring.compaction import compact_log, prune_log
 from tabops.monitoring.layout import SegmentName, partition_folder
-from tabops.monitoring.rows import SegmentRows, log_schema
+from tabops.monitoring.rows import SegmentRows, Single, log_schema, single
+from tabops.schema import FeatureSpec
 from tabops.serving.hooks import ServedPredictions
 
 logger = logging.getLogger("tabops.monitoring")
@@ -86,7 +87,9 @@ class PredictionLog:
         self._draw: Callable[[], float] = random.Random(seed).random
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._pending: list[tuple[ServedPredictions, float]] = []
+        self._pending: list[Single | tuple[ServedPredictions, float]] = []
+        # What segments of each (model, version) need: its feature spec and class labels.
+        self._versions: dict[tuple[str, int], tuple[FeatureSpec, tuple[str, str]]] = {}
         self._pending_rows = 0
         self._logged = self._dropped = self._segments = 0
         self._last_error: str | None = None
@@ -117,12 +120,16 @@ class PredictionLog:
         if not rows:  # a file whose every row was invalid
             return
         latency_ms = (time.perf_counter() - served.context.started) * 1000
+        version = (served.decisions.model, served.decisions.version)
+        if version not in self._versions:
+            self._versions[version] = _described(served)
+        item = single(served, latency_ms) or (served, latency_ms)
         with self._lock:
             if self._closed or self._pending_rows + rows > self.buffer_rows:
                 self._dropped += rows
                 LOG_DROPPED.inc(rows)
                 return
-            self._pending.append((served, latency_ms))
+            self._pending.append(item)
             self._pending_rows += rows
 
     # The writer -------------------------------------------------------------------------
@@ -146,20 +153,29 @@ class PredictionLog:
                 taken, self._pending, self._pending_rows = self._pending, [], 0
             if not taken:
                 return 0
-            buckets: dict[_Key, SegmentRows] = {}
-            for served, latency_ms in taken:
-                decisions = served.decisions
-                key = (
-                    decisions.model,
-                    decisions.version,
-                    date.fromisoformat(decisions.timestamp[:10]),
-                    decisions.id_prefix[:12],
-                )
-                bucket = buckets.get(key)
-                if bucket is None:
-                    bucket = buckets[key] = SegmentRows(served.predictor.spec)
-                bucket.add(served, latency_ms)
-            return sum(self._write(key, rows) for key, rows in buckets.items())
+            buckets: dict[tuple[str, int, str, str], SegmentRows] = {}
+
+            def bucket(key: tuple[str, int, str, str]) -> SegmentRows:
+                found = buckets.get(key)
+                if found is None:
+                    found = buckets[key] = SegmentRows(*self._versions[key[:2]])
+                return found
+
+            singles = [item for item in taken if len(item) != 2]
+            for key, items in _by_segment(singles):
+                bucket(key).add_singles(items)
+            for item in taken:
+                if len(item) == 2:  # a group kept as its objects
+                    served, latency_ms = item
+                    decisions = served.decisions
+                    day, prefix = decisions.timestamp[:10], decisions.id_prefix[:12]
+                    bucket((decisions.model, decisions.version, day, prefix)).add(
+                        served, latency_ms
+                    )
+            return sum(
+                self._write((model, version, date.fromisoformat(day), prefix), rows)
+                for (model, version, day, prefix), rows in buckets.items()
+            )
 
     def compact(self, now: datetime | None = None) -> int:
         """Merge closed hours' segments into one file each; the number of files made."""
@@ -243,3 +259,24 @@ class PredictionLog:
             self._dropped += dropped
         if dropped:
             LOG_DROPPED.inc(dropped)
+
+
+def _described(served: ServedPredictions) -> tuple[FeatureSpec, tuple[str, str]]:
+    """A version's feature spec and its positive and negative class values as text."""
+    decisions = served.decisions
+    return served.predictor.spec, (str(decisions.positive[0]), str(decisions.negative[0]))
+
+
+def _by_segment(
+    singles: list[Single],
+) -> list[tuple[tuple[str, int, str, str], list[Single]]]:
+    """Single-row requests by the segment they go to: model, version, UTC day, process."""
+    keys = [(item[0], item[1], item[4][:10], item[2][:12]) for item in singles]
+    if not keys:
+        return []
+    if keys.count(keys[0]) == len(keys):  # the usual flush: one version, one day
+        return [(keys[0], singles)]
+    grouped: dict[tuple[str, int, str, str], list[Single]] = {}
+    for key, item in zip(keys, singles, strict=True):
+        grouped.setdefault(key, []).append(item)
+    return list(grouped.items())
