@@ -1,4 +1,4 @@
-"""``tabops monitor``: watch registered models (backtests by period, and more to come).
+"""``tabops monitor``: watch registered models: labels, status, report, alerts, backtests.
 
 One function per command; each imports what it needs when it runs.
 """
@@ -196,3 +196,38 @@ def report(
         page = build_report(monitor, alerts, name, parsed, start, now)
         write_bytes(path, page.encode("utf-8"))
     console.print(str(path))
+
+
+@app.command("check")
+def check(
+    name: Annotated[
+        str | None, typer.Argument(help="The model (default: every registered model).")
+    ] = None,
+) -> None:
+    """Check the alert rules now and print the alerts that fired or resolved.
+
+    Each change is recorded and sent once (to TABOPS_MONITORING__WEBHOOK_URL when set),
+    however many processes check; the job workers also check on their schedule.
+    """
+    from rich.table import Table
+
+    from tabops.cli.monitor_status import opened_watch
+
+    with reported_errors(), opened_watch() as watch:
+        events = watch.checker.check(name) if name is not None else watch.check_all()
+    if not events:
+        console.print("no alert fired or resolved")
+        return
+    table = Table("event", "model", "version", "rule", "feature", "value", title="alerts")
+    for event in events:
+        value = "-" if event.value is None else f"{event.value:.4g}"
+        style = "bold red" if event.event == "firing" else "green"
+        table.add_row(
+            f"[{style}]{event.event}[/]",
+            event.model,
+            str(event.version),
+            event.rule,
+            event.feature or "",
+            value,
+        )
+    console.print(table)

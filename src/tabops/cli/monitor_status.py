@@ -16,8 +16,8 @@ from tabops.cli.output import console, format_metric, open_registry, print_whole
 from tabops.config import get_settings
 from tabops.database import open_database
 from tabops.monitoring.alert_store import AlertStore
-from tabops.monitoring.labels import LabelStore
 from tabops.monitoring.summary import Monitor
+from tabops.monitoring.watch import Watch
 
 _STATUS_STYLES = {"ok": "green", "warn": "yellow", "alert": "bold red", "no_data": "dim"}
 _STATE_STYLES = {"ok": "green", "firing": "bold red"}
@@ -25,16 +25,21 @@ _PERFORMANCE = ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier")
 
 
 @contextmanager
-def opened_monitor() -> Iterator[tuple[Monitor, AlertStore]]:
-    """The monitor and alert store of the settings' home and metadata database."""
+def opened_watch() -> Iterator[Watch]:
+    """The monitor, label store and alerts of the settings' home and metadata database."""
     settings = get_settings()
-    registry = open_registry()
     engine = open_database(settings)
     try:
-        labels = LabelStore(engine, registry)
-        yield Monitor.from_settings(settings, registry, labels), AlertStore(engine)
+        yield Watch.from_settings(settings, open_registry(), engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def opened_monitor() -> Iterator[tuple[Monitor, AlertStore]]:
+    """The monitor and alert store of the settings' home and metadata database."""
+    with opened_watch() as watch:
+        yield watch.monitor, watch.alerts
 
 
 def print_status(summary: dict[str, Any], alerts: list[dict[str, Any]]) -> None:
