@@ -27,7 +27,7 @@ from tabops.monitoring.segments import LogReader
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
 from tabops.serving.deployment import Deployment
-from tabops.serving.hooks import Hooks
+from tabops.serving.hooks import FeatureRows, Hooks
 
 MODEL = "heart-failure"
 TABOPS = Path(sys.executable).parent / "tabops"
@@ -203,3 +203,35 @@ def test_tabops_worker_logs_the_jobs_it_runs_and_writes_them_when_stopped(home, 
     assert len(frame) == 6
     assert set(frame["request_id"]) == {job.id}
     assert set(frame["route"]) == {"job"}
+
+
+# Dask's Parquet reader calls a pandas method pandas 3.1 deprecates (not ours to change).
+@pytest.mark.filterwarnings("ignore:The inplace keyword:pandas.errors.Pandas4Warning")
+@pytest.mark.slow
+def test_other_tools_read_the_log_as_plain_hive_partitioned_parquet(home, records):
+    """Arrow datasets (as DuckDB and Spark read them) and Dask see every row once, with the
+    model, version and day from the folder names and the features as a struct."""
+    import dask.dataframe as dd
+    import pyarrow.dataset as ds
+
+    log = PredictionLog(home / "predictions")
+    core, predictor = serve(home, log)
+    ids = decide(core, predictor, records[:5], 2)
+    one = core._decide(  # a single-row request, kept as plain values until the flush
+        RequestContext("predict"),
+        predictor,
+        [0.25],
+        FeatureRows(predictor.feature_names, records=records[5:6]),
+    )
+    ids.append(one[0].prediction_id)
+    log.flush()
+
+    dataset = ds.dataset(home / "predictions", format="parquet", partitioning="hive")
+    table = dataset.to_table()
+    assert sorted(table.column("prediction_id").to_pylist()) == sorted(ids)
+    assert set(table.column("model").to_pylist()) == {MODEL}
+    assert set(table.column("version").to_pylist()) == {1}
+    assert table.column("features").type.get_field_index("age") >= 0
+    frame = dd.read_parquet(home / "predictions", engine="pyarrow").compute()
+    assert sorted(frame["prediction_id"]) == sorted(ids)
+    assert (frame["probability"].between(0, 1)).all()
