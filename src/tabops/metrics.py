@@ -79,8 +79,8 @@ DRIFT_PSI = Gauge(
 )
 ALERT_FIRING = Gauge(
     "tabops_alert_firing",
-    "1 while an alert rule fires for a model (and feature, or empty), else 0.",
-    ["model", "rule", "feature"],
+    "1 while an alert rule fires for a model version (and feature, or empty), else 0.",
+    ["model", "version", "rule", "feature"],
     multiprocess_mode="mostrecent",
 )
 

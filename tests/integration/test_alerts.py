@@ -158,8 +158,8 @@ def section_of(*rules: AlertRule, window: str = "1d") -> MonitoringSection:
     return MonitoringSection(window=window, alerts=list(rules))
 
 
-def firing_gauge(model: str, rule: str, feature: str) -> float | None:
-    labels = {"model": model, "rule": rule, "feature": feature}
+def firing_gauge(model: str, version: int, rule: str, feature: str) -> float | None:
+    labels = {"model": model, "version": str(version), "rule": rule, "feature": feature}
     return REGISTRY.get_sample_value("tabops_alert_firing", labels)
 
 
@@ -189,8 +189,8 @@ def test_checker_checks_each_version_logs_transitions_and_sets_the_gauge(store, 
     levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
     assert levels.count(("WARNING", "alert firing")) == 2
     assert levels.count(("INFO", "alert resolved")) == 1
-    assert firing_gauge("gauge-model", "traffic", "") == 1
-    assert firing_gauge("gauge-model", "psi[*]>0.2", "age") == 0
+    assert firing_gauge("gauge-model", 4, "traffic", "") == 1
+    assert firing_gauge("gauge-model", 4, "psi[*]>0.2", "age") == 0
     assert [d.status for d in store.deliveries("gauge-model")] == ["logged"] * 3
 
 

@@ -96,12 +96,12 @@ def evaluate(
     return checks
 
 
-def _publish_states(model: str, checks: Iterable[RuleCheck]) -> None:
+def _publish_states(model: str, version: int, checks: Iterable[RuleCheck]) -> None:
     """Set the firing gauge of each decided check (a check without data leaves it as it was)."""
     for check in checks:
         if check.is_breached is not None:
             gauge = ALERT_FIRING.labels(
-                model=model, rule=check.rule_key, feature=check.feature or ""
+                model=model, version=str(version), rule=check.rule_key, feature=check.feature or ""
             )
             gauge.set(1 if check.is_breached else 0)
 
@@ -259,7 +259,7 @@ class AlertChecker:
             events += self.store.apply(
                 model, version, checks, now=now, is_sent=self.sender is not None
             )
-            _publish_states(model, checks)
+            _publish_states(model, version, checks)
         for event in events:
             level = logging.WARNING if event.event == "firing" else logging.INFO
             logger.log(level, "alert %s: %s", event.event, event.summary)
