@@ -118,3 +118,11 @@ def test_a_check_without_rules_changes_nothing(served, heart):
     answer = served.post(f"{MONITORING}/check")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"model": MODEL, "events": []}
+
+
+def test_a_handful_of_predictions_gives_statistics_but_no_drift_verdict(served, heart):
+    serve(served, older(heart).head(10))
+    [version] = served.get(MONITORING, params={"window": "1h"}).json()["versions"]
+    assert version["drift"]["features"]["age"]["psi"] > 0.2
+    assert version["drift"]["features"]["age"]["status"] == "few_rows"
+    assert version["drift"]["drifted"] == []

@@ -19,7 +19,13 @@ from tabops.monitoring.alert_store import AlertStore
 from tabops.monitoring.summary import Monitor
 from tabops.monitoring.watch import Watch
 
-_STATUS_STYLES = {"ok": "green", "warn": "yellow", "alert": "bold red", "no_data": "dim"}
+_STATUS_STYLES = {
+    "ok": "green",
+    "warn": "yellow",
+    "alert": "bold red",
+    "no_data": "dim",
+    "few_rows": "dim",
+}
 _STATE_STYLES = {"ok": "green", "firing": "bold red"}
 _PERFORMANCE = ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier")
 

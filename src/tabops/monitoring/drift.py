@@ -9,7 +9,7 @@ statistic is computed on those bins (``tabops.monitoring.statistics``), never on
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +29,7 @@ from tabops.monitoring.statistics import (
     compute_psi,
     compute_wasserstein,
 )
+from tabops.monitoring_rules import DEFAULT_MIN_ROWS
 
 PSI_WARN = 0.1
 PSI_ALERT = 0.2
@@ -36,7 +37,9 @@ FEATURE_PREFIX = "features."
 SCORE_COLUMN = "probability"
 _SHOWN_UNSEEN = 10
 
-Status = Literal["ok", "warn", "alert", "no_data"]
+Status = Literal["ok", "warn", "alert", "no_data", "few_rows"]
+MIN_ROWS = DEFAULT_MIN_ROWS
+"""Rows below which a feature's drift is reported but given no ok/warn/alert status."""
 
 
 def drift_status(psi: float | None, warn: float = PSI_WARN, alert: float = PSI_ALERT) -> Status:
@@ -191,8 +194,15 @@ class DriftAccumulator:
             self.score.merge(other.score)
         return self
 
-    def result(self, psi_warn: float = PSI_WARN, psi_alert: float = PSI_ALERT) -> DriftResult:
-        """Drift statistics of everything counted so far."""
+    def result(
+        self, psi_warn: float = PSI_WARN, psi_alert: float = PSI_ALERT, min_rows: int = MIN_ROWS
+    ) -> DriftResult:
+        """Drift statistics of everything counted so far.
+
+        A feature seen in fewer than ``min_rows`` rows gets the status ``few_rows``: its
+        statistics are given, but on so few rows a PSI says little (one row moves it past any
+        threshold), so it is neither ``warn`` nor ``alert`` (nor among ``drifted``).
+        """
         features: dict[str, FeatureDrift] = {}
         for name, described in self.reference.features.items():
             if isinstance(described, NumericReference):
@@ -212,9 +222,17 @@ class DriftAccumulator:
                 psi_warn,
                 psi_alert,
             )
-            score = _as_score(score)
+            score = _few_rows(_as_score(score), min_rows)
             histogram = _score_histogram(self.reference.score, self.score)
+        features = {name: _few_rows(drift, min_rows) for name, drift in features.items()}
         return DriftResult(self.rows, features, score, histogram, psi_warn, psi_alert)
+
+
+def _few_rows(drift: FeatureDrift, min_rows: int) -> FeatureDrift:
+    """``drift`` marked ``few_rows`` when it was measured on fewer than ``min_rows`` rows."""
+    if 0 < drift.rows < min_rows and drift.status != "no_data":
+        return replace(drift, status="few_rows")
+    return drift
 
 
 def _feature_columns(batch: pa.RecordBatch) -> dict[str, pa.Array]:

@@ -32,7 +32,7 @@ _METRICS = {
     "brier": "Brier score",
     "calibration_error": "Calibration error",
 }
-_STATUS_ORDER = {"alert": 0, "warn": 1, "ok": 2, "no_data": 3}
+_STATUS_ORDER = {"alert": 0, "warn": 1, "ok": 2, "few_rows": 3, "no_data": 4}
 _DASH = "\N{EN DASH}"  # shown for a missing or undefined number
 
 
@@ -155,7 +155,7 @@ def _feature_rows(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(
         rows,
         key=lambda row: (
-            _STATUS_ORDER.get(row.get("status", "no_data"), 3),
+            _STATUS_ORDER.get(row.get("status", "no_data"), 4),
             -(finite_or_none(row.get("psi")) or 0.0),
             row["name"],
         ),
