@@ -15,14 +15,13 @@ and to read them back (``labeled``). SQLite under the home unless ``--database-u
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from peers.models import train_fast_example
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "heart-failure"
@@ -55,27 +54,6 @@ def bench_metrics(rows: int) -> None:
     started = time.perf_counter()
     performance(probability, outcome, 0.5)
     print(f"performance on 1,000,000 labeled rows: {time.perf_counter() - started:.2f} s")
-
-
-def train_home(work: Path) -> Path:
-    from tabops.config import Settings
-    from tabops.project import PROJECT_FILE, load_project
-    from tabops.registry import LocalArtifactStore, ModelRegistry
-    from tabops.training.register import train_project
-
-    project_dir = work / "project"
-    shutil.copytree(EXAMPLE, project_dir)
-    path = project_dir / PROJECT_FILE
-    document = yaml.safe_load(path.read_text())
-    document["train"].update(
-        {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
-    )
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    home = work / "home"
-    project, folder = load_project(project_dir)
-    registry = ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
-    train_project(project, folder, registry)
-    return home
 
 
 def bench_labels(home: Path, count: int, database_url: str | None) -> None:
@@ -124,7 +102,7 @@ def main() -> None:
     args = parse_args()
     bench_metrics(args.estimate_rows)
     with tempfile.TemporaryDirectory() as work:
-        bench_labels(train_home(Path(work)), args.labels, args.database_url)
+        bench_labels(train_fast_example(Path(work)), args.labels, args.database_url)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,12 +33,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
+from peers.models import train_fast_example
 from peers.processes import HOST, free_port, pinned_server, wait_until_answering
 from wrk.load import run_wrk
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "heart-failure"
 TABOPS = Path(sys.executable).parent / "tabops"
 RECORD = (
     b'{"age": 60, "anaemia": 0, "creatinine_phosphokinase": 250, "diabetes": 0,'
@@ -67,29 +64,6 @@ def parse_args() -> argparse.Namespace:
         "--child", nargs=3, metavar=("VARIANT", "HOME", "N"), help=argparse.SUPPRESS
     )
     return parser.parse_args()
-
-
-def train_home(work: Path) -> Path:
-    """A home holding the heart-failure example trained as a logistic regression."""
-    from tabops.config import Settings
-    from tabops.project import PROJECT_FILE, load_project
-    from tabops.registry import LocalArtifactStore, ModelRegistry
-    from tabops.training.register import train_project
-
-    project_dir = work / "project"
-    shutil.copytree(EXAMPLE, project_dir)
-    path = project_dir / PROJECT_FILE
-    document = yaml.safe_load(path.read_text())
-    document["train"].update(
-        {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
-    )
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    home = work / "home"
-    project, folder = load_project(project_dir)
-    train_project(
-        project, folder, ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
-    )
-    return home
 
 
 @contextmanager
@@ -220,7 +194,7 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="tabops-obs-bench-") as temp:
         work = Path(temp)
-        home = args.home or train_home(work)
+        home = args.home or train_fast_example(work)
         body = work / "record.json"
         body.write_bytes(RECORD)
         for round_number in range(args.rounds):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ class BenchModel:
     def threshold(self) -> float:
         """The decision threshold tabops chose at training."""
         return self.predictor.threshold
+
+
+HEART_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "heart-failure"
+"""The bundled heart-failure example project."""
 
 
 def make_table() -> pd.DataFrame:
@@ -156,3 +161,26 @@ def _check_same(expected: np.ndarray, observed: np.ndarray, what: str) -> None:
     difference = float(np.max(np.abs(expected - observed)))
     if difference > _SAME_PROBABILITY:
         raise ModelSetupError(f"{what} differs from the stored one by up to {difference:.3g}")
+
+
+def train_fast_example(work: Path) -> Path:
+    """A home holding the heart-failure example trained as a logistic regression."""
+    from tabops.config import Settings
+    from tabops.project import PROJECT_FILE, load_project
+    from tabops.registry import LocalArtifactStore, ModelRegistry
+    from tabops.training.register import train_project
+
+    project_dir = work / "project"
+    shutil.copytree(HEART_EXAMPLE, project_dir)
+    path = project_dir / PROJECT_FILE
+    document = yaml.safe_load(path.read_text())
+    document["train"].update(
+        {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
+    )
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    home = work / "home"
+    project, folder = load_project(project_dir)
+    train_project(
+        project, folder, ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
+    )
+    return home
