@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,12 +148,16 @@ def test_concurrent_requests_are_answered_correctly_with_micro_batching_off(home
 
 
 @pytest.fixture(scope="module")
-def shared_client(trained_home: Path) -> Iterator[TestClient]:
-    """One app for the read-only tests below (predicting writes nothing to the home).
+def shared_client(
+    trained_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """One app for the tests below, over a copy of the trained home (predictions are logged
+    there, and the session's home must stay as training left it for other tests).
 
     Server errors come back as 500 answers, as a client would see them, not as exceptions.
     """
-    settings = Settings(home=trained_home, alias_cache_seconds=3600, max_batch_rows=3_000)
+    home = shutil.copytree(trained_home, tmp_path_factory.mktemp("shared") / "home")
+    settings = Settings(home=home, alias_cache_seconds=3600, max_batch_rows=3_000)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
 
