@@ -23,7 +23,6 @@ from tabops.jobs import JobService
 from tabops.logs import LogOptions
 from tabops.metrics import MetricsFlusher, is_multiprocess
 from tabops.monitoring.log import PredictionLog
-from tabops.monitoring.segments import LogReader
 from tabops.monitoring.watch import Watch
 from tabops.registry import open_registry
 from tabops.security.access import AccessPolicy, describe_state
@@ -182,11 +181,8 @@ def create_app(
     app.state.keys = key_store
     app.state.audit = audit_log
     app.state.prediction_log = prediction_log
-    app.state.prediction_reader = LogReader(settings.home / "predictions")
-    app.state.labels = watch.labels
-    app.state.monitor = watch.monitor
-    app.state.alert_store = watch.alerts
-    app.state.alert_checker = watch.checker
+    app.state.watch = watch
+    app.state.prediction_reader = watch.monitor.log
     app.state.endpoints = PredictEndpoints(core, settings.serving.max_batch_rows)
     install_error_handlers(app)
     install_browser_defaults(app, settings.security.cors_origins)

@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from tabops.config import Settings
 from tabops.feature_store.base import FeatureStore
 from tabops.jobs import JobService
+from tabops.monitoring.segments import LogReader
+from tabops.monitoring.watch import Watch
 from tabops.registry.versions import ModelRegistry
 from tabops.security.access import ANONYMOUS, AccessPolicy, Caller
 from tabops.security.audit import AuditLog
@@ -80,6 +82,18 @@ def get_audit(request: Request) -> AuditLog:
     return audit
 
 
+def get_watch(request: Request) -> Watch:
+    """The app's monitoring: label store, monitor over the log, alert states and checker."""
+    watch: Watch = request.app.state.watch
+    return watch
+
+
+def get_log_reader(request: Request) -> LogReader:
+    """The reader of the app's prediction log."""
+    reader: LogReader = request.app.state.prediction_reader
+    return reader
+
+
 def request_context(request: Request, route: str | None = None) -> RequestContext:
     """The request's context, made once: its id, key and peer, and its caller once allowed.
 
@@ -119,6 +133,8 @@ PolicyDep = Annotated[AccessPolicy, Depends(get_policy)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
+WatchDep = Annotated[Watch, Depends(get_watch)]
+LogReaderDep = Annotated[LogReader, Depends(get_log_reader)]
 
 ReadAccess = Annotated[Caller, Depends(_authorized(READ))]
 """The caller, once allowed to read models, versions, health detail and features (the

@@ -20,7 +20,7 @@ from tabops.errors import (
 from tabops.monitoring.feedback import FILE_FORMATS, LabelItem, read_labels
 from tabops.monitoring.labels import LabelStore
 from tabops.monitoring.segments import LogReader
-from tabops.server.deps import PredictAccess, SettingsDep, get_keys, get_registry
+from tabops.server.deps import LogReaderDep, PredictAccess, SettingsDep, WatchDep
 from tabops.server.schemas import ErrorDetail, ErrorResponse
 from tabops.server.uploads import (
     FILE_MEDIA,
@@ -135,7 +135,12 @@ _BODY = {
     summary="Send labels of served predictions",
 )
 async def create_feedback(
-    name: str, request: Request, _caller: PredictAccess, settings: SettingsDep
+    name: str,
+    request: Request,
+    _caller: PredictAccess,
+    settings: SettingsDep,
+    watch: WatchDep,
+    log: LogReaderDep,
 ) -> dict[str, Any]:
     """Store the true labels of predictions, by ``prediction_id`` or by entity and time.
 
@@ -150,21 +155,22 @@ async def create_feedback(
     A CSV or Parquet body, or a form's ``file``, holds the columns ``prediction_id,label``
     or ``entity_id,event_time,label``.
     """
-    await run_in_threadpool(_label_store(request).check_model, name)
-    log: LogReader = request.app.state.prediction_reader
+    await run_in_threadpool(watch.labels.check_model, name)
     media = media_type(request.headers.get("content-type", ""))
     if media in ("", "application/json"):
         items = _json_items(await request.body())
-        return await run_in_threadpool(_store, request, name, items, log, "labels", "api")
+        return await run_in_threadpool(_store, watch.labels, name, items, log, "labels", "api")
     folder, max_bytes = upload_folder(settings.home), settings.queue.max_upload_bytes
     if media == FORM_MEDIA:
         async with spooled_form_file(request, folder, max_bytes, _upload_format) as upload:
             return await run_in_threadpool(
-                _store_file, request, name, upload.path, upload.file_format, log
+                _store_file, watch.labels, name, upload.path, upload.file_format, log
             )
     if media in FILE_MEDIA:
         async with spooled_body(request, folder, max_bytes) as path:
-            return await run_in_threadpool(_store_file, request, name, path, FILE_MEDIA[media], log)
+            return await run_in_threadpool(
+                _store_file, watch.labels, name, path, FILE_MEDIA[media], log
+            )
     raise UnsupportedMediaError(
         f"cannot take {media!r}: send JSON labels, text/csv, "
         "application/vnd.apache.parquet, or a multipart form with a 'file'"
@@ -214,26 +220,14 @@ def _upload_format(filename: str, media: str) -> str:
 
 
 def _store_file(
-    request: Request, name: str, path: Path, file_format: str, log: LogReader
+    labels: LabelStore, name: str, path: Path, file_format: str, log: LogReader
 ) -> dict[str, Any]:
     items = read_labels(path, file_format, MAX_LABELS)
-    return _store(request, name, items, log, "rows", "upload")
+    return _store(labels, name, items, log, "rows", "upload")
 
 
 def _store(
-    request: Request, name: str, items: list[LabelItem], log: LogReader, where: str, source: str
+    labels: LabelStore, name: str, items: list[LabelItem], log: LogReader, where: str, source: str
 ) -> dict[str, Any]:
-    report = _label_store(request).add(name, items, log, source=source, strict=True, where=where)
+    report = labels.add(name, items, log, source=source, strict=True, where=where)
     return report.document()
-
-
-def _label_store(request: Request) -> LabelStore:
-    """The app's label store, made on first use over the metadata database's engine.
-
-    Cheap to make (the table's creation is idempotent); two made at once are both correct.
-    """
-    store: LabelStore | None = getattr(request.app.state, "labels", None)
-    if store is None:
-        store = LabelStore(get_keys(request).engine, get_registry(request))
-        request.app.state.labels = store
-    return store

@@ -5,41 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem
-from tabops.monitoring.alert_store import AlertStore
-from tabops.monitoring.alerts import AlertChecker
 from tabops.monitoring.report import alert_document
-from tabops.monitoring.summary import Monitor
 from tabops.monitoring.windows import Window, parse_moment
 from tabops.server.auditing import audited
-from tabops.server.deps import AdminAccess, AuditDep, ContextDep, ReadAccess, RegistryDep
+from tabops.server.deps import (
+    AdminAccess,
+    AuditDep,
+    ContextDep,
+    ReadAccess,
+    RegistryDep,
+    WatchDep,
+)
 from tabops.server.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1/models", tags=["monitoring"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
-
-
-def _monitor(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
-    return monitor
-
-
-def _alerts(request: Request) -> AlertStore:
-    store: AlertStore = request.app.state.alert_store
-    return store
-
-
-def _checker(request: Request) -> AlertChecker:
-    checker: AlertChecker = request.app.state.alert_checker
-    return checker
-
-
-MonitorDep = Annotated[Monitor, Depends(_monitor)]
-AlertStoreDep = Annotated[AlertStore, Depends(_alerts)]
-CheckerDep = Annotated[AlertChecker, Depends(_checker)]
 
 
 def _known(registry: Any, name: str) -> None:
@@ -54,8 +38,7 @@ async def get_monitoring(
     name: str,
     _caller: ReadAccess,
     registry: RegistryDep,
-    monitor: MonitorDep,
-    alerts: AlertStoreDep,
+    watch: WatchDep,
     window: Annotated[
         str,
         Query(
@@ -89,8 +72,8 @@ async def get_monitoring(
             "since must be before until", [Problem("since", "not before until")]
         )
     versions = [version] if version is not None else None
-    answer = await run_in_threadpool(monitor.summary, name, parsed, start, end, versions)
-    states = await run_in_threadpool(alerts.states, name)
+    answer = await run_in_threadpool(watch.monitor.summary, name, parsed, start, end, versions)
+    states = await run_in_threadpool(watch.alerts.states, name)
     answer["alerts"] = [alert_document(state) for state in states]
     return answer
 
@@ -102,7 +85,7 @@ async def check_alerts(
     context: ContextDep,
     audit: AuditDep,
     registry: RegistryDep,
-    checker: CheckerDep,
+    watch: WatchDep,
 ) -> dict[str, Any]:
     """Check the model's alert rules now (the job workers also check them on a schedule).
 
@@ -111,5 +94,5 @@ async def check_alerts(
     """
     _known(registry, name)
     async with audited(audit, context, name):
-        events = await run_in_threadpool(checker.check, name)
+        events = await run_in_threadpool(watch.checker.check, name)
     return {"model": name, "events": [event.payload() for event in events]}

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from tabops.errors import InvalidRequestError, PredictionNotFoundError, Problem
 from tabops.monitoring.layout import is_prediction_id
-from tabops.monitoring.segments import LogReader
-from tabops.server.deps import ReadAccess
+from tabops.server.deps import LogReaderDep, ReadAccess
 from tabops.server.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-
-
-def get_log_reader(request: Request) -> LogReader:
-    """The reader of the app's prediction log."""
-    reader: LogReader = request.app.state.prediction_reader
-    return reader
-
-
-LogReaderDep = Annotated[LogReader, Depends(get_log_reader)]
 
 
 @router.get(
