@@ -27,7 +27,10 @@ TabopsError
 │   ├── ModelNotFoundError    no such model
 │   ├── VersionNotFoundError  no such version or alias of a model
 │   ├── CardNotFoundError     the version has no model card
-│   └── ArtifactIntegrityError a stored version fails its hash or golden-row check
+│   ├── ArtifactIntegrityError a stored version fails its hash or golden-row check
+│   └── StoreUnavailableError the registry's remote store cannot be reached
+├── ModelImportError          a model trained elsewhere cannot be imported
+│   └── UnsafeModelError      its file would import code outside the allow-list
 ├── TrainingError             training could not produce a model
 ├── DatabaseError             the metadata database cannot be reached or its URL is wrong
 │   └── DatabaseBusyError     the database stayed locked longer than its wait
@@ -198,6 +201,21 @@ class CardNotFoundError(RegistryError):
 
 class ArtifactIntegrityError(RegistryError):
     """A stored version fails its hash or golden-row check and must not be served."""
+
+
+class StoreUnavailableError(RegistryError):
+    """The registry's remote store (S3) cannot be reached, and no cached copy answers."""
+
+
+class ModelImportError(TabopsError):
+    """A model trained elsewhere cannot be imported.
+
+    Its file is unreadable, it is not a binary classifier, or it is at odds with its sample.
+    """
+
+
+class UnsafeModelError(ModelImportError):
+    """A pickle would import globals outside the allow-list; nothing of it was run."""
 
 
 class DatabaseError(TabopsError):
