@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from tabops.errors import ArtifactIntegrityError
 from tabops.model.calibration import CalibratedPipeline
+from tabops.model.pickle_allowlist import is_allowed_global
 
 MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
@@ -40,6 +42,8 @@ TRUSTED_TYPES = frozenset(
         "tabops.model.encoder.FeatureEncoder",
         "tabops.model.calibration.CalibratedPipeline",
         "tabops.model.calibration.ProbabilityCalibrator",
+        "tabops.model.imported.FeatureColumns",
+        "tabops.model.imported.SwappedClasses",
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
     }
@@ -54,34 +58,52 @@ LEGACY_MODULES = {
 _SCHEMA = "schema.json"
 
 
-def dump_model(model: Pipeline | CalibratedPipeline) -> bytes:
+def dump_model(model: Pipeline | CalibratedPipeline, trusted: Iterable[str] = ()) -> bytes:
     """Serialise a fitted model with skops (no pickle).
+
+    ``trusted`` names types the version itself vouches for beyond the allow-list (an
+    imported model's, recorded in its manifest); see ``load_model`` for which count.
 
     Raises:
         ArtifactIntegrityError: the model holds a type the loader would refuse.
     """
     data = bytes(skops_io.dumps(model))
-    refused = sorted(set(skops_io.get_untrusted_types(data=data)) - TRUSTED_TYPES)
+    refused = refused_types(skops_io.get_untrusted_types(data=data), trusted)
     if refused:
         raise ArtifactIntegrityError(f"model holds types outside the allow-list: {refused}")
     return data
 
 
-def load_model(data: bytes) -> Pipeline | CalibratedPipeline:
-    """Load a skops model, trusting only the types on our allow-list.
+def load_model(data: bytes, trusted: Iterable[str] = ()) -> Pipeline | CalibratedPipeline:
+    """Load a skops model, trusting only the types on our allow-list and ``trusted``.
+
+    ``trusted`` is the version's own list (``Manifest.trusted_types``): the types an imported
+    model holds beyond the allow-list. Only those the import allow-list's rules accept
+    count (estimator classes of scikit-learn and the boosting libraries, numpy maths): a
+    manifest cannot make the loader trust arbitrary code.
 
     Raises:
-        ArtifactIntegrityError: the file holds a type that is not on the allow-list.
+        ArtifactIntegrityError: the file holds a type that is not on either list.
     """
     data = migrate_model_file(data)
     untrusted = set(skops_io.get_untrusted_types(data=data))
-    refused = sorted(untrusted - TRUSTED_TYPES)
+    refused = refused_types(untrusted, trusted)
     if refused:
         raise ArtifactIntegrityError(f"model file holds untrusted types: {', '.join(refused)}")
     model = skops_io.loads(data, trusted=sorted(untrusted))
     if not isinstance(model, Pipeline | CalibratedPipeline):
         raise ArtifactIntegrityError("model file does not hold a scikit-learn Pipeline")
     return model
+
+
+def refused_types(found: Iterable[str], trusted: Iterable[str] = ()) -> list[str]:
+    """The types of ``found`` a model file may not hold, sorted.
+
+    That is, those off the allow-list and not among the ``trusted`` ones the import
+    allow-list's rules accept.
+    """
+    extra = {name for name in trusted if is_allowed_global(name)}
+    return sorted(set(found) - TRUSTED_TYPES - extra)
 
 
 def migrate_model_file(data: bytes) -> bytes:

@@ -163,6 +163,12 @@ class Manifest(_Section):
     search_rows: int | None = None
     golden: GoldenRows = Field(default_factory=GoldenRows)
     compiled: CompiledGraph | None = None
+    # Types the model file holds beyond tabops' allow-list, vetted when the model was
+    # imported (tabops.training.importing); empty for a version tabops trained.
+    trusted_types: list[str] = Field(default_factory=list)
+    # Where an imported model came from: format, file name, sha256, the globals its pickle
+    # named, estimator type, "imported": true, an MLflow run id. None for a trained version.
+    source: dict[str, Any] | None = None
     library_versions: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
     files: dict[str, str] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tabops.errors import ArtifactIntegrityError, InvalidInputError, Problem
+from tabops.model.column_graph import ColumnScorer
 from tabops.model.compiled import COMPILE_TOLERANCE, CompiledScorer, split_model
 from tabops.model.decoder import LeanDecoder
 from tabops.model.files import (
@@ -60,7 +61,9 @@ class Predictor:
     """One model version, checked against its hashes and golden rows, ready to predict.
 
     Records are encoded without pandas, then scored by the version's ONNX graph when it has
-    one that reproduces scikit-learn, else by the scikit-learn pipeline itself.
+    one that reproduces scikit-learn, else by the scikit-learn pipeline itself. An imported
+    version (no encoder) is scored by its column-input graph (``ColumnScorer``), fed per
+    column straight from the records, when it has one.
     """
 
     def __init__(
@@ -76,10 +79,17 @@ class Predictor:
         self.examples = examples if examples is not None else pd.DataFrame()
         self.parts = split_model(pipeline)
         self.compiled: CompiledScorer | None = None
+        self.columns: ColumnScorer | None = None
         manifest = version.manifest
         compiled = manifest.compiled
+        self.spec = manifest.feature_spec
         self.runtime_detail: str | None = compiled.reason if compiled is not None else None
-        if graph is not None and self.parts is not None and compiled is not None:
+        if graph is not None and self.parts is None and compiled is not None:
+            try:
+                self.columns = ColumnScorer(graph, self.spec, threads)
+            except Exception as exc:  # any runtime refusal: serve via sklearn
+                self.runtime_detail = _graph_refused(exc)
+        elif graph is not None and self.parts is not None and compiled is not None:
             calibrator = None if compiled.calibration_in_graph else self.parts.calibrator
             try:
                 self.compiled = CompiledScorer(
@@ -87,9 +97,8 @@ class Predictor:
                 )
             except Exception as exc:  # any runtime refusal: serve via sklearn
                 self.runtime_detail = _graph_refused(exc)
-        elif self.parts is None:
+        elif self.parts is None and manifest.source is None:
             self.runtime_detail = "registered before models were compiled"
-        self.spec = manifest.feature_spec
         self.feature_names: list[str] = self.spec.feature_names
         self.validator = FeatureValidator(self.spec)
         self.renames = dict(manifest.rename)
@@ -117,7 +126,8 @@ class Predictor:
     @property
     def runtime(self) -> str:
         """What scores requests: ``onnxruntime`` or ``scikit-learn``."""
-        return "onnxruntime" if self.compiled is not None else "scikit-learn"
+        compiled = self.compiled is not None or self.columns is not None
+        return "onnxruntime" if compiled else "scikit-learn"
 
     @classmethod
     def load(
@@ -171,9 +181,8 @@ class Predictor:
         examples = None
         if REFERENCE_FILE in files:
             examples = parquet_to_frame(files[REFERENCE_FILE]).head(_EXAMPLE_ROWS)
-        predictor = cls(
-            version, load_model(files[MODEL_FILE]), examples, files.get(ONNX_FILE), threads
-        )
+        model = load_model(files[MODEL_FILE], version.manifest.trusted_types)
+        predictor = cls(version, model, examples, files.get(ONNX_FILE), threads)
         predictor.check_golden(parquet_to_frame(files[GOLDEN_FILE]))
         return predictor
 
@@ -198,13 +207,16 @@ class Predictor:
         tolerance = self.version.manifest.golden.tolerance
         expected = golden[GOLDEN_PROBABILITY].to_numpy()
         rows = golden.drop(columns=[GOLDEN_PROBABILITY])
-        observed = self.pipeline.predict_proba(coerce_frame(rows, self.spec))[:, 1]
+        features = coerce_frame(rows, self.spec)
+        observed = self.pipeline.predict_proba(features)[:, 1]
         difference = _max_difference(observed, expected)
         if not difference <= tolerance:
             raise ArtifactIntegrityError(
                 f"{self.version.ref}: golden rows differ from training by up to {difference:.3g} "
                 f"(tolerance {tolerance:g}); refusing to serve it"
             )
+        if self.columns is not None:
+            self._check_column_graph(features, expected)
         if self.compiled is not None and self.parts is not None:
             try:
                 fast = self.compiled.score(self.parts.encoder.transform(rows))
@@ -219,6 +231,29 @@ class Predictor:
                     f"the compiled graph differs from scikit-learn here by up to "
                     f"{difference:.3g} on the golden rows; serving through scikit-learn"
                 )
+
+    def _check_column_graph(self, features: pd.DataFrame, expected: np.ndarray) -> None:
+        """Drop the column graph unless it scores the golden rows as scikit-learn does."""
+        scorer = self.columns
+        if scorer is None:
+            return
+        compiled = self.version.manifest.compiled
+        tolerance = compiled.tolerance if compiled and compiled.tolerance else COMPILE_TOLERANCE
+        try:
+            arrays = scorer.arrays({name: features[name].to_numpy() for name in self.feature_names})
+            mask = scorer.scorable(arrays)
+            fast = scorer.run({name: values[mask] for name, values in arrays.items()})
+        except Exception as exc:  # a graph that cannot run is not served
+            self.columns = None
+            self.runtime_detail = _graph_refused(exc)
+            return
+        difference = _max_difference(fast, expected[mask])
+        if not difference <= tolerance:
+            self.columns = None
+            self.runtime_detail = (
+                f"the compiled graph differs from scikit-learn here by up to "
+                f"{difference:.3g} on the golden rows; serving through scikit-learn"
+            )
 
     def score_encoded(self, encoded: np.ndarray) -> np.ndarray:
         """Positive-class probabilities of rows already through the version's encoder."""
@@ -241,9 +276,15 @@ class Predictor:
         """Positive-class probabilities of the rows of a frame holding the feature columns."""
         if self.parts is not None:
             return self.score_encoded(self.parts.encoder.transform(frame))
-        probabilities: np.ndarray = self.pipeline.predict_proba(coerce_frame(frame, self.spec))[
-            :, 1
-        ]
+        features = coerce_frame(frame, self.spec)
+        if self.columns is not None and len(features):
+            columns = {name: features[name].to_numpy() for name in self.feature_names}
+            return self.columns.score(columns, lambda rows: self._score_sklearn(features[rows]))
+        return self._score_sklearn(features)
+
+    def _score_sklearn(self, features: pd.DataFrame) -> np.ndarray:
+        """Positive-class probabilities from the scikit-learn model, of coerced features."""
+        probabilities: np.ndarray = self.pipeline.predict_proba(features)[:, 1]
         return probabilities
 
     def decide_positive(self, probabilities: Sequence[float] | np.ndarray) -> list[bool]:
@@ -271,11 +312,25 @@ class Predictor:
         """
         if self.parts is not None:
             return self.score_encoded(self.encode_records(records))
+        if self.columns is not None and records:
+            names = self.feature_names
+            columns = {name: [record.get(name) for record in records] for name in names}
+            return self.columns.score(
+                columns, lambda rows: self._score_records_sklearn(records, rows)
+            )
+        return self._score_records_sklearn(records)
+
+    def _score_records_sklearn(
+        self, records: Sequence[Mapping[str, Any]], rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Records (those ``rows`` selects, if given) as a frame through scikit-learn."""
+        if rows is not None:
+            records = [record for record, chosen in zip(records, rows, strict=True) if chosen]
         frame = pd.DataFrame.from_records(
             [{name: record.get(name) for name in self.feature_names} for record in records],
             columns=self.feature_names,
         )
-        return self.score_frame(frame)
+        return self._score_sklearn(coerce_frame(frame, self.spec))
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Predictions for records already validated against the spec (absent = missing)."""
