@@ -17,6 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_limits
 
+from s3_server import s3_env, s3_server, s3_url  # noqa: F401 - fixtures of every tier
 from tabops.config import Settings
 from tabops.model.manifest import Manifest
 from tabops.project import PROJECT_FILE, Project, load_project

@@ -44,7 +44,9 @@ class RegistrySettings(_Section):
 
     url: str | None = Field(
         default=None,
-        description="A folder or file:// URL; the 'registry' folder under home when unset.",
+        description="A folder, file:// or s3://bucket/prefix URL (the AWS_* variables or "
+        "profile give endpoint, region and credentials); the 'registry' folder under home "
+        "when unset.",
     )
 
 
@@ -176,6 +178,12 @@ class SecuritySettings(_Section):
         default_factory=list,
         description="Origins a browser may call the API from (comma-separated); none: CORS off.",
     )
+    allow_trust_pickle: bool = Field(
+        default=False,
+        description="Let an admin key import a model with trust_pickle=true over the API: the "
+        "server then unpickles a file from the network, running any code it holds. Off: "
+        "only files whose pickle imports nothing outside the allow-list are imported.",
+    )
 
     @field_validator("project_roots", mode="before")
     @classmethod
@@ -238,6 +246,9 @@ class MonitoringSettings(_Section):
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
     "queue_url": ("queue", "url"),
+    # TABOPS_REGISTRY_URL=s3://bucket/prefix, and the name the design documents used.
+    "registry_url": ("registry", "url"),
+    "artifacts_url": ("registry", "url"),
     **{
         name: ("queue", name)
         for name in ("job_workers", "job_lease_seconds", "max_job_records", "max_upload_bytes")

@@ -101,6 +101,22 @@ def test_model_version_lists_alias_set_after_app_started(client, registry):
     assert response.json()["aliases"] == ["production", "staging"]
 
 
+def test_model_versions_list_metrics_aliases_and_tags(client, registry):
+    from tabops.registry.tags import VersionTags
+
+    VersionTags(registry.store).add(MODEL, 1, ["1.0"])
+
+    response = client.get(f"/v1/models/{MODEL}/versions")
+
+    assert response.status_code == 200, response.text
+    [entry] = response.json()
+    assert entry["version"] == 1
+    assert entry["aliases"] == ["production"]
+    assert entry["tags"] == ["1.0"]
+    assert 0.0 <= entry["metrics"]["roc_auc"] <= 1.0
+    assert client.get("/v1/models/no-such-model/versions").status_code == 404
+
+
 # --- the example record ------------------------------------------------------------------------
 
 
@@ -172,7 +188,7 @@ def test_model_example_returns_422_naming_index_when_index_is_invalid(client, pa
         pytest.param(
             f"/v1/models/{MODEL}/example?version=canary", ["version"], id="unknown-example-alias"
         ),
-        pytest.param(f"/v1/models/{MODEL}/versions", [], id="unknown-route"),
+        pytest.param(f"/v1/models/{MODEL}/nothing-here", [], id="unknown-route"),
         pytest.param("/v1/nothing/here", [], id="unknown-prefix"),
     ],
 )

@@ -21,6 +21,8 @@ from tabops.server.app import create_app
 OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """What stays open: liveness, readiness and the API's description."""
 ADMIN_ONLY = re.compile(r"^/v1/(keys|audit|train)\b|^/v1/models/[^/]+/monitoring/check$")
+ADMIN_POSTS = re.compile(r"^/v1/models/[^/]+/versions$")
+"""Paths whose POST needs an admin key (importing a version), whatever reading them needs."""
 PARAMETERS = {
     "name": "heart-failure",
     "version": "1",
@@ -46,6 +48,11 @@ def operations() -> list[tuple[str, str]]:
 
 
 OPERATIONS = operations()
+
+
+def is_admin_only(method: str, path: str) -> bool:
+    """Whether only an admin key may call this operation."""
+    return bool(ADMIN_ONLY.match(path) or (method == "POST" and ADMIN_POSTS.match(path)))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +94,7 @@ def test_a_read_key_reaches_no_predict_or_admin_route(guarded, method, path):
     )
     if path in OPEN or path.startswith("/docs"):
         return
-    reads = method == "GET" and not ADMIN_ONLY.match(path) and "/jobs" not in path
+    reads = method == "GET" and not is_admin_only(method, path) and "/jobs" not in path
     reads = reads and not path.endswith("/prediction")
     if reads:
         assert answer.status_code != 403, answer.text
@@ -101,7 +108,7 @@ def test_a_predict_key_reaches_no_admin_route(guarded, method, path):
     answer = client.request(
         method, path, content=b"{}", headers={"Authorization": f"Bearer {tokens['predict']}"}
     )
-    if ADMIN_ONLY.match(path):
+    if is_admin_only(method, path):
         assert answer.status_code == 403, answer.text
     else:
         assert answer.status_code not in (401, 403), answer.text

@@ -227,6 +227,20 @@ def test_resolve_accepts_number_string_and_alias(demo):
     assert demo.resolve("demo", "production") == 1
 
 
+def test_resolve_finds_the_newest_version_carrying_a_tag_and_aliases_win(demo, store):
+    from tabops.registry.tags import VersionTags
+
+    tags = VersionTags(store)
+    tags.add("demo", 1, ["1.0"])
+    tags.add("demo", 2, ["1.0", "staging"])
+
+    assert demo.resolve("demo", "1.0") == 2
+    demo.set_alias("demo", "staging", 3)
+    assert demo.resolve("demo", "staging") == 3
+    with pytest.raises(VersionNotFoundError, match="alias or tag"):
+        demo.resolve("demo", "2.0")
+
+
 def test_resolve_unicode_digit_reference_raises_version_not_found(demo):
     with pytest.raises(VersionNotFoundError):
         demo.resolve("demo", "²")

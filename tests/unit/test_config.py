@@ -54,6 +54,12 @@ def test_the_flat_variables_of_earlier_releases_are_still_read(monkeypatch):
     assert settings.serving.port == 9000
 
 
+@pytest.mark.parametrize("variable", ["TABOPS_REGISTRY_URL", "TABOPS_ARTIFACTS_URL"])
+def test_the_registry_url_has_a_short_name(monkeypatch, variable):
+    monkeypatch.setenv(variable, "s3://models/team-a")
+    assert Settings().registry.url == "s3://models/team-a"
+
+
 def test_a_sectioned_variable_wins_over_its_flat_name(monkeypatch):
     monkeypatch.setenv("TABOPS_MAX_BATCH_ROWS", "7")
     monkeypatch.setenv("TABOPS_SERVING__MAX_BATCH_ROWS", "70")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabops.cli import features, jobs, keys, models, monitor, serving
+from tabops.cli import features, jobs, keys, models, monitor, serving, store
 from tabops.cli.output import (
     PROJECT_FILE,
     console,
@@ -37,6 +37,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(features.app, name="features")
 app.add_typer(keys.app, name="keys")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(store.app, name="store")
 app.command()(jobs.worker)
 app.command()(serving.serve)
 app.command("audit")(keys.show_audit)

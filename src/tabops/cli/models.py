@@ -14,6 +14,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from tabops.cli import importing, transfer
 from tabops.cli.output import (
     console,
     error_console,
@@ -31,9 +32,45 @@ app = typer.Typer(help="Inspect and manage registered models.", no_args_is_help=
 
 
 @app.command("list")
-def list_models() -> None:
-    """Every version of every model, with its metrics and aliases."""
-    registry = open_registry()
+def list_models(
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="List this store: s3://bucket, s3://bucket/prefix or a folder.",
+        ),
+    ] = None,
+) -> None:
+    """Every version of every model, with its metrics, aliases and tags."""
+    from tabops.registry.tags import VersionTags
+
+    with reported_errors():
+        registry = open_registry() if store is None else transfer.open_registry_at(store)
+    rows: list[list[str]] = []
+    with reported_errors():
+        for name in registry.list_models():
+            aliases = registry.aliases(name)
+            tags = VersionTags(registry.store).of(name)
+            for number in registry.list_versions(name):
+                summary = registry.summarize_version(name, number)
+                rows.append(
+                    [
+                        name,
+                        str(number),
+                        ", ".join(sorted(a for a, v in aliases.items() if v == number)),
+                        (summary.created or "")[:10],
+                        *(format_metric(summary.metrics.get(metric)) for metric in _METRICS),
+                        ", ".join(tags.get(number, [])),
+                    ]
+                )
+    if not rows:
+        console.print(
+            f"{store} holds no models"
+            if store
+            else "no models registered yet; train one with 'tabops train'"
+        )
+        return
     table = Table(title="models", box=box.SIMPLE_HEAD)
     # Names and aliases are never cut ("heart-f…" is no use); 'models show' has the rest.
     # On a terminal, a row wider than the window is cropped; elsewhere it is printed whole.
@@ -42,24 +79,18 @@ def list_models() -> None:
     table.add_column("created", no_wrap=True)
     for metric in _METRICS:
         table.add_column(metric.replace("_", " ").upper(), no_wrap=True)
-    with reported_errors():
-        for name in registry.list_models():
-            aliases = registry.aliases(name)
-            for number in registry.list_versions(name):
-                summary = registry.summarize_version(name, number)
-                table.add_row(
-                    name,
-                    str(number),
-                    ", ".join(sorted(a for a, v in aliases.items() if v == number)),
-                    (summary.created or "")[:10],
-                    *(format_metric(summary.metrics.get(metric)) for metric in _METRICS),
-                )
-    if not table.row_count:
-        console.print("no models registered yet; train one with 'tabops train'")
-        return
+    has_tags = any(row[-1] for row in rows)  # most registries have none: no empty column
+    if has_tags:
+        table.add_column("tags", no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*(row if has_tags else row[:-1]))
     print_whole(table)
     with reported_errors():
-        print_whole(_describe_default(registry.default_model()))
+        default = registry.default_model()
+        if store is None:
+            print_whole(_describe_default(default))
+        else:
+            print_whole(f"default model: {default}" if default else "no default model recorded")
 
 
 def _describe_default(recorded: str | None) -> str:
@@ -256,3 +287,7 @@ def sign(
         console.print(f"{result.name}:{result.version} {result.status} (key id {result.key_id})")
     if failed:
         fail(f"{failed} version(s) of {name} not signed")
+
+
+transfer.add_commands(app)
+app.command("import")(importing.import_model)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tabops.errors import (
     ArtifactIntegrityError,
@@ -20,6 +22,7 @@ from tabops.errors import (
 from tabops.names import ALIAS_RULE, MODEL_NAME_RULE, is_alias, is_model_name
 from tabops.registry.signing import SIGNATURE, ManifestSigner, parse_document
 from tabops.registry.store import ArtifactStore
+from tabops.registry.tags import VersionTags, is_tag
 
 if TYPE_CHECKING:
     from tabops.model.manifest import Manifest, ModelVersion
@@ -29,8 +32,25 @@ DEFAULT_ALIAS = "production"
 # Beside the models' folders; the dot keeps it apart from every model name.
 DEFAULT_MODEL_RECORD = "default-model.json"
 _NUMBER = re.compile(r"[0-9]{1,9}")
+_VERSION_FILE = re.compile(r"[^/]+/versions/[0-9]{1,9}/(.+)")
 _MAX_PUBLISH_ATTEMPTS = 20
+# Every lost compare-and-set means another writer's change went in, so the registry as a
+# whole moves on; this bounds how long one writer may keep losing.
+_MAX_RECORD_ATTEMPTS = 200
+_RECORD_BACKOFF_SECONDS = 0.02
 _NO_MODEL = Problem("name", "no model of that name is registered")
+
+_T = TypeVar("_T")
+_Record = dict[str, Any]
+
+
+def is_immutable_key(key: str) -> bool:
+    """Whether a registry key never changes once written: a version's file, not its manifest.
+
+    A manifest may be rewritten (re-signed); the sha256 it lists pins every other file.
+    """
+    match = _VERSION_FILE.fullmatch(key)
+    return match is not None and match.group(1) != MANIFEST
 
 
 def is_version_number(ref: str | int) -> bool:
@@ -109,14 +129,10 @@ class ModelRegistry:
         """Version numbers of a model, ascending; [] for an unknown model."""
         if not is_model_name(name):
             return []
-        children = self.store.list_children(f"{name}/versions")
         # A version exists once its manifest does: the manifest is written last, so a
         # store without atomic publication never shows a version with files missing.
-        return sorted(
-            int(child)
-            for child in children
-            if _NUMBER.fullmatch(child) and self.store.exists(f"{name}/versions/{child}/{MANIFEST}")
-        )
+        children = self.store.list_children_holding(f"{name}/versions", MANIFEST)
+        return sorted(int(child) for child in children if _NUMBER.fullmatch(child))
 
     def register(
         self,
@@ -167,8 +183,8 @@ class ModelRegistry:
                 document = Manifest.from_json(stored)
             content = {**files, MANIFEST: stored}  # the manifest last
             if self.store.publish(f"{name}/versions/{version}", content):
-                if first_alias is not None and first_alias not in self.aliases(name):
-                    self.set_alias(name, first_alias, version)
+                if first_alias is not None:
+                    self._create_alias(name, first_alias, version)
                 if earlier is not None:
                     self._record_first_default(name, earlier)
                 return ModelVersion(name=name, version=version, manifest=document)
@@ -249,7 +265,7 @@ class ModelRegistry:
 
         Raises:
             ModelNotFoundError: no model of that name.
-            VersionNotFoundError: no such version or alias.
+            VersionNotFoundError: no such version, alias or tag.
         """
         versions = self.list_versions(name)
         if not versions:
@@ -264,12 +280,16 @@ class ModelRegistry:
                 )
             return int(ref)
         aliases = self.aliases(name)
-        if ref not in aliases:
-            raise VersionNotFoundError(
-                f"model {name!r} has no alias {ref!r}; aliases are {sorted(aliases)}",
-                [Problem("version", f"{name!r} has no version or alias {ref!r}")],
-            )
-        return aliases[ref]
+        if ref in aliases:
+            return aliases[ref]
+        # An alias wins over a tag of the same name; a tag names its newest version.
+        tagged = VersionTags(self.store).find(name, str(ref)) if is_tag(str(ref)) else None
+        if tagged is not None and tagged in versions:
+            return tagged
+        raise VersionNotFoundError(
+            f"model {name!r} has no alias or tag {ref!r}; aliases are {sorted(aliases)}",
+            [Problem("version", f"{name!r} has no version, alias or tag {ref!r}")],
+        )
 
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of a model and the version it points to."""
@@ -292,27 +312,30 @@ class ModelRegistry:
         return document
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
-        """Point an alias at a version, remembering the old target; returns the old target."""
+        """Point an alias at a version, remembering the old target; returns the old target.
+
+        A compare-and-set of the alias record: of two moves at once, both go in, one after
+        the other, and the history holds both.
+        """
         check_alias(alias)
         if version not in self.list_versions(name):
             self.resolve(name, version)  # raises the right not-found error
-        key = f"{name}/aliases/{alias}.json"
-        history: list[int] = []
-        previous = None
-        if self.store.exists(key):
-            document = self._read_alias(name, f"{alias}.json")
-            previous = int(document["version"])
-            history = [*document.get("history", []), previous]
-        if previous == version:
-            return previous
-        record = {
-            "alias": alias,
-            "version": version,
-            "history": history,
-            "updated": datetime.now(UTC).isoformat(),
-        }
-        self.store.write_bytes(key, _json(record))
-        return previous
+
+        def move(current: _Record | None) -> tuple[_Record | None, int | None]:
+            if current is None:
+                return _alias_record(alias, version, []), None
+            previous = int(current["version"])
+            if previous == version:
+                return None, previous
+            history = [*current.get("history", []), previous]
+            return _alias_record(alias, version, history), previous
+
+        return self._change_record(f"{name}/aliases/{alias}.json", move)
+
+    def _create_alias(self, name: str, alias: str, version: int) -> None:
+        """Point a new alias at a version; an alias that exists already is left as it is."""
+        record = _json(_alias_record(alias, version, []))
+        self.store.write_if(f"{name}/aliases/{alias}.json", record, None)
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> tuple[int, int]:
         """Point an alias back at the version it pointed to before; returns (from, to).
@@ -322,19 +345,50 @@ class ModelRegistry:
         """
         check_alias(alias)
         self.resolve(name, alias)
-        document = self._read_alias(name, f"{alias}.json")
-        history = [int(v) for v in document.get("history", [])]
-        if not history:
-            raise RegistryError(f"{name}@{alias} has no earlier version to roll back to")
-        current, target = int(document["version"]), history[-1]
-        record = {
-            "alias": alias,
-            "version": target,
-            "history": history[:-1],
-            "updated": datetime.now(UTC).isoformat(),
-        }
-        self.store.write_bytes(f"{name}/aliases/{alias}.json", _json(record))
-        return current, target
+
+        def back(current: _Record | None) -> tuple[_Record | None, tuple[int, int]]:
+            history = [int(v) for v in (current or {}).get("history", [])]
+            if current is None or not history:
+                raise RegistryError(f"{name}@{alias} has no earlier version to roll back to")
+            record = _alias_record(alias, history[-1], history[:-1])
+            return record, (int(current["version"]), history[-1])
+
+        return self._change_record(f"{name}/aliases/{alias}.json", back)
+
+    def _change_record(
+        self,
+        key: str,
+        change: Callable[[_Record | None], tuple[_Record | None, _T]],
+        *,
+        replaces_unreadable: bool = False,
+    ) -> _T:
+        """Apply ``change`` to a JSON record by compare-and-set, again while others win.
+
+        ``change`` gets the current document (None when there is none; ``{}`` for an
+        unreadable one when ``replaces_unreadable``) and returns the new one (None: write
+        nothing) and the result to return.
+
+        Raises:
+            RegistryError: the record is unreadable, or kept changing under other writers.
+        """
+        for attempt in range(_MAX_RECORD_ATTEMPTS):
+            current: _Record | None
+            try:
+                raw, tag = self.store.read_versioned(key)
+            except FileNotFoundError:
+                current, tag = None, None
+            else:
+                current = _parse_record(raw)
+                if current is None:
+                    if not replaces_unreadable:
+                        raise RegistryError(f"the registry's {key} is not a JSON object")
+                    current = {}
+            record, result = change(current)
+            if record is None or self.store.write_if(key, _json(record), tag):
+                return result
+            # Jitter, so that writers who lost together do not collide again in step.
+            time.sleep(random.uniform(0, _RECORD_BACKOFF_SECONDS * min(attempt + 1, 10)))
+        raise RegistryError(f"{key} kept changing under other writers; retry")
 
     def default_model(self) -> str | None:
         """The model ``POST /predict`` answers with: the recorded one, else the only model.
@@ -357,17 +411,25 @@ class ModelRegistry:
         if not self.list_versions(name):
             models = ", ".join(self.list_models()) or "none yet"
             raise ModelNotFoundError(f"model {name!r} not found; registered models: {models}")
-        previous = self.default_model()
-        if self._read_default() != name:
-            self._write_default(name, previous)
-        return previous
+
+        def choose(current: _Record | None) -> tuple[_Record | None, str | None]:
+            recorded = current.get("model") if isinstance(current, dict) else None
+            if isinstance(recorded, str):
+                return (None if recorded == name else _default_record(name, recorded)), recorded
+            # No record (or an unreadable one, which this replaces): the inferred default.
+            models = self.list_models()
+            previous = models[0] if len(models) == 1 else None
+            return _default_record(name, previous), previous
+
+        return self._change_record(DEFAULT_MODEL_RECORD, choose, replaces_unreadable=True)
 
     def _record_first_default(self, name: str, earlier: list[str]) -> None:
         # The first model ever registered becomes the default. A registry from before the
         # record keeps its only model as the default; with several, the choice is the user's.
-        if len(earlier) > 1 or self.store.exists(DEFAULT_MODEL_RECORD):
+        if len(earlier) > 1:
             return
-        self._write_default(earlier[0] if earlier else name, None)
+        record = _default_record(earlier[0] if earlier else name, None)
+        self.store.write_if(DEFAULT_MODEL_RECORD, _json(record), None)
 
     def _read_default(self) -> str | None:
         try:
@@ -381,6 +443,23 @@ class ModelRegistry:
                 "record the default again with 'tabops models default NAME'"
             ) from exc
 
-    def _write_default(self, name: str, previous: str | None) -> None:
-        record = {"model": name, "previous": previous, "updated": datetime.now(UTC).isoformat()}
-        self.store.write_bytes(DEFAULT_MODEL_RECORD, _json(record))
+
+def _parse_record(raw: bytes) -> _Record | None:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _alias_record(alias: str, version: int, history: list[int]) -> _Record:
+    return {
+        "alias": alias,
+        "version": version,
+        "history": history,
+        "updated": datetime.now(UTC).isoformat(),
+    }
+
+
+def _default_record(name: str, previous: str | None) -> _Record:
+    return {"model": name, "previous": previous, "updated": datetime.now(UTC).isoformat()}

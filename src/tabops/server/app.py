@@ -48,6 +48,7 @@ from tabops.server.routers import (
     predict,
     predictions,
     train,
+    versions,
 )
 from tabops.server.uploads import remove_stale_uploads, upload_folder
 from tabops.serving.core import ServingCore
@@ -195,6 +196,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(versions.router)
     app.include_router(jobs.router)
     app.include_router(train.router)
     app.include_router(features.router)

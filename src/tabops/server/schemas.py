@@ -185,6 +185,16 @@ class ModelSummaryResponse(BaseModel):
     production: dict[str, Any] | None
 
 
+class VersionSummaryResponse(BaseModel):
+    """One version in a model's listing: when it was made, its test metrics, what points at it."""
+
+    version: int
+    created: str | None
+    metrics: dict[str, float]
+    aliases: list[str]
+    tags: list[str]
+
+
 class ModelVersionResponse(BaseModel):
     """A version's manifest, as registered."""
 

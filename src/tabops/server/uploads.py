@@ -7,12 +7,14 @@ through python-multipart's streaming parser). The spool file is removed when any
 (a limit, a broken form, the client leaving) and once the job service has moved it into a
 job's folder. A process killed mid-upload leaves its spool file behind;
 ``remove_stale_uploads`` clears those at start-up, sparing files young enough to belong to
-the live upload of another process.
+the live upload of another process. A form of several files (``server/forms.py``) is spooled
+into a work folder of its own (``make_work_folder``), cleared the same way.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,9 +54,11 @@ STALE_SECONDS = 3600.0
 
 _UPLOADS = "uploads"
 _SUFFIX = ".part"
+_WORK_PREFIX = "work-"
 _BUFFER_BYTES = 1024 * 1024
 _MODELS_PREFIX = "/v1/models/"
-_UPLOAD_ROUTES = ("/jobs", "/feedback")  # the routes of a model that take file uploads
+# The routes of a model that take file uploads.
+_UPLOAD_ROUTES = ("/jobs", "/feedback", "/versions")
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def media_type(content_type: str) -> str:
 
 
 def is_upload(scope: Scope) -> bool:
-    """Whether a request is an upload: a file or form body for a model's jobs or feedback."""
+    """Whether a request is an upload: a file or form for a model's jobs, feedback or versions."""
     path: str = scope["path"]
     if scope["method"] != "POST" or not path.startswith(_MODELS_PREFIX):
         return False
@@ -99,9 +103,9 @@ async def spooled_body(request: Request, folder: Path, max_bytes: int) -> AsyncI
         MalformedBodyError: the client left before the end of the body.
         StorageFullError: the disk has no room left for it.
     """
-    spool = _Spool(folder)
+    spool = Spool(folder)
     try:
-        await _receive(request, max_bytes, spool.write)
+        await receive_counted(request, max_bytes, spool.write)
         yield await spool.finish()
     finally:
         spool.discard()
@@ -129,7 +133,7 @@ async def spooled_form_file(
         raise MalformedFormError(
             "the form has no boundary", [Problem("body", "multipart/form-data needs a boundary")]
         )
-    spool = _Spool(folder)
+    spool = Spool(folder)
     form = _Form(boundary, file_format)
 
     async def take(chunk: bytes) -> None:
@@ -137,7 +141,7 @@ async def spooled_form_file(
             await spool.write(data)
 
     try:
-        await _receive(request, max_bytes, take)
+        await receive_counted(request, max_bytes, take)
         found = form.found_format()
         yield FormFile(await spool.finish(), found)
     finally:
@@ -152,8 +156,18 @@ def upload_too_large(max_bytes: int) -> UploadTooLargeError:
     )
 
 
+def make_work_folder(folder: Path) -> Path:
+    """A new private folder under the upload folder, for the files of one request.
+
+    Its route removes it when done; one left by a killed process goes as a stale upload.
+    """
+    with reporting_full_disk(_UPLOADS):
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=folder, prefix=_WORK_PREFIX))
+
+
 def remove_stale_uploads(folder: Path, older_than_seconds: float = STALE_SECONDS) -> int:
-    """Delete spool files that no upload has written to for a while; returns how many."""
+    """Delete spool files and work folders untouched for a while; returns how many."""
     if not folder.is_dir():
         return 0
     cutoff = time.time() - older_than_seconds
@@ -165,10 +179,17 @@ def remove_stale_uploads(folder: Path, older_than_seconds: float = STALE_SECONDS
                 removed += 1
         except FileNotFoundError:  # finished or removed meanwhile
             continue
+    for path in folder.glob(f"{_WORK_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path)
+                removed += 1
+        except FileNotFoundError:
+            continue
     return removed
 
 
-class _Spool:
+class Spool:
     """A spool file being written through a buffer; removed by ``discard`` unless moved."""
 
     def __init__(self, folder: Path) -> None:
@@ -180,16 +201,19 @@ class _Spool:
         self._pending = bytearray()
 
     async def write(self, data: bytes) -> None:
+        """Add a piece of the file (written out once a buffer's worth has gathered)."""
         self._pending += data
         if len(self._pending) >= _BUFFER_BYTES:
             await self._flush()
 
     async def finish(self) -> Path:
+        """Write out what is buffered and close the file; returns its path."""
         await self._flush()
         await run_in_threadpool(_sync_and_close, self._stream)
         return self.path
 
     def discard(self) -> None:
+        """Close and remove the file, unless it was moved away."""
         with suppress(OSError):  # what is still buffered is thrown away anyway
             self._stream.close()
         self.path.unlink(missing_ok=True)
@@ -280,7 +304,7 @@ class _Form:
         self._is_complete = True
 
 
-async def _receive(
+async def receive_counted(
     request: Request, max_bytes: int, take: Callable[[bytes], Awaitable[None]]
 ) -> None:
     """Pass each piece of the body to ``take`` as it arrives, counting them."""

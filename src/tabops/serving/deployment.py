@@ -93,6 +93,12 @@ class Deployment:
         self._aliases[(name, alias)] = (version, now)
         return version
 
+    def forget_aliases(self, name: str) -> None:
+        """Read the model's aliases afresh on their next use: this process just moved one."""
+        for key in list(self._aliases):  # a copy: other threads add entries meanwhile
+            if key[0] == name:
+                self._aliases.pop(key, None)
+
     def get(self, name: str, ref: str | int | None = None) -> Predictor:
         """The predictor for a model reference, loading and verifying it on first use."""
         key = (name, self.resolve(name, ref))

@@ -11,7 +11,12 @@ from fastapi.responses import HTMLResponse
 from tabops.errors import CardNotFoundError, InvalidRequestError, ModelNotFoundError, Problem
 from tabops.model.files import CARD_FILE
 from tabops.server.deps import DeploymentDep, ReadAccess, RegistryDep
-from tabops.server.schemas import ErrorResponse, ModelSummaryResponse, ModelVersionResponse
+from tabops.server.schemas import (
+    ErrorResponse,
+    ModelSummaryResponse,
+    ModelVersionResponse,
+    VersionSummaryResponse,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
@@ -42,6 +47,33 @@ def list_models(caller: ReadAccess, registry: RegistryDep) -> list[dict[str, Any
 def get_model(name: str, _caller: ReadAccess, registry: RegistryDep) -> dict[str, Any]:
     """One model: versions, aliases and its production version's headline facts."""
     return _summary(registry, name)
+
+
+@router.get("/{name}/versions", response_model=list[VersionSummaryResponse], responses=_NOT_FOUND)
+def list_model_versions(
+    name: str, _caller: ReadAccess, registry: RegistryDep
+) -> list[dict[str, Any]]:
+    """Every version of a model, oldest first, with its metrics, aliases and tags."""
+    from tabops.registry.tags import VersionTags
+
+    versions = registry.list_versions(name)
+    if not versions:
+        registry.resolve(name)  # raises the not-found error
+    aliases = registry.aliases(name)
+    tags = VersionTags(registry.store).of(name)
+    listing = []
+    for number in versions:
+        summary = registry.summarize_version(name, number)
+        listing.append(
+            {
+                "version": number,
+                "created": summary.created,
+                "metrics": summary.metrics,
+                "aliases": sorted(alias for alias, v in aliases.items() if v == number),
+                "tags": tags.get(number, []),
+            }
+        )
+    return listing
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersionResponse, responses=_NOT_FOUND)

@@ -1,0 +1,187 @@
+"""``tabops models import`` through Typer's CliRunner, against real model files and registries.
+
+The models are fitted here on the heart-failure example and written as users write them:
+``joblib.dump`` of a pipeline, and a pickle whose ``__reduce__`` runs a shell command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import Result
+from fastapi.testclient import TestClient
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from typer.testing import CliRunner
+
+from conftest import HEART_CSV
+from tabops.cli.main import app
+from tabops.config import Settings, get_settings
+from tabops.server.app import create_app
+
+MODEL = "outside-heart"
+NUMBERS = ["age", "ejection_fraction", "serum_creatinine", "serum_sodium"]
+TEXT = ["sex"]
+TARGET = "DEATH_EVENT"
+TOLERANCE = 1e-9
+
+
+class Hostile:
+    """Unpickling it runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A pipeline fitted on the example (``sex`` as words), its joblib file and its sample."""
+    folder = tmp_path_factory.mktemp("fitted")
+    frame = pd.read_csv(HEART_CSV)[[*NUMBERS, *TEXT, TARGET]]
+    frame["sex"] = frame["sex"].map({0: "female", 1: "male"})
+    columns = ColumnTransformer(
+        [("numbers", StandardScaler(), NUMBERS), ("text", OneHotEncoder(), TEXT)]
+    )
+    pipeline = Pipeline([("columns", columns), ("classifier", LogisticRegression())])
+    pipeline.fit(frame[NUMBERS + TEXT], frame[TARGET])
+    joblib.dump(pipeline, folder / "pipeline.joblib")
+    frame.to_csv(folder / "sample.csv", index=False)
+    return {"folder": folder, "frame": frame, "pipeline": pipeline}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty TABOPS_HOME the commands of this test use."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("TABOPS_HOME", str(folder))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    yield folder
+    get_settings.cache_clear()
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def invoke() -> Invoke:
+    runner = CliRunner()
+
+    def run(*args: object) -> Result:
+        return runner.invoke(app, [str(arg) for arg in args])
+
+    return run
+
+
+def text(result: Result) -> str:
+    """Everything printed (stdout and stderr), with line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def import_args(fitted: dict[str, Any], model: str = "pipeline.joblib") -> list[object]:
+    folder = fitted["folder"]
+    return ["models", "import", folder / model, "--name", MODEL, "--sample", folder / "sample.csv"]
+
+
+def registered(home: Path) -> list[Path]:
+    return list((home / "registry").rglob("manifest.json"))
+
+
+@pytest.mark.slow
+def test_an_imported_pipeline_predicts_as_scikit_learn_from_the_cli_and_the_server(
+    invoke, home, fitted, tmp_path
+):
+    result = invoke(*import_args(fitted), "--target", TARGET)
+
+    assert result.exit_code == 0, result.output
+    printed = text(result)
+    assert f"registered {MODEL}:1 (production)" in printed
+    assert "sklearn.pipeline.Pipeline" in printed
+    assert "runtime:" in printed
+    assert "roc_auc" in printed
+    assert f"POST /v1/models/{MODEL}/predict" in printed
+    frame = fitted["frame"]
+    expected = fitted["pipeline"].predict_proba(frame[NUMBERS + TEXT])[:, 1]
+    scored_path = tmp_path / "scored.csv"
+    scored = invoke(
+        "predict", "-m", MODEL, "-i", fitted["folder"] / "sample.csv", "-o", scored_path
+    )
+    assert scored.exit_code == 0, scored.output
+    from_cli = pd.read_csv(scored_path)["probability"].to_numpy()
+    np.testing.assert_allclose(from_cli, expected, rtol=0, atol=TOLERANCE)
+    with TestClient(create_app(Settings(home=home))) as client:
+        records = frame[NUMBERS + TEXT].to_dict(orient="records")
+        answer = client.post(f"/v1/models/{MODEL}/predict/batch", json={"records": records})
+    assert answer.status_code == 200, answer.text
+    from_server = [item["probability"] for item in answer.json()["predictions"]]
+    np.testing.assert_allclose(from_server, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_a_hostile_pickle_is_refused_naming_its_globals_and_never_run(invoke, home, fitted):
+    marker = fitted["folder"] / "marker"
+    (fitted["folder"] / "hostile.pkl").write_bytes(pickle.dumps(Hostile(marker)))
+
+    result = invoke(*import_args(fitted, "hostile.pkl"))
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "system" in text(result)  # posix.system, as os.system pickles
+    assert "--trust-pickle" in text(result)
+    assert not marker.exists()
+    assert registered(home) == []
+
+
+@pytest.mark.slow
+def test_trust_pickle_warns_on_stderr_and_keeps_json_on_stdout(invoke, home, fitted):
+    result = invoke(*import_args(fitted), "--trust-pickle", "--json", "--promote", "staging")
+
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "warning: --trust-pickle" in warning
+    assert "runs whatever code the file holds" in warning
+    document = json.loads(result.stdout)
+    assert (document["name"], document["version"]) == (MODEL, 1)
+    assert document["aliases"] == ["production", "staging"]
+    assert document["runtime"] in ("onnxruntime", "scikit-learn")
+    assert document["manifest"]["metrics"] == {}
+
+
+@pytest.mark.slow
+def test_a_failed_gate_exits_3_and_registers_nothing(invoke, home, fitted):
+    result = invoke(*import_args(fitted), "--target", TARGET, "--gate", "roc_auc>=0.999")
+
+    assert result.exit_code == 3, result.output
+    assert "roc_auc" in text(result)
+    assert registered(home) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--gate", "roc_auc is high", "is not like 'roc_auc>=0.8'"),
+        ("--promote", "Prod!", "invalid alias"),
+        ("--name", "Bad Name", "invalid model name"),
+    ],
+)
+def test_an_invalid_option_exits_1_before_loading_anything(
+    invoke, home, fitted, option, value, message
+):
+    result = invoke(*import_args(fitted), option, value)
+
+    assert result.exit_code == 1, result.output
+    assert message in text(result)
+    assert registered(home) == []
