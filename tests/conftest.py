@@ -65,6 +65,11 @@ def copy_fast_example(target: Path) -> Path:
     return target
 
 
+def cli_output(result: Any) -> str:
+    """Everything a CLI run printed (stdout and stderr), with line wrapping undone."""
+    return " ".join(result.output.split())
+
+
 @pytest.fixture
 def heart_frame() -> pd.DataFrame:
     return pd.read_csv(HEART_CSV)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,60 +11,14 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import Result
-from typer.testing import CliRunner
 
-from conftest import FAST_TRAIN, HEART_CSV, make_registry
-from tabops.cli.main import app
+from conftest import FAST_TRAIN, HEART_CSV, cli_output, make_registry
 from tabops.config import get_settings
 from tabops.project import PROJECT_FILE, load_project
 from tabops.schema import Role
 
 Invoke = Callable[..., Result]
 MODEL = "heart-failure"
-
-
-@pytest.fixture
-def use_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
-    """Point TABOPS_HOME at a folder for the commands run by this test."""
-    monkeypatch.setenv("COLUMNS", "120")
-    get_settings.cache_clear()
-
-    def use(home: Path) -> None:
-        monkeypatch.setenv("TABOPS_HOME", str(home))
-        get_settings.cache_clear()
-
-    yield use
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def invoke() -> Invoke:
-    runner = CliRunner()
-
-    def run(*args: object) -> Result:
-        return runner.invoke(app, [str(arg) for arg in args])
-
-    return run
-
-
-@pytest.fixture
-def trained_cli(use_home, home: Path) -> Path:
-    """The CLI pointed at a private copy of the trained home."""
-    use_home(home)
-    return home
-
-
-@pytest.fixture
-def empty_cli(use_home, tmp_path: Path) -> Path:
-    """The CLI pointed at an empty home."""
-    home = tmp_path / "home"
-    use_home(home)
-    return home
-
-
-def text(result: Result) -> str:
-    """Everything printed (stdout and stderr), with line wrapping undone."""
-    return " ".join(result.output.split())
 
 
 def assert_clean_failure(result: Result, code: int) -> None:
@@ -106,7 +60,7 @@ def test_cli_init_writes_project_and_warns_about_excluded_columns(invoke, messy_
     result = invoke("init", messy_csv, "--target", "DEATH_EVENT", "-o", output)
 
     assert result.exit_code == 0, result.output
-    printed = text(result)
+    printed = cli_output(result)
     assert "warning: column 'patient_id' excluded: id-like" in printed
     assert "warning: column 'hospital' excluded: constant" in printed
     assert "12 features" in printed
@@ -148,7 +102,7 @@ def test_cli_init_refuses_to_overwrite_without_force(invoke, tmp_path):
     refused = invoke("init", HEART_CSV, "--target", "DEATH_EVENT", "-o", output)
 
     assert_clean_failure(refused, 1)
-    assert "--force" in text(refused)
+    assert "--force" in cli_output(refused)
     assert output.read_text() == "keep: me\n"
 
     forced = invoke("init", HEART_CSV, "--target", "DEATH_EVENT", "-o", output, "--force")
@@ -161,7 +115,7 @@ def test_cli_init_unknown_target_exits_1_naming_it(invoke, tmp_path):
     result = invoke("init", HEART_CSV, "--target", "outcome", "-o", tmp_path / PROJECT_FILE)
 
     assert_clean_failure(result, 1)
-    assert "'outcome'" in text(result)
+    assert "'outcome'" in cli_output(result)
     assert not (tmp_path / PROJECT_FILE).exists()
 
 
@@ -172,7 +126,7 @@ def test_cli_validate_good_data_exits_0(invoke, project_dir):
     result = invoke("validate", HEART_CSV, "-p", project_dir)
 
     assert result.exit_code == 0, result.output
-    assert "valid: 299 rows" in text(result)
+    assert "valid: 299 rows" in cli_output(result)
 
 
 def test_cli_validate_corrupted_csv_exits_1_with_a_report(invoke, project_dir, tmp_path):
@@ -190,7 +144,7 @@ def test_cli_validate_corrupted_csv_exits_1_with_a_report(invoke, project_dir, t
 
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    printed = text(result)
+    printed = cli_output(result)
     assert "3 failed checks" in printed
     for column in ("ejection_fraction", "serum_sodium", "smoking"):
         assert column in printed
@@ -209,7 +163,7 @@ def test_cli_validate_notes_values_beyond_training_and_exits_0(invoke, project_d
     result = invoke("validate", beyond, "-p", project_dir / PROJECT_FILE)
 
     assert result.exit_code == 0, result.output
-    printed = text(result)
+    printed = cli_output(result)
     assert "valid: 299 rows" in printed
     assert "platelets" in printed
     assert "2 rows" in printed
@@ -220,7 +174,7 @@ def test_cli_validate_without_project_exits_1(invoke, tmp_path):
     result = invoke("validate", HEART_CSV, "-p", tmp_path)
 
     assert_clean_failure(result, 1)
-    assert "no project file" in text(result)
+    assert "no project file" in cli_output(result)
 
 
 # train ---------------------------------------------------------------------------------------
@@ -232,8 +186,8 @@ def test_cli_train_registers_version_one_then_models_list_shows_it(invoke, empty
     trained = invoke("train", "-p", project_dir)
 
     assert trained.exit_code == 0, trained.output
-    assert "gate passed: roc_auc >= 0.75" in text(trained)
-    assert f"registered {MODEL}:1 (production)" in text(trained)
+    assert "gate passed: roc_auc >= 0.75" in cli_output(trained)
+    assert f"registered {MODEL}:1 (production)" in cli_output(trained)
 
     listed = invoke("models", "list")
 
@@ -250,9 +204,9 @@ def test_cli_train_failing_gate_exits_3_naming_the_gate(invoke, empty_cli, proje
     result = invoke("train", "-p", project_dir)
 
     assert_clean_failure(result, 3)
-    assert "roc_auc >= 0.999" in text(result)
-    assert "nothing was registered" in text(result)
-    assert "no models registered yet" in text(invoke("models", "list"))
+    assert "roc_auc >= 0.999" in cli_output(result)
+    assert "nothing was registered" in cli_output(result)
+    assert "no models registered yet" in cli_output(invoke("models", "list"))
 
 
 def test_cli_train_invalid_project_exits_1_listing_problems(invoke, empty_cli, project_dir):
@@ -261,7 +215,7 @@ def test_cli_train_invalid_project_exits_1_listing_problems(invoke, empty_cli, p
     result = invoke("train", "-p", project_dir)
 
     assert_clean_failure(result, 1)
-    assert "about 0.7" in text(result)
+    assert "about 0.7" in cli_output(result)
 
 
 def test_cli_train_says_where_aliases_point_and_promotes_when_asked(
@@ -273,13 +227,14 @@ def test_cli_train_says_where_aliases_point_and_promotes_when_asked(
     promoted = invoke("train", "-p", project_dir, "--promote", "production")
 
     assert kept.exit_code == 0, kept.output
-    assert f"registered {MODEL}:2 aliases of {MODEL}:" in text(kept)  # no alias of its own
-    assert f"production -> 1 (unchanged; promote with: tabops models promote {MODEL} 2)" in text(
-        kept
+    assert f"registered {MODEL}:2 aliases of {MODEL}:" in cli_output(kept)  # no alias of its own
+    assert (
+        f"production -> 1 (unchanged; promote with: tabops models promote {MODEL} 2)"
+        in cli_output(kept)
     )
     assert promoted.exit_code == 0, promoted.output
-    assert f"registered {MODEL}:3 (production)" in text(promoted)
-    assert "production -> 3 (promoted, was 1)" in text(promoted)
+    assert f"registered {MODEL}:3 (production)" in cli_output(promoted)
+    assert "production -> 3 (promoted, was 1)" in cli_output(promoted)
     assert make_registry(trained_cli).aliases(MODEL) == {"production": 3}
 
 
@@ -289,7 +244,7 @@ def test_cli_train_with_a_failing_gate_promotes_nothing(invoke, trained_cli, pro
     result = invoke("train", "-p", project_dir, "--promote", "staging")
 
     assert_clean_failure(result, 3)
-    assert "nothing was registered" in text(result)
+    assert "nothing was registered" in cli_output(result)
     registry = make_registry(trained_cli)
     assert registry.list_versions(MODEL) == [1]
     assert registry.aliases(MODEL) == {"production": 1}
@@ -299,8 +254,8 @@ def test_cli_train_refuses_an_invalid_alias_before_training(invoke, trained_cli,
     result = invoke("train", "-p", project_dir, "--promote", "Prod")
 
     assert_clean_failure(result, 1)
-    assert "invalid alias 'Prod'" in text(result)
-    assert "training" not in text(result)
+    assert "invalid alias 'Prod'" in cli_output(result)
+    assert "training" not in cli_output(result)
     assert make_registry(trained_cli).list_versions(MODEL) == [1]
 
 
@@ -348,14 +303,14 @@ def test_cli_models_list_with_no_models_says_so(invoke, empty_cli):
     result = invoke("models", "list")
 
     assert result.exit_code == 0, result.output
-    assert "no models registered yet" in text(result)
+    assert "no models registered yet" in cli_output(result)
 
 
 def test_cli_models_show_prints_metrics_threshold_and_features(invoke, trained_cli):
     result = invoke("models", "show", MODEL)
 
     assert result.exit_code == 0, result.output
-    printed = text(result)
+    printed = cli_output(result)
     assert f"{MODEL}:1" in printed
     assert "threshold 0." in printed
     assert "roc_auc 0." in printed
@@ -380,7 +335,7 @@ def test_cli_models_promote_points_an_alias_at_a_version(invoke, trained_cli):
     result = invoke("models", "promote", MODEL, "1", "--alias", "staging")
 
     assert result.exit_code == 0, result.output
-    assert f"{MODEL}@staging -> version 1" in text(result)
+    assert f"{MODEL}@staging -> version 1" in cli_output(result)
     listed = invoke("models", "list")
     assert "production, staging" in listed.output
 
@@ -389,21 +344,21 @@ def test_cli_models_promote_missing_version_exits_1(invoke, trained_cli):
     result = invoke("models", "promote", MODEL, "9")
 
     assert_clean_failure(result, 1)
-    assert "no version 9" in text(result)
+    assert "no version 9" in cli_output(result)
 
 
 def test_cli_models_rollback_without_history_exits_1_with_a_message(invoke, trained_cli):
     result = invoke("models", "rollback", MODEL)
 
     assert_clean_failure(result, 1)
-    assert f"{MODEL}@production has no earlier version to roll back to" in text(result)
+    assert f"{MODEL}@production has no earlier version to roll back to" in cli_output(result)
 
 
 def test_cli_models_list_names_the_default_model(invoke, trained_cli):
     result = invoke("models", "list")
 
     assert result.exit_code == 0, result.output
-    assert f"default model (POST /predict): {MODEL}" in text(result)
+    assert f"default model (POST /predict): {MODEL}" in cli_output(result)
 
 
 def test_cli_models_default_shows_then_changes_the_default_model(invoke, trained_cli):
@@ -416,18 +371,18 @@ def test_cli_models_default_shows_then_changes_the_default_model(invoke, trained
     changed = invoke("models", "default", "second")
 
     assert shown.exit_code == 0, shown.output
-    assert f"default model (POST /predict): {MODEL}" in text(shown)
+    assert f"default model (POST /predict): {MODEL}" in cli_output(shown)
     assert changed.exit_code == 0, changed.output
-    assert f"default model -> second (was {MODEL})" in text(changed)
-    assert "default model (POST /predict): second" in text(invoke("models", "list"))
+    assert f"default model -> second (was {MODEL})" in cli_output(changed)
+    assert "default model (POST /predict): second" in cli_output(invoke("models", "list"))
 
 
 def test_cli_models_default_unknown_model_exits_1_listing_the_registered_ones(invoke, trained_cli):
     result = invoke("models", "default", "nope")
 
     assert_clean_failure(result, 1)
-    assert f"model 'nope' not found; registered models: {MODEL}" in text(result)
-    assert f"default model (POST /predict): {MODEL}" in text(invoke("models", "default"))
+    assert f"model 'nope' not found; registered models: {MODEL}" in cli_output(result)
+    assert f"default model (POST /predict): {MODEL}" in cli_output(invoke("models", "default"))
 
 
 def test_cli_models_default_notes_the_setting_that_overrides_it(invoke, trained_cli, monkeypatch):
@@ -437,8 +392,8 @@ def test_cli_models_default_notes_the_setting_that_overrides_it(invoke, trained_
     result = invoke("models", "default", MODEL)
 
     assert result.exit_code == 0, result.output
-    assert "the serving.default_model setting (elsewhere) overrides" in text(result)
-    listed = text(invoke("models", "list"))
+    assert "the serving.default_model setting (elsewhere) overrides" in cli_output(result)
+    listed = cli_output(invoke("models", "list"))
     assert "default model (POST /predict): elsewhere, set by the serving.default_model" in listed
 
 
@@ -453,7 +408,7 @@ def test_cli_predict_writes_inputs_plus_probability_label_and_class_name(
     result = invoke("predict", "-m", f"{MODEL}@production", "-i", HEART_CSV, "-o", output)
 
     assert result.exit_code == 0, result.output
-    assert "scored 299 rows" in text(result)
+    assert "scored 299 rows" in cli_output(result)
     source = pd.read_csv(HEART_CSV)
     scored = pd.read_parquet(output)
     assert list(scored.columns) == [*source.columns, "probability", "label", "class_name"]
@@ -482,7 +437,7 @@ def test_cli_predict_missing_column_exits_1_naming_it(invoke, trained_cli, tmp_p
     result = invoke("predict", "-m", MODEL, "-i", source, "-o", output)
 
     assert_clean_failure(result, 1)
-    assert "missing columns: age" in text(result)
+    assert "missing columns: age" in cli_output(result)
     assert not output.exists()
 
 
@@ -499,8 +454,8 @@ def test_cli_predict_scores_the_valid_rows_and_lists_a_non_number_cell_by_row_an
     result = invoke("predict", "-m", MODEL, "-i", source, "-o", output)
 
     assert result.exit_code == 0, result.output
-    assert "1 row(s) failed validation" in text(result)
-    assert "row 5.time: 'soon' is not a number" in text(result)
+    assert "1 row(s) failed validation" in cli_output(result)
+    assert "row 5.time: 'soon' is not a number" in cli_output(result)
     scored = pd.read_csv(output)
     assert len(scored) == 299
     assert scored["probability"].isna().tolist() == [index == 4 for index in range(299)]
@@ -514,4 +469,4 @@ def test_cli_predict_unknown_model_exits_1(invoke, trained_cli, tmp_path):
     result = invoke("predict", "-m", "nope", "-i", HEART_CSV, "-o", tmp_path / "out.parquet")
 
     assert_clean_failure(result, 1)
-    assert "model 'nope' not found" in text(result)
+    assert "model 'nope' not found" in cli_output(result)

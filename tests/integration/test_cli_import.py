@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from typer.testing import CliRunner
 
-from conftest import HEART_CSV
-from tabops.cli.main import app
+from conftest import HEART_CSV, cli_output
 from tabops.config import Settings, get_settings
 from tabops.server.app import create_app
 
@@ -74,24 +71,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def invoke() -> Invoke:
-    runner = CliRunner()
-
-    def run(*args: object) -> Result:
-        return runner.invoke(app, [str(arg) for arg in args])
-
-    return run
-
-
-def text(result: Result) -> str:
-    """Everything printed (stdout and stderr), with line wrapping undone."""
-    return " ".join(result.output.split())
-
-
 def import_args(fitted: dict[str, Any], model: str = "pipeline.joblib") -> list[object]:
     folder = fitted["folder"]
     return ["models", "import", folder / model, "--name", MODEL, "--sample", folder / "sample.csv"]
@@ -108,7 +87,7 @@ def test_an_imported_pipeline_predicts_as_scikit_learn_from_the_cli_and_the_serv
     result = invoke(*import_args(fitted), "--target", TARGET)
 
     assert result.exit_code == 0, result.output
-    printed = text(result)
+    printed = cli_output(result)
     assert f"registered {MODEL}:1 (production)" in printed
     assert "sklearn.pipeline.Pipeline" in printed
     assert "runtime:" in printed
@@ -139,8 +118,8 @@ def test_a_hostile_pickle_is_refused_naming_its_globals_and_never_run(invoke, ho
 
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert "system" in text(result)  # posix.system, as os.system pickles
-    assert "--trust-pickle" in text(result)
+    assert "system" in cli_output(result)  # posix.system, as os.system pickles
+    assert "--trust-pickle" in cli_output(result)
     assert not marker.exists()
     assert registered(home) == []
 
@@ -165,7 +144,7 @@ def test_a_failed_gate_exits_3_and_registers_nothing(invoke, home, fitted):
     result = invoke(*import_args(fitted), "--target", TARGET, "--gate", "roc_auc>=0.999")
 
     assert result.exit_code == 3, result.output
-    assert "roc_auc" in text(result)
+    assert "roc_auc" in cli_output(result)
     assert registered(home) == []
 
 
@@ -183,5 +162,5 @@ def test_an_invalid_option_exits_1_before_loading_anything(
     result = invoke(*import_args(fitted), option, value)
 
     assert result.exit_code == 1, result.output
-    assert message in text(result)
+    assert message in cli_output(result)
     assert registered(home) == []

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
-from conftest import SEED_REQUEST, stub_manifest
-from tabops.cli.main import app
+from conftest import SEED_REQUEST, cli_output, stub_manifest
 from tabops.config import Settings, get_settings
 from tabops.model.predictor import Predictor
 from tabops.registry import (
@@ -32,56 +30,11 @@ from tabops.server.app import create_app
 Invoke = Callable[..., Result]
 MODEL = "heart-failure"
 HANG_SECONDS = 120
-
-
-@pytest.fixture
-def use_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
-    """Point TABOPS_HOME at a folder for the commands run by this test."""
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("TABOPS_SIGNING_KEY", raising=False)
-    monkeypatch.delenv("TABOPS_REGISTRY__URL", raising=False)
-    get_settings.cache_clear()
-
-    def use(home: Path) -> None:
-        monkeypatch.setenv("TABOPS_HOME", str(home))
-        get_settings.cache_clear()
-
-    yield use
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def invoke() -> Invoke:
-    runner = CliRunner()
-
-    def run(*args: object) -> Result:
-        return runner.invoke(app, [str(arg) for arg in args])
-
-    return run
-
-
-@pytest.fixture
-def trained_cli(use_home, home: Path) -> Path:
-    """The CLI pointed at a private copy of the trained home."""
-    use_home(home)
-    return home
-
-
-@pytest.fixture
-def empty_cli(use_home, tmp_path: Path) -> Path:
-    """The CLI pointed at an empty home."""
-    home = tmp_path / "empty-home"
-    use_home(home)
-    return home
+CLI_COLUMNS = 200
 
 
 def registry_at(folder: Path) -> ModelRegistry:
     return ModelRegistry(LocalArtifactStore(folder))
-
-
-def text(result: Result) -> str:
-    """Everything printed (stdout and stderr), with line wrapping undone."""
-    return " ".join(result.output.split())
 
 
 def assert_clean_failure(result: Result, code: int = 1) -> None:
@@ -110,7 +63,7 @@ def test_push_copies_a_version_under_its_number_with_its_tags_and_manifest_bytes
     result = invoke("models", "push", MODEL, "--to", store, "--tag", "release")
 
     assert result.exit_code == 0, result.output
-    assert f"copied {MODEL}:1 to {store} as {MODEL}:1" in text(result)
+    assert f"copied {MODEL}:1 to {store} as {MODEL}:1" in cli_output(result)
     source, target = registry_at(trained_cli / "registry"), registry_at(store)
     assert target.list_versions(MODEL) == [1]
     assert version_files(target, 1) == version_files(source, 1)  # manifest included, unchanged
@@ -133,7 +86,7 @@ def test_models_list_store_shows_versions_aliases_and_tags_of_that_store(
     assert row[:3] == [MODEL, "1", "production"]
     assert row[-2:] == ["1.0,", "rc-2"]
     assert "tags" in result.output
-    assert f"default model: {MODEL}" in text(result)
+    assert f"default model: {MODEL}" in cli_output(result)
 
 
 def test_models_list_store_of_an_empty_folder_says_it_holds_no_models(
@@ -142,7 +95,7 @@ def test_models_list_store_of_an_empty_folder_says_it_holds_no_models(
     result = invoke("models", "list", "--store", tmp_path / "nothing")
 
     assert result.exit_code == 0, result.output
-    assert "holds no models" in text(result)
+    assert "holds no models" in cli_output(result)
 
 
 def test_models_list_without_tags_shows_no_tags_column(invoke, trained_cli):
@@ -162,7 +115,7 @@ def test_push_again_reports_already_present_and_only_adds_the_new_tags(
     result = invoke("models", "push", f"{MODEL}:1", "--to", store, "--tag", "2.0")
 
     assert result.exit_code == 0, result.output
-    assert f"{MODEL}:1 to {store}: already present as {MODEL}:1; tags 2.0" in text(result)
+    assert f"{MODEL}:1 to {store}: already present as {MODEL}:1; tags 2.0" in cli_output(result)
     assert (store / MODEL / "versions" / "1" / MANIFEST).stat().st_mtime_ns == manifest.st_mtime_ns
     assert registry_at(store).list_versions(MODEL) == [1]
     assert VersionTags(registry_at(store).store).of(MODEL) == {1: ["2.0"]}
@@ -178,8 +131,8 @@ def test_push_to_a_store_whose_number_is_taken_registers_the_next_number_once(
     result = invoke("models", "push", MODEL, "--to", store, "--tag", "1.0")
 
     assert result.exit_code == 0, result.output
-    assert f"as {MODEL}:2" in text(result)
-    assert "since number 1 there holds another version" in text(result)
+    assert f"as {MODEL}:2" in cli_output(result)
+    assert "since number 1 there holds another version" in cli_output(result)
     copy = target.get_version(MODEL, 2)
     source = registry_at(trained_cli / "registry").get_version(MODEL, 1)
     assert copy.manifest.files == source.manifest.files
@@ -192,7 +145,7 @@ def test_push_to_a_store_whose_number_is_taken_registers_the_next_number_once(
     again = invoke("models", "push", MODEL, "--to", store)
 
     assert again.exit_code == 0, again.output
-    assert f"to {store}: already present as {MODEL}:2" in text(again)
+    assert f"to {store}: already present as {MODEL}:2" in cli_output(again)
     assert target.list_versions(MODEL) == [1, 2]
 
 
@@ -214,7 +167,7 @@ def test_pull_by_tag_into_an_empty_home_gives_a_servable_default_model(
     result = invoke("models", "pull", f"{MODEL}@1.0", "--from", (home / "registry").as_uri())
 
     assert result.exit_code == 0, result.output
-    assert f"copied {MODEL}:1 from" in text(result)
+    assert f"copied {MODEL}:1 from" in cli_output(result)
     pulled = registry_at(empty_cli / "registry")
     assert pulled.default_model() == MODEL
     assert pulled.resolve(MODEL) == 1
@@ -232,8 +185,8 @@ def test_pull_into_a_home_with_a_signing_key_says_the_copy_is_not_signed_with_it
     result = invoke("models", "pull", MODEL, "--from", home / "registry")
 
     assert result.exit_code == 0, result.output
-    assert "not signed with the signing key set for the target" in text(result)
-    assert f"tabops models sign {MODEL} --version 1" in text(result)
+    assert "not signed with the signing key set for the target" in cli_output(result)
+    assert f"tabops models sign {MODEL} --version 1" in cli_output(result)
 
 
 def test_push_refuses_a_corrupt_source_and_writes_nothing(invoke, trained_cli, tmp_path):
@@ -245,7 +198,7 @@ def test_push_refuses_a_corrupt_source_and_writes_nothing(invoke, trained_cli, t
     result = invoke("models", "push", MODEL, "--to", store)
 
     assert_clean_failure(result)
-    assert "model.skops does not match its sha256" in text(result)
+    assert "model.skops does not match its sha256" in cli_output(result)
     assert registry_at(store).list_models() == []
     assert source.list_versions(MODEL) == [1]
 
@@ -255,16 +208,16 @@ def test_push_of_an_unknown_model_or_version_fails_cleanly(invoke, trained_cli, 
     unknown_version = invoke("models", "push", f"{MODEL}:7", "--to", tmp_path / "store")
 
     assert_clean_failure(unknown_model)
-    assert "'nothing-here' not found" in text(unknown_model)
+    assert "'nothing-here' not found" in cli_output(unknown_model)
     assert_clean_failure(unknown_version)
-    assert "has no version 7" in text(unknown_version)
+    assert "has no version 7" in cli_output(unknown_version)
 
 
 def test_push_to_an_unknown_scheme_fails_cleanly(invoke, trained_cli):
     result = invoke("models", "push", MODEL, "--to", "ftp://example.org/models")
 
     assert_clean_failure(result)
-    assert "ftp://" in text(result)
+    assert "ftp://" in cli_output(result)
 
 
 # tags ------------------------------------------------------------------------------------------
@@ -276,9 +229,9 @@ def test_models_tag_adds_shows_and_removes_tags(invoke, trained_cli):
     removed = invoke("models", "tag", f"{MODEL}:1", "stable", "--remove")
 
     assert added.exit_code == 0, added.output
-    assert f"{MODEL}:1 tags: 1.0, stable" in text(added)
-    assert f"{MODEL}:1 tags: 1.0, stable" in text(shown)
-    assert f"{MODEL}:1 tags: 1.0" in text(removed)
+    assert f"{MODEL}:1 tags: 1.0, stable" in cli_output(added)
+    assert f"{MODEL}:1 tags: 1.0, stable" in cli_output(shown)
+    assert f"{MODEL}:1 tags: 1.0" in cli_output(removed)
     assert VersionTags(registry_at(trained_cli / "registry").store).of(MODEL) == {1: ["1.0"]}
 
 
@@ -304,8 +257,8 @@ def test_models_tag_refuses_an_invalid_tag_naming_the_rule(invoke, trained_cli, 
     result = invoke("models", "tag", f"{MODEL}:1", "1.0", bad)
 
     assert_clean_failure(result)
-    assert f"invalid tag {bad!r}" in text(result)
-    assert "• tag: use letters, digits" in text(result)
+    assert f"invalid tag {bad!r}" in cli_output(result)
+    assert "• tag: use letters, digits" in cli_output(result)
     assert VersionTags(registry_at(trained_cli / "registry").store).of(MODEL) == {}
 
 
@@ -314,16 +267,16 @@ def test_models_tag_needs_a_version_and_an_existing_one(invoke, trained_cli):
     missing = invoke("models", "tag", f"{MODEL}:9", "1.0")
 
     assert_clean_failure(no_version)
-    assert "NAME:VERSION" in text(no_version)
+    assert "NAME:VERSION" in cli_output(no_version)
     assert_clean_failure(missing)
-    assert "has no version 9" in text(missing)
+    assert "has no version 9" in cli_output(missing)
 
 
 def test_push_with_an_invalid_tag_copies_nothing(invoke, trained_cli, tmp_path):
     result = invoke("models", "push", MODEL, "--to", tmp_path / "store", "--tag", "no way")
 
     assert_clean_failure(result)
-    assert "invalid tag 'no way'" in text(result)
+    assert "invalid tag 'no way'" in cli_output(result)
     assert not (tmp_path / "store").exists()
 
 
@@ -379,7 +332,7 @@ def test_store_create_bucket_refuses_an_invalid_name_before_any_request(invoke, 
     result = invoke("store", "create-bucket", "Not_A_Bucket")
 
     assert_clean_failure(result)
-    assert "invalid bucket name 'Not_A_Bucket'" in text(result)
+    assert "invalid bucket name 'Not_A_Bucket'" in cli_output(result)
 
 
 # S3 (the moto server the suite starts) ---------------------------------------------------------
@@ -393,9 +346,9 @@ def test_store_create_bucket_creates_it_once(invoke, use_home, s3_env):
     again = invoke("store", "create-bucket", f"s3://{bucket}")
 
     assert created.exit_code == 0, created.output
-    assert f"created bucket {bucket}" in text(created)
+    assert f"created bucket {bucket}" in cli_output(created)
     assert again.exit_code == 0, again.output
-    assert f"bucket {bucket} exists already" in text(again)
+    assert f"bucket {bucket} exists already" in cli_output(again)
 
 
 @pytest.mark.s3
@@ -413,12 +366,12 @@ def test_push_to_s3_list_pull_back_and_serve_from_the_bucket(
     again = invoke("models", "push", MODEL, "--to", url)
 
     assert pushed.exit_code == 0, pushed.output
-    assert f"copied {MODEL}:1 to {url} as {MODEL}:1" in text(pushed)
+    assert f"copied {MODEL}:1 to {url} as {MODEL}:1" in cli_output(pushed)
     assert listed.exit_code == 0, listed.output
     [row] = [line.split() for line in listed.output.splitlines() if line.split()[:1] == [MODEL]]
     assert row[:3] == [MODEL, "1", "production"]
     assert row[-1] == "1.0"
-    assert f"to {url}: already present as {MODEL}:1; tags 1.0" in text(again)
+    assert f"to {url}: already present as {MODEL}:1; tags 1.0" in cli_output(again)
     on_s3 = open_registry(Settings(home=tmp_path / "reader", registry={"url": url}))
     assert version_files(on_s3, 1) == version_files(registry_at(home / "registry"), 1)
 
@@ -448,5 +401,5 @@ def test_push_to_a_missing_bucket_fails_naming_it(invoke, trained_cli, s3_env):
     result = invoke("models", "push", MODEL, "--to", f"s3://{bucket}")
 
     assert_clean_failure(result)
-    assert f"the bucket {bucket!r} does not exist" in text(result)
-    assert f"tabops store create-bucket {bucket}" in text(result)
+    assert f"the bucket {bucket!r} does not exist" in cli_output(result)
+    assert f"tabops store create-bucket {bucket}" in cli_output(result)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 import psutil
@@ -33,8 +33,9 @@ from tabops.registry.versions import ModelRegistry
 from tabops.scoring.local import score_file
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
-from tabops.training.register import train_project
-from tabops.training.train import TrainingResult, count_training_steps
+
+if TYPE_CHECKING:
+    from tabops.training.train import TrainingResult
 
 logger = logging.getLogger("tabops.jobs")
 
@@ -141,8 +142,8 @@ class JobRunner:
                 result = self._execute(job, beat)
             except GateFailedError as exc:
                 error = exc.message
-                if isinstance(exc.result, TrainingResult):
-                    result = summarize_training(exc.result)
+                if exc.result is not None:  # only training raises it, with what was trained
+                    result = summarize_training(cast("TrainingResult", exc.result))
             except TabopsError as exc:
                 error = describe_error(exc)
             except Exception as exc:
@@ -233,6 +234,11 @@ class JobRunner:
         }
 
     def _train(self, job: Job, beat: Heartbeat) -> dict[str, Any]:
+        # Training (its card brings matplotlib) is imported by the jobs that train, not by
+        # every server and worker at start-up.
+        from tabops.training.register import train_project
+        from tabops.training.train import count_training_steps
+
         # The paths were confined to the project roots when the job was submitted.
         project, folder = load_project(Path(job.params["project"]))
         data = job.params.get("data")
