@@ -6,16 +6,24 @@ logistic regression (serves through its column-input ONNX graph). Each is import
 10,000-row labelled sample; then one record and a batch of 1,000 are scored through the
 version and through the user's own ``predict_proba`` on a one-row DataFrame.
 
-    .venv/bin/python bench/importing.py [--repeats 300]
+    .venv/bin/python bench/importing.py [--repeats 300] [--end-to-end]
+
+With ``--end-to-end``, the gradient boosting file is also imported the way a user does it:
+``tabops models import`` in a new process, then ``tabops serve`` started on the new registry,
+timed until its first answer to ``POST /v1/models/bench/predict``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,9 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from peers.processes import free_port  # noqa: E402
 
 from import_models import (  # noqa: E402  # the test helpers fit and save the models
     CATEGORIES,
@@ -76,10 +87,64 @@ def run_case(
     print(f"  1,000 records: {batch / 1000:.1f} ms")
 
 
+def end_to_end(model: Any, rows: pd.DataFrame, columns: list[str], folder: Path) -> None:
+    """Seconds from ``tabops models import`` to the first prediction a new server answers."""
+    path = save_joblib(model, folder / "model.joblib")
+    sample_path = folder / "sample.csv"
+    rows.to_csv(sample_path, index=False)
+    record = {
+        key: None if pd.isna(value) else value for key, value in rows[columns].iloc[0].items()
+    }
+    body = json.dumps(record, default=str).encode()
+    environment = {**os.environ, "TABOPS_HOME": str(folder / "home")}
+    tabops = str(Path(sys.executable).parent / "tabops")
+    port = free_port()
+    started = time.perf_counter()
+    subprocess.run(
+        [tabops, "models", "import", str(path), "--name", "bench", "--sample", str(sample_path)],
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    imported = time.perf_counter() - started
+    server = subprocess.Popen(
+        [tabops, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/models/bench/predict",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    answer = json.loads(reply.read())
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit("tabops serve exited before answering") from None
+                time.sleep(0.05)
+        total = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(
+        f"end to end ({len(rows):,} sample rows): 'tabops models import' {imported:.1f} s, "
+        f"first prediction served {total:.1f} s after the import began "
+        f"(probability {answer['probability']:.4f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=300)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--end-to-end", action="store_true")
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     train, sample = split_kueski(read_kueski())
     lettered = with_car_letters(train), with_car_letters(sample)
     with tempfile.TemporaryDirectory() as name:
@@ -94,6 +159,11 @@ def main() -> None:
             folder / "boosting",
             repeats,
         )
+        if arguments.end_to_end:
+            (folder / "cli").mkdir()
+            end_to_end(
+                gradient_boosting_pipeline(train), sample, NUMBERS + CATEGORIES, folder / "cli"
+            )
         run_case(
             "logistic regression",
             logistic_pipeline(lettered[0]),
