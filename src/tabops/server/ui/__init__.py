@@ -1,0 +1,13 @@
+"""The web pages under ``/ui``: server-rendered (Jinja2), with vendored assets only.
+
+Each page group is a router of its own module; this package joins them under one prefix.
+"""
+
+from fastapi import APIRouter
+
+from tabops.server.ui import models, overview, predict
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+router.include_router(overview.router)
+router.include_router(models.router)
+router.include_router(predict.router)

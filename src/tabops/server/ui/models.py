@@ -1,0 +1,5 @@
+"""Pages of the web UI (models)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

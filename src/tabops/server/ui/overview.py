@@ -1,0 +1,5 @@
+"""Pages of the web UI (overview)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

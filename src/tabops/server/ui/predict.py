@@ -1,0 +1,5 @@
+"""Pages of the web UI (predict)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
