@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import joblib
@@ -19,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conftest import DATASETS
+from conftest import DATASETS, HEART_CSV
 
 KUESKI_CSV = DATASETS / "kueski_features_by_client.csv.gz"
 TARGET = "status"
@@ -28,6 +30,11 @@ CATEGORIES = ["flag_own_car"]
 # The raw Kueski loans file wrote the car flag as Y/N; the per-client table holds it as 0/1.
 CAR_FLAGS = {0: "N", 1: "Y"}
 SAMPLE_ROWS = 10_000
+# The heart-failure example, ``sex`` as words: the pipeline one-hot encodes a text column.
+HEART_NUMBERS = ["age", "ejection_fraction", "serum_creatinine", "serum_sodium"]
+HEART_TEXT = ["sex"]
+HEART_TARGET = "DEATH_EVENT"
+HEART_FEATURES = HEART_NUMBERS + HEART_TEXT
 
 
 def read_kueski() -> pd.DataFrame:
@@ -75,6 +82,32 @@ def logistic_pipeline(train: pd.DataFrame) -> Pipeline:
 def numpy_logistic(train: pd.DataFrame, columns: list[str]) -> LogisticRegression:
     """A bare classifier fitted on a numpy matrix: it records no column names."""
     return LogisticRegression(max_iter=500).fit(train[columns].to_numpy(), train[TARGET])
+
+
+def heart_frame() -> pd.DataFrame:
+    """The heart-failure example's rows, ``sex`` as words (female, male)."""
+    frame = pd.read_csv(HEART_CSV)[[*HEART_FEATURES, HEART_TARGET]]
+    frame["sex"] = frame["sex"].map({0: "female", 1: "male"})
+    return frame
+
+
+def heart_pipeline(frame: pd.DataFrame, c: float = 1.0) -> Pipeline:
+    """Scaled numbers and one-hot ``sex`` into logistic regression (``C=c``), fitted."""
+    columns = ColumnTransformer(
+        [("numbers", StandardScaler(), HEART_NUMBERS), ("text", OneHotEncoder(), HEART_TEXT)]
+    )
+    model = Pipeline([("columns", columns), ("classifier", LogisticRegression(C=c))])
+    return model.fit(frame[HEART_FEATURES], frame[HEART_TARGET])
+
+
+class Hostile:
+    """Unpickling it runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f"touch {self.marker}",)
 
 
 def three_class_model() -> LogisticRegression:

@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conftest import HEART_CSV
-from import_models import write_mlflow_folder
+from import_models import (
+    HEART_FEATURES,
+    HEART_TARGET,
+    Hostile,
+    heart_frame,
+    heart_pipeline,
+    write_mlflow_folder,
+)
 from tabops.config import Settings
 from tabops.database import create_database_engine
 from tabops.security.keys import KeyStore
@@ -36,38 +38,10 @@ from tabops.server.uploads import STALE_SECONDS
 MODEL = "imported-heart"
 VERSIONS = f"/v1/models/{MODEL}/versions"
 PREDICT = f"/v1/models/{MODEL}/predict"
-NUMBERS = ["age", "ejection_fraction", "serum_creatinine", "serum_sodium"]
-TEXT = ["sex"]
-TARGET = "DEATH_EVENT"
 TOLERANCE = 1e-9
 ROUTE = "POST /v1/models/{name}/versions"  # the action the audit log records
 TIMEOUT_SECONDS = 1.5
 SLEEP_SECONDS = 5.0  # longer than TIMEOUT_SECONDS, whatever the machine's load
-
-
-def heart_frame() -> pd.DataFrame:
-    """The example's rows, ``sex`` as words: the pipeline one-hot encodes a text column."""
-    frame = pd.read_csv(HEART_CSV)[[*NUMBERS, *TEXT, TARGET]]
-    frame["sex"] = frame["sex"].map({0: "female", 1: "male"})
-    return frame
-
-
-def fit_pipeline(frame: pd.DataFrame, c: float) -> Pipeline:
-    columns = ColumnTransformer(
-        [("numbers", StandardScaler(), NUMBERS), ("text", OneHotEncoder(), TEXT)]
-    )
-    model = Pipeline([("columns", columns), ("classifier", LogisticRegression(C=c))])
-    return model.fit(frame[NUMBERS + TEXT], frame[TARGET])
-
-
-class Hostile:
-    """Unpickling it runs a shell command that leaves a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +49,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two fitted pipelines as joblib files, their sample, a hostile pickle and its marker."""
     folder = tmp_path_factory.mktemp("models")
     frame = heart_frame()
-    first, second = fit_pipeline(frame, 1.0), fit_pipeline(frame, 0.01)
+    first, second = heart_pipeline(frame), heart_pipeline(frame, 0.01)
     joblib.dump(first, folder / "first.joblib")
     joblib.dump(second, folder / "second.joblib")
     frame.to_csv(folder / "sample.csv", index=False)
@@ -142,7 +116,7 @@ def assert_nothing_left(home: Path) -> None:
 
 
 def probabilities(client: TestClient, frame: pd.DataFrame) -> tuple[int, np.ndarray]:
-    records = frame[NUMBERS + TEXT].to_dict(orient="records")
+    records = frame[HEART_FEATURES].to_dict(orient="records")
     answer = client.post(f"{PREDICT}/batch", json={"records": records})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -151,7 +125,7 @@ def probabilities(client: TestClient, frame: pd.DataFrame) -> tuple[int, np.ndar
 
 @pytest.mark.slow
 def test_an_imported_pipeline_is_registered_and_predicts_as_scikit_learn(api, files, home):
-    answer = api.post(VERSIONS, **form(files, target=TARGET))
+    answer = api.post(VERSIONS, **form(files, target=HEART_TARGET))
 
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -161,7 +135,7 @@ def test_an_imported_pipeline_is_registered_and_predicts_as_scikit_learn(api, fi
     assert body["manifest"]["metrics"]["roc_auc"] > 0.5
     frame = files["frame"]
     version, served = probabilities(api, frame)
-    expected = files["first"].predict_proba(frame[NUMBERS + TEXT])[:, 1]
+    expected = files["first"].predict_proba(frame[HEART_FEATURES])[:, 1]
     assert version == 1
     np.testing.assert_allclose(served, expected, rtol=0, atol=TOLERANCE)
     assert_no_upload_left(home)
@@ -179,9 +153,9 @@ def test_promoting_through_the_route_moves_predict_at_once(api, files):
     assert answer.json()["aliases"] == ["production"]
     version, served = probabilities(api, frame)
     assert version == 2
-    expected = files["second"].predict_proba(frame[NUMBERS + TEXT])[:, 1]
+    expected = files["second"].predict_proba(frame[HEART_FEATURES])[:, 1]
     np.testing.assert_allclose(served, expected, rtol=0, atol=TOLERANCE)
-    single = api.post(PREDICT, json=frame[NUMBERS + TEXT].iloc[0].to_dict())
+    single = api.post(PREDICT, json=frame[HEART_FEATURES].iloc[0].to_dict())
     assert single.json()["version"] == 2
 
 
@@ -197,7 +171,7 @@ def test_a_zipped_mlflow_folder_is_imported(api, files, home, tmp_path):
     assert source["mlflow"] is True
     assert source["mlflow_run_id"] == "4f1c2a7be5d64c0c9a3f2e1d0b9c8a7f"
     frame = files["frame"].head(20)
-    expected = files["first"].predict_proba(frame[NUMBERS + TEXT])[:, 1]
+    expected = files["first"].predict_proba(frame[HEART_FEATURES])[:, 1]
     np.testing.assert_allclose(probabilities(api, frame)[1], expected, rtol=0, atol=TOLERANCE)
     assert_no_upload_left(home)
 

@@ -211,6 +211,25 @@ def test_a_bad_form_is_refused_and_leaves_no_file(small_client, home, body, stat
     assert list((home / "jobs").glob("*")) == []
 
 
+def test_the_parts_of_a_form_beside_its_file_are_read_past_unchecked(client, home):
+    # A long text field, a part with no name and a file under another name: none is the file.
+    others = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n'.encode()
+        + b"n" * 20_000
+        + f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="extra"; filename="e.bin"\r\n'
+        "\r\n\xff\xfe\r\n".encode("latin-1")
+    )
+    body = others + form_of(("rows", heart_csv(), "text/csv"))
+
+    response = client.post(JOBS, content=body, headers={"content-type": FORM_MEDIA})
+
+    assert response.status_code == 202, response.text
+    job = client.get(response.json()["status_url"]).json()
+    assert job["status"] in ("queued", "running", "succeeded")
+    assert list((home / "uploads").glob("*")) == []
+
+
 def test_a_form_part_with_a_header_too_long_to_hold_is_refused(client):
     head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\nX-Note: '.encode()
     body = head + b"a" * 20_000 + f"\r\n\r\nx\n1\n\r\n--{BOUNDARY}--\r\n".encode()

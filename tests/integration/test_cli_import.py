@@ -7,7 +7,6 @@ The models are fitted here on the heart-failure example and written as users wri
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,43 +17,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conftest import HEART_CSV, cli_output
+from conftest import cli_output
+from import_models import HEART_FEATURES, HEART_TARGET, Hostile, heart_frame, heart_pipeline
 from tabops.config import Settings, get_settings
 from tabops.server.app import create_app
 
 MODEL = "outside-heart"
-NUMBERS = ["age", "ejection_fraction", "serum_creatinine", "serum_sodium"]
-TEXT = ["sex"]
-TARGET = "DEATH_EVENT"
 TOLERANCE = 1e-9
-
-
-class Hostile:
-    """Unpickling it runs a shell command that leaves a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A pipeline fitted on the example (``sex`` as words), its joblib file and its sample."""
     folder = tmp_path_factory.mktemp("fitted")
-    frame = pd.read_csv(HEART_CSV)[[*NUMBERS, *TEXT, TARGET]]
-    frame["sex"] = frame["sex"].map({0: "female", 1: "male"})
-    columns = ColumnTransformer(
-        [("numbers", StandardScaler(), NUMBERS), ("text", OneHotEncoder(), TEXT)]
-    )
-    pipeline = Pipeline([("columns", columns), ("classifier", LogisticRegression())])
-    pipeline.fit(frame[NUMBERS + TEXT], frame[TARGET])
+    frame = heart_frame()
+    pipeline = heart_pipeline(frame)
     joblib.dump(pipeline, folder / "pipeline.joblib")
     frame.to_csv(folder / "sample.csv", index=False)
     return {"folder": folder, "frame": frame, "pipeline": pipeline}
@@ -84,7 +62,7 @@ def registered(home: Path) -> list[Path]:
 def test_an_imported_pipeline_predicts_as_scikit_learn_from_the_cli_and_the_server(
     invoke, home, fitted, tmp_path
 ):
-    result = invoke(*import_args(fitted), "--target", TARGET)
+    result = invoke(*import_args(fitted), "--target", HEART_TARGET)
 
     assert result.exit_code == 0, result.output
     printed = cli_output(result)
@@ -94,7 +72,7 @@ def test_an_imported_pipeline_predicts_as_scikit_learn_from_the_cli_and_the_serv
     assert "roc_auc" in printed
     assert f"POST /v1/models/{MODEL}/predict" in printed
     frame = fitted["frame"]
-    expected = fitted["pipeline"].predict_proba(frame[NUMBERS + TEXT])[:, 1]
+    expected = fitted["pipeline"].predict_proba(frame[HEART_FEATURES])[:, 1]
     scored_path = tmp_path / "scored.csv"
     scored = invoke(
         "predict", "-m", MODEL, "-i", fitted["folder"] / "sample.csv", "-o", scored_path
@@ -103,7 +81,7 @@ def test_an_imported_pipeline_predicts_as_scikit_learn_from_the_cli_and_the_serv
     from_cli = pd.read_csv(scored_path)["probability"].to_numpy()
     np.testing.assert_allclose(from_cli, expected, rtol=0, atol=TOLERANCE)
     with TestClient(create_app(Settings(home=home))) as client:
-        records = frame[NUMBERS + TEXT].to_dict(orient="records")
+        records = frame[HEART_FEATURES].to_dict(orient="records")
         answer = client.post(f"/v1/models/{MODEL}/predict/batch", json={"records": records})
     assert answer.status_code == 200, answer.text
     from_server = [item["probability"] for item in answer.json()["predictions"]]
@@ -141,7 +119,7 @@ def test_trust_pickle_warns_on_stderr_and_keeps_json_on_stdout(invoke, home, fit
 
 @pytest.mark.slow
 def test_a_failed_gate_exits_3_and_registers_nothing(invoke, home, fitted):
-    result = invoke(*import_args(fitted), "--target", TARGET, "--gate", "roc_auc>=0.999")
+    result = invoke(*import_args(fitted), "--target", HEART_TARGET, "--gate", "roc_auc>=0.999")
 
     assert result.exit_code == 3, result.output
     assert "roc_auc" in cli_output(result)

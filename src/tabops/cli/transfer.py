@@ -30,6 +30,9 @@ PromoteOption = Annotated[
     str | None,
     typer.Option(metavar="ALIAS", help="Point this alias at the copy."),
 ]
+_STORE_HELP = "Store URL: s3://bucket, s3://bucket/prefix or a folder."
+ToOption = Annotated[str, typer.Option("--to", metavar="URL", help=_STORE_HELP)]
+FromOption = Annotated[str, typer.Option("--from", metavar="URL", help=_STORE_HELP)]
 
 
 def open_registry_at(url: str) -> ModelRegistry:
@@ -43,49 +46,36 @@ def open_registry_at(url: str) -> ModelRegistry:
 
 
 def push(
-    model: ModelArgument,
-    to: Annotated[
-        str,
-        typer.Option(
-            "--to", metavar="URL", help="Store URL: s3://bucket, s3://bucket/prefix or a folder."
-        ),
-    ],
-    tag: TagOption = None,
-    promote: PromoteOption = None,
+    model: ModelArgument, to: ToOption, tag: TagOption = None, promote: PromoteOption = None
 ) -> None:
     """Copy a version (files checked, tags too) from the configured registry to a store."""
-    with reported_errors():
-        source, target = open_registry(), open_registry_at(to)
-    _copy(source, target, model, tag or [], promote, f"to {to}")
+    _copy(model, tag or [], promote, target_url=to)
 
 
 def pull(
     model: ModelArgument,
-    source_url: Annotated[
-        str,
-        typer.Option(
-            "--from", metavar="URL", help="Store URL: s3://bucket, s3://bucket/prefix or a folder."
-        ),
-    ],
+    source_url: FromOption,
     tag: TagOption = None,
     promote: PromoteOption = None,
 ) -> None:
     """Copy a version (files checked, tags too) from a store into the configured registry."""
-    with reported_errors():
-        source, target = open_registry_at(source_url), open_registry()
-    _copy(source, target, model, tag or [], promote, f"from {source_url}")
+    _copy(model, tag or [], promote, source_url=source_url)
 
 
 def _copy(
-    source: ModelRegistry,
-    target: ModelRegistry,
     model: str,
     tags: list[str],
     promote: str | None,
-    where: str,
+    *,
+    source_url: str | None = None,
+    target_url: str | None = None,
 ) -> None:
+    """Copy between the store at a URL and the configured registry (a URL of None)."""
     from tabops.registry.transfer import copy_version
 
+    with reported_errors():
+        source, target = _registry_at(source_url), _registry_at(target_url)
+    where = f"from {source_url}" if target_url is None else f"to {target_url}"
     name, ref = parse_model_ref(model)
     with reported_errors(), _byte_progress() as progress:
         result = copy_version(source, target, name, ref, tags, promote=promote, progress=progress)
@@ -96,6 +86,10 @@ def _copy(
             f"target; servers there refuse it until 'tabops models sign {name} --version "
             f"{result.version}' is run against that registry"
         )
+
+
+def _registry_at(url: str | None) -> ModelRegistry:
+    return open_registry() if url is None else open_registry_at(url)
 
 
 def _describe(result: CopyResult, where: str) -> str:

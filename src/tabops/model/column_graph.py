@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from tabops.model.compiled import CompileReport
+from tabops.model.compiled import CompileReport, summarize_error
 from tabops.model.graphs import OPSETS, register_boosting_converter
 from tabops.model.imported import imported_parts
 from tabops.schema import FeatureSpec, Kind
@@ -139,7 +139,7 @@ def compile_columns(
             mask = scorer.scorable(arrays)
             observed = scorer.run({name: values[mask] for name, values in arrays.items()})
         except Exception as exc:  # any converter or runtime failure means "no graph"
-            failures.append(f"skl2onnx ({precision}): {_first_line(exc)}")
+            failures.append(f"skl2onnx ({precision}): {summarize_error(exc)}")
             continue
         checked = int(mask.sum())
         difference = float(np.max(np.abs(observed - expected[mask]))) if checked else 0.0
@@ -234,8 +234,3 @@ def _selects_by_name(estimator: Any) -> bool:
     """Whether the model starts by picking columns by name (skl2onnx then takes them apart)."""
     first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
     return isinstance(first, ColumnTransformer)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -157,7 +157,7 @@ def compile_model(
             scorer = CompiledScorer(graph, precision, None if in_graph else calibrator)
             observed = scorer.score(encoded)
         except Exception as exc:  # any converter or runtime failure means "no graph"
-            failures.append(f"{converter} ({precision}): {_first_line(exc)}")
+            failures.append(f"{converter} ({precision}): {summarize_error(exc)}")
             continue
         difference = float(np.max(np.abs(observed - expected))) if len(expected) else 0.0
         if difference <= COMPILE_TOLERANCE:
@@ -214,6 +214,7 @@ def _members(classifier: Any) -> list[Any]:
     return [estimator for _name, estimator in getattr(classifier, "estimators", [])]
 
 
-def _first_line(exc: Exception) -> str:
+def summarize_error(exc: Exception) -> str:
+    """An error's type and the first line of its message, for a report's ``reason``."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

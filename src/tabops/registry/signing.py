@@ -62,6 +62,24 @@ def parse_document(raw: bytes, where: str) -> dict[str, Any]:
     return document
 
 
+def read_version_manifest(
+    registry: ModelRegistry, name: str, number: int
+) -> tuple[bytes, dict[str, Any]]:
+    """A version's stored manifest, as bytes and as a document that names that version.
+
+    Raises:
+        ArtifactIntegrityError: the manifest is not a JSON object, or names another version.
+    """
+    where = f"{name}:{number}"
+    raw = registry.read_file(name, number, _MANIFEST)
+    document = parse_document(raw, f"{where} {_MANIFEST}")
+    if (document.get("name"), document.get("version")) != (name, number):
+        raise ArtifactIntegrityError(
+            f"{where}: the manifest is that of {document.get('name')}:{document.get('version')}"
+        )
+    return raw, document
+
+
 class ManifestSigner:
     """Signs and checks manifests with one secret key, which it never shows."""
 
@@ -173,12 +191,7 @@ def sign_version(
         raise RegistryError("no signing key is set: set TABOPS_SIGNING_KEY to sign versions")
     number = registry.resolve(name, version)
     ref = f"{name}:{number}"
-    raw = registry.read_file(name, number, _MANIFEST)
-    document = parse_document(raw, f"{ref} {_MANIFEST}")
-    if (document.get("name"), document.get("version")) != (name, number):
-        raise ArtifactIntegrityError(
-            f"{ref}: the manifest is that of {document.get('name')}:{document.get('version')}"
-        )
+    _raw, document = read_version_manifest(registry, name, number)
     _check_files(registry, name, number, document.get("files"))
     status: Literal["signed", "re-signed", "unchanged"] = "signed"
     if SIGNATURE in document:

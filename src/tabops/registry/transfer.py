@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tabops.errors import ArtifactIntegrityError
-from tabops.registry.signing import SIGNATURE, canonical_content, parse_document
+from tabops.registry.signing import (
+    SIGNATURE,
+    canonical_content,
+    parse_document,
+    read_version_manifest,
+)
 from tabops.registry.store import key_parts
 from tabops.registry.tags import VersionTags, check_tags
 from tabops.registry.versions import (
@@ -99,12 +104,7 @@ def copy_version(
         check_alias(promote)
     number = source.resolve(name, ref)
     where = f"{name}:{number}"
-    raw = source.read_file(name, number, MANIFEST)
-    document = parse_document(raw, f"{where} {MANIFEST}")
-    if (document.get("name"), document.get("version")) != (name, number):
-        raise ArtifactIntegrityError(
-            f"{where}: the manifest is that of {document.get('name')}:{document.get('version')}"
-        )
+    raw, document = read_version_manifest(source, name, number)
     hashes = _listed_files(document, where)
     carried = VersionTags(source.store).of(name).get(number, [])
     all_tags = [*carried, *(tag for tag in wanted if tag not in carried)]

@@ -1,14 +1,15 @@
-"""A multipart form of named files and short text fields, its files spooled to disk.
+"""Multipart forms read as they arrive: their files spooled to disk, short text fields kept.
 
-``spooled_form`` reads the body as it arrives (python-multipart's streaming parser), each
-file part into its own spool file (``server/uploads.py``), each text field into memory,
-bounded in number and size. Nothing of the form is trusted: a file's name as the client
-gave it is kept only as text, never used as a path.
+``spooled_form`` reads the body with python-multipart's streaming parser, each file part
+into its own spool file (``server/uploads.py``), each text field into memory, bounded in
+number and size. ``spooled_form_file`` is the form of one CSV or Parquet ``file`` (a job's
+rows, a file of labels): its other parts are read past. Nothing of a form is trusted: a
+file's name as the client gave it is kept only as text, never used as a path.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,19 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
-from tabops.errors import InvalidRequestError, MalformedFormError, Problem
-from tabops.server.uploads import Spool, media_type, receive_counted
+from tabops.errors import InvalidRequestError, MalformedFormError, Problem, UnsupportedMediaError
+from tabops.server.uploads import Spool, file_format_of, media_type, receive_counted
 
 MAX_FIELDS = 100
 """Most text fields one form may hold."""
 MAX_FIELD_BYTES = 8 * 1024
 """Longest value of one text field."""
+FILE_FIELD = "file"
+"""The field of the one file of ``spooled_form_file``."""
+
+FileCheck = Callable[[str, str, str], None]
+"""Called with a file's field, name and media type once its part's headers are read; raises
+to refuse the file before any of it is spooled."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +51,23 @@ class SpooledForm:
     fields: dict[str, list[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FormFile:
+    """The ``file`` of a form, spooled: where it is, and the format its name or type says."""
+
+    path: Path
+    file_format: str
+
+
 @asynccontextmanager
 async def spooled_form(
-    request: Request, folder: Path, max_bytes: int, file_fields: Collection[str]
+    request: Request,
+    folder: Path,
+    max_bytes: int,
+    file_fields: Collection[str],
+    *,
+    has_text_fields: bool = True,
+    check_file: FileCheck | None = None,
 ) -> AsyncIterator[SpooledForm]:
     """The request's multipart form, its files spooled under ``folder`` until the block ends.
 
@@ -55,6 +76,9 @@ async def spooled_form(
         folder: where the files are written.
         max_bytes: the most the whole body may hold.
         file_fields: the names of the fields that are files (each at most once).
+        has_text_fields: keep the other fields as text; when False, every part that is not
+            one of ``file_fields`` is read past, unchecked.
+        check_file: called on each file as soon as its part's headers are read.
 
     Raises:
         UploadTooLargeError: the body passes ``max_bytes``.
@@ -70,7 +94,7 @@ async def spooled_form(
         raise MalformedFormError(
             "the form has no boundary", [Problem("body", "multipart/form-data needs a boundary")]
         )
-    form = _FormReader(boundary, folder, frozenset(file_fields))
+    form = _FormReader(boundary, folder, frozenset(file_fields), has_text_fields, check_file)
 
     async def take(chunk: bytes) -> None:
         for spool, data in form.feed(chunk):
@@ -89,14 +113,60 @@ async def spooled_form(
             spool.discard()
 
 
+@asynccontextmanager
+async def spooled_form_file(
+    request: Request, folder: Path, max_bytes: int
+) -> AsyncIterator[FormFile]:
+    """The ``file`` of a multipart form in a spool file, removed as ``spooled_body``'s.
+
+    Its format is told from its name, else its media type, as soon as its headers arrive.
+
+    Raises:
+        UploadTooLargeError: the body passes ``max_bytes``.
+        MalformedFormError: the form is broken.
+        MalformedBodyError: the client left before the end of the body.
+        InvalidRequestError: the form holds no ``file``, or two.
+        UnsupportedMediaError: neither the file's name nor its type says CSV or Parquet.
+        StorageFullError: the disk has no room left for it.
+    """
+    formats: dict[str, str] = {}
+
+    def check_format(name: str, filename: str, media: str) -> None:
+        found = file_format_of(filename, media)
+        if found is None:
+            raise UnsupportedMediaError(
+                f"cannot tell the format of {filename!r}: name it .csv or .parquet",
+                [Problem(name, "expected a .csv or .parquet file")],
+            )
+        formats[name] = found
+
+    spooling = spooled_form(
+        request, folder, max_bytes, (FILE_FIELD,), has_text_fields=False, check_file=check_format
+    )
+    async with spooling as form:
+        upload = form.files.get(FILE_FIELD)
+        if upload is None:
+            raise InvalidRequestError("the form has no file", [Problem(FILE_FIELD, "required")])
+        yield FormFile(upload.path, formats[FILE_FIELD])
+
+
 class _FormReader:
     """A multipart form parsed piece by piece: file data routed to spools, fields gathered."""
 
-    def __init__(self, boundary: bytes, folder: Path, file_fields: frozenset[str]) -> None:
+    def __init__(
+        self,
+        boundary: bytes,
+        folder: Path,
+        file_fields: frozenset[str],
+        has_text_fields: bool,
+        check_file: FileCheck | None,
+    ) -> None:
         self.files: dict[str, tuple[Spool, str, str]] = {}
         self.fields: dict[str, list[str]] = {}
         self._folder = folder
         self._file_fields = file_fields
+        self._has_text_fields = has_text_fields
+        self._check_file = check_file
         self._headers: dict[bytes, bytes] = {}
         self._header = self._value = b""
         self._spool: Spool | None = None
@@ -142,7 +212,7 @@ class _FormReader:
         self._spool = None
         self._text = None
 
-    # Headers are held in memory: the parser bounds their number and size.
+    # Headers are held in memory, unlike a part's data: the parser bounds their number and size.
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header += data[start:end]
 
@@ -155,24 +225,32 @@ class _FormReader:
 
     def _on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        raw_name = options.get(b"name")
-        if not raw_name:
+        name = self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        if name in self._file_fields:
+            self._open_file(name, (filename or b"").decode("utf-8", "replace"))
+        elif self._has_text_fields:
+            self._open_text(name, is_file=filename is not None)
+        # Otherwise the part is read past: neither spool nor text takes its data.
+
+    def _open_file(self, name: str, filename: str) -> None:
+        if name in self.files:
+            raise InvalidRequestError(
+                f"the form holds more than one {name!r}", [Problem(name, "send one file")]
+            )
+        content_type = self._headers.get(b"content-type", b"").decode("latin-1")
+        media = media_type(content_type)
+        if self._check_file is not None:
+            self._check_file(name, filename, media)
+        self._spool = Spool(self._folder)
+        self.files[name] = (self._spool, filename, media)
+
+    def _open_text(self, name: str, *, is_file: bool) -> None:
+        if not name:
             raise MalformedFormError(
                 "a part of the form has no name", [Problem("body", "every part needs a name")]
             )
-        name = self._name = raw_name.decode("utf-8", "replace")
-        filename = options.get(b"filename")
-        if name in self._file_fields:
-            if name in self.files:
-                raise InvalidRequestError(
-                    f"the form holds more than one {name!r}", [Problem(name, "send one file")]
-                )
-            content_type = self._headers.get(b"content-type", b"").decode("latin-1")
-            self._spool = Spool(self._folder)
-            label = (filename or b"").decode("utf-8", "replace")
-            self.files[name] = (self._spool, label, media_type(content_type))
-            return
-        if filename is not None:
+        if is_file:
             raise InvalidRequestError(
                 f"the form field {name!r} takes text, not a file",
                 [Problem(name, f"files go in {', '.join(sorted(self._file_fields))}")],

@@ -11,7 +11,7 @@ from tabops.config import Settings
 from tabops.errors import InvalidRequestError, NotAuthorizedError, Problem
 from tabops.names import ALIAS_RULE, is_alias
 from tabops.server.forms import FormUpload, SpooledForm
-from tabops.server.uploads import FILE_MEDIA
+from tabops.server.uploads import FILE_SUFFIXES, file_format_of
 from tabops.training.importing import ImportOptions
 
 FILE_FIELDS = ("model", "sample")
@@ -19,7 +19,6 @@ FILE_FIELDS = ("model", "sample")
 TEXT_FIELDS = ("target", "trust_pickle", "positive_class", "threshold", "gates", "promote")
 """Its text fields; ``gates`` may repeat."""
 
-_SAMPLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _GATE = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -124,23 +123,16 @@ def sample_file_name(upload: FormUpload) -> str:
     Raises:
         InvalidRequestError: neither says CSV or Parquet.
     """
-    file_format = _sample_format(upload.filename, upload.media_type)
+    file_format = file_format_of(upload.filename, upload.media_type)
+    if file_format is None:
+        raise InvalidRequestError(
+            f"cannot tell the format of the sample {upload.filename!r}: name it .csv or .parquet",
+            [Problem("sample", "a .csv or .parquet file")],
+        )
     name = safe_file_name(upload.filename, "sample")
-    if _SAMPLE_SUFFIXES.get(PurePosixPath(name).suffix.lower()) != file_format:
+    if FILE_SUFFIXES.get(PurePosixPath(name).suffix.lower()) != file_format:
         name = f"{name}.{file_format}"
     return name
-
-
-def _sample_format(filename: str, media: str) -> str:
-    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
-    if suffix in _SAMPLE_SUFFIXES:
-        return _SAMPLE_SUFFIXES[suffix]
-    if media in FILE_MEDIA:
-        return FILE_MEDIA[media]
-    raise InvalidRequestError(
-        f"cannot tell the format of the sample {filename!r}: name it .csv or .parquet",
-        [Problem("sample", "a .csv or .parquet file")],
-    )
 
 
 def safe_file_name(filename: str, default: str) -> str:

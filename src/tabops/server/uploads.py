@@ -1,14 +1,14 @@
 """Uploads streamed to a spool file under ``<home>/uploads``: a raw file body, or a form's file.
 
-A raw body is a CSV or Parquet file; a form is multipart with a ``file`` part. Neither goes
-to the system temp folder, nor whole into memory: each piece of body is counted against the
-upload limit as it arrives and written through a small buffer on a worker thread (a form
-through python-multipart's streaming parser). The spool file is removed when anything fails
-(a limit, a broken form, the client leaving) and once the job service has moved it into a
-job's folder. A process killed mid-upload leaves its spool file behind;
-``remove_stale_uploads`` clears those at start-up, sparing files young enough to belong to
-the live upload of another process. A form of several files (``server/forms.py``) is spooled
-into a work folder of its own (``make_work_folder``), cleared the same way.
+A raw body is a CSV or Parquet file; a form is multipart (``server/forms.py``), each of its
+files spooled the same way. Nothing goes to the system temp folder, nor whole into memory:
+each piece of body is counted against the upload limit as it arrives and written through a
+small buffer on a worker thread. The spool file is removed when anything fails (a limit, a
+broken form, the client leaving) and once the job service has moved it into a job's folder.
+A process killed mid-upload leaves its spool file behind; ``remove_stale_uploads`` clears
+those at start-up, sparing files young enough to belong to the live upload of another
+process. A form of several files is spooled into a work folder of its own
+(``make_work_folder``), cleared the same way.
 """
 
 from __future__ import annotations
@@ -19,26 +19,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from python_multipart import MultipartParser
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
 from tabops.atomic import reporting_full_disk
-from tabops.errors import (
-    InvalidRequestError,
-    MalformedBodyError,
-    MalformedFormError,
-    Problem,
-    UploadTooLargeError,
-)
+from tabops.errors import MalformedBodyError, Problem, UploadTooLargeError
 
 FILE_MEDIA = {
     "text/csv": "csv",
@@ -48,6 +38,8 @@ FILE_MEDIA = {
     "application/x-parquet": "parquet",
 }
 """Media types of a raw upload body, and the file format each is."""
+FILE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+"""File name suffixes of an uploaded file, and the format each is."""
 FORM_MEDIA = "multipart/form-data"
 STALE_SECONDS = 3600.0
 """Spool files untouched for this long belong to no live upload."""
@@ -61,14 +53,6 @@ _MODELS_PREFIX = "/v1/models/"
 _UPLOAD_ROUTES = ("/jobs", "/feedback", "/versions")
 
 
-@dataclass(frozen=True)
-class FormFile:
-    """The ``file`` of a form, spooled: where it is, and the format its name or type says."""
-
-    path: Path
-    file_format: str
-
-
 def upload_folder(home: Path) -> Path:
     """Where uploads are spooled under a tabops home."""
     return home / _UPLOADS
@@ -77,6 +61,15 @@ def upload_folder(home: Path) -> Path:
 def media_type(content_type: str) -> str:
     """The media type of a ``Content-Type`` value, without its parameters."""
     return content_type.partition(";")[0].strip().lower()
+
+
+def file_format_of(filename: str, media: str) -> str | None:
+    """The format (``csv``, ``parquet``) a file's name says, else its media type, else None.
+
+    The name is the client's, taken as text: its last part after either kind of slash.
+    """
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    return FILE_SUFFIXES.get(suffix) or FILE_MEDIA.get(media)
 
 
 def is_upload(scope: Scope) -> bool:
@@ -107,43 +100,6 @@ async def spooled_body(request: Request, folder: Path, max_bytes: int) -> AsyncI
     try:
         await receive_counted(request, max_bytes, spool.write)
         yield await spool.finish()
-    finally:
-        spool.discard()
-
-
-@asynccontextmanager
-async def spooled_form_file(
-    request: Request, folder: Path, max_bytes: int, file_format: Callable[[str, str], str]
-) -> AsyncIterator[FormFile]:
-    """The ``file`` of a multipart form in a spool file, removed as ``spooled_body``'s.
-
-    ``file_format`` names the format of a file from its name and content type (both may be
-    empty), or raises: it is called as soon as the file's part headers have arrived.
-
-    Raises:
-        UploadTooLargeError: the body passes ``max_bytes``.
-        MalformedFormError: the form is broken.
-        MalformedBodyError: the client left before the end of the body.
-        InvalidRequestError: the form holds no ``file``, or two.
-        StorageFullError: the disk has no room left for it.
-    """
-    _, options = parse_options_header(request.headers.get("content-type", ""))
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise MalformedFormError(
-            "the form has no boundary", [Problem("body", "multipart/form-data needs a boundary")]
-        )
-    spool = Spool(folder)
-    form = _Form(boundary, file_format)
-
-    async def take(chunk: bytes) -> None:
-        for data in form.feed(chunk):
-            await spool.write(data)
-
-    try:
-        await receive_counted(request, max_bytes, take)
-        found = form.found_format()
-        yield FormFile(await spool.finish(), found)
     finally:
         spool.discard()
 
@@ -222,86 +178,6 @@ class Spool:
         pending, self._pending = self._pending, bytearray()
         if pending:
             await run_in_threadpool(_write, self._stream, pending)
-
-
-class _Form:
-    """A multipart form read piece by piece, giving back the bytes of its ``file`` part."""
-
-    def __init__(self, boundary: bytes, file_format: Callable[[str, str], str]) -> None:
-        self._file_format = file_format
-        self._format: str | None = None
-        self._headers: dict[bytes, bytes] = {}
-        self._field = self._value = b""
-        self._in_file = self._is_complete = False
-        self._data: list[bytes] = []
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._on_part_begin,
-                "on_header_field": self._on_header_field,
-                "on_header_value": self._on_header_value,
-                "on_header_end": self._on_header_end,
-                "on_headers_finished": self._on_headers_finished,
-                "on_part_data": self._on_part_data,
-                "on_end": self._on_end,
-            },
-        )
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """Parse a piece of the body; returns the pieces of the file it held."""
-        try:
-            self._parser.write(chunk)
-        except MultipartParseError as exc:
-            raise MalformedFormError(
-                "the form is malformed", [Problem("body", "not multipart/form-data")]
-            ) from exc
-        data, self._data = self._data, []
-        return data
-
-    def found_format(self) -> str:
-        """The format of the form's file, once the whole form has been read."""
-        if not self._is_complete:
-            raise MalformedFormError(
-                "the form ends before its closing boundary", [Problem("body", "incomplete form")]
-            )
-        if self._format is None:
-            raise InvalidRequestError("the form has no file", [Problem("file", "required")])
-        return self._format
-
-    def _on_part_begin(self) -> None:
-        self._headers = {}
-        self._in_file = False
-
-    # Headers are held in memory, unlike a part's data: the parser bounds their number and size.
-    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _on_header_end(self) -> None:
-        self._headers[self._field.lower()] = self._value
-        self._field = self._value = b""
-
-    def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if options.get(b"name") != b"file":
-            return  # another field: its data is read past
-        if self._format is not None:
-            raise InvalidRequestError(
-                "the form holds more than one file", [Problem("file", "send one file")]
-            )
-        filename = options.get(b"filename", b"").decode("utf-8", "replace")
-        content_type = self._headers.get(b"content-type", b"").decode("latin-1")
-        self._format = self._file_format(filename, media_type(content_type))
-        self._in_file = True
-
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._in_file:
-            self._data.append(data[start:end])
-
-    def _on_end(self) -> None:
-        self._is_complete = True
 
 
 async def receive_counted(

@@ -17,19 +17,13 @@ from tabops.errors import (
     Problem,
     UnsupportedMediaError,
 )
-from tabops.monitoring.feedback import FILE_FORMATS, LabelItem, read_labels
+from tabops.monitoring.feedback import LabelItem, read_labels
 from tabops.monitoring.labels import LabelStore
 from tabops.monitoring.segments import LogReader
 from tabops.server.deps import LogReaderDep, PredictAccess, SettingsDep, WatchDep
+from tabops.server.forms import spooled_form_file
 from tabops.server.schemas import ErrorDetail, ErrorResponse
-from tabops.server.uploads import (
-    FILE_MEDIA,
-    FORM_MEDIA,
-    media_type,
-    spooled_body,
-    spooled_form_file,
-    upload_folder,
-)
+from tabops.server.uploads import FILE_MEDIA, FORM_MEDIA, media_type, spooled_body, upload_folder
 
 router = APIRouter(prefix="/v1/models", tags=["feedback"])
 
@@ -162,7 +156,7 @@ async def create_feedback(
         return await run_in_threadpool(_store, watch.labels, name, items, log, "labels", "api")
     folder, max_bytes = upload_folder(settings.home), settings.queue.max_upload_bytes
     if media == FORM_MEDIA:
-        async with spooled_form_file(request, folder, max_bytes, _upload_format) as upload:
+        async with spooled_form_file(request, folder, max_bytes) as upload:
             return await run_in_threadpool(
                 _store_file, watch.labels, name, upload.path, upload.file_format, log
             )
@@ -204,19 +198,6 @@ def _problems(exc: ValidationError) -> list[Problem]:
         message = "field required" if error["type"] == "missing" else error["msg"]
         problems.append(Problem(field or "body", message.removeprefix("Value error, ")))
     return problems
-
-
-def _upload_format(filename: str, media: str) -> str:
-    """The format of a form's file, from its name, else its media type."""
-    suffix = Path(filename).suffix.lower()
-    if suffix in FILE_FORMATS:
-        return FILE_FORMATS[suffix]
-    if media in FILE_MEDIA:
-        return FILE_MEDIA[media]
-    raise UnsupportedMediaError(
-        f"cannot tell the format of {filename!r}: name it .csv or .parquet",
-        [Problem("file", "expected a .csv or .parquet file")],
-    )
 
 
 def _store_file(

@@ -8,29 +8,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from tabops.errors import (
-    Problem,
-    ResourceNotFoundError,
-    UnsupportedMediaError,
-)
+from tabops.errors import ResourceNotFoundError, UnsupportedMediaError
 from tabops.jobs import Job, JobService
 from tabops.security.access import Caller
 from tabops.server.codecs.v1 import decode_records
 from tabops.server.deps import CoreDep, JobsDep, PredictAccess, SettingsDep, request_context
+from tabops.server.forms import spooled_form_file
 from tabops.server.openapi import json_request_body
 from tabops.server.schemas import ErrorResponse, JobAcceptedResponse, JobResponse
-from tabops.server.uploads import (
-    FILE_MEDIA,
-    FORM_MEDIA,
-    media_type,
-    spooled_body,
-    spooled_form_file,
-    upload_folder,
-)
+from tabops.server.uploads import FILE_MEDIA, FORM_MEDIA, media_type, spooled_body, upload_folder
 
 router = APIRouter(tags=["jobs"])
 
-_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _MEDIA = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
@@ -104,7 +93,7 @@ async def create_job(
         job = await run_in_threadpool(jobs.submit_records, predictor, records, owner=owner)
     elif media == FORM_MEDIA:
         # Streamed to a file under home as it arrives, then moved into the job's folder.
-        spooling = spooled_form_file(request, folder, max_bytes, _upload_format)
+        spooling = spooled_form_file(request, folder, max_bytes)
         async with spooling as upload:
             job = await run_in_threadpool(
                 jobs.submit_upload, predictor, upload.path, upload.file_format, owner=owner
@@ -124,20 +113,6 @@ async def create_job(
         {"job_id": job.id, "status": job.status, "status_url": status_url},
         status_code=202,
         headers={"Location": status_url},
-    )
-
-
-def _upload_format(filename: str, media: str) -> str:
-    """The format of a form's file, from its name, else its media type."""
-    name = filename.lower()
-    for suffix, file_format in _SUFFIXES.items():
-        if name.endswith(suffix):
-            return file_format
-    if media in FILE_MEDIA:
-        return FILE_MEDIA[media]
-    raise UnsupportedMediaError(
-        f"cannot tell the format of {filename!r}: name it .csv or .parquet",
-        [Problem("file", "expected a .csv or .parquet file")],
     )
 
 
