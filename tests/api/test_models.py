@@ -167,6 +167,53 @@ def test_model_example_returns_422_naming_index_when_index_is_invalid(client, pa
     assert error_fields(response, 422) == [field]
 
 
+# Draws asked of random examples: with 50 reference rows, all of them equal by chance has
+# probability 50**-19 (the test cannot fail by bad luck in practice).
+RANDOM_DRAWS = 20
+
+
+def test_random_model_example_draws_different_real_records(client, heart_frame):
+    records = [
+        client.get(f"/v1/models/{MODEL}/example", params={"random": "true"}).json()
+        for _ in range(RANDOM_DRAWS)
+    ]
+
+    assert {body["version"] for body in records} == {1}
+    distinct = {tuple(body["record"].items()) for body in records}
+    assert len(distinct) > 1
+    rows = heart_frame.to_dict("records")
+    for body in records:
+        assert list(body["record"]) == FEATURES
+        assert any(all(math.isclose(row[n], body["record"][n]) for n in FEATURES) for row in rows)
+
+
+def test_random_model_examples_are_each_scored_by_predict(client):
+    for _ in range(RANDOM_DRAWS):
+        record = client.get(f"/v1/models/{MODEL}/example?random=true").json()["record"]
+
+        response = client.post(f"/v1/models/{MODEL}/predict", json=record)
+
+        assert response.status_code == 200, response.text
+
+
+def test_model_example_without_random_stays_the_first_reference_row(client):
+    default = client.get(f"/v1/models/{MODEL}/example").json()
+
+    assert client.get(f"/v1/models/{MODEL}/example?random=false").json() == default
+    assert client.get(f"/v1/models/{MODEL}/example?index=0").json() == default
+    assert client.get(f"/v1/models/{MODEL}/example").json() == default
+
+
+def test_openapi_documents_the_random_example_parameter(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/models/{name}/example"]["get"]
+
+    parameter = next(p for p in operation["parameters"] if p["name"] == "random")
+    assert parameter["schema"]["type"] == "boolean"
+    assert parameter["schema"]["default"] is False
+    assert "random" in parameter["description"]
+    assert "random=true" in operation["description"]
+
+
 # --- not found -------------------------------------------------------------------------------
 
 
@@ -254,3 +301,47 @@ def test_model_card_returns_404_in_error_shape_for_unknown_version(client):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "version_not_found"
+
+
+# --- moving aliases --------------------------------------------------------------------------
+
+
+def test_put_alias_moves_it_serves_the_new_version_and_rollback_returns(client, registry):
+    from conftest import SEED_REQUEST
+
+    first = registry.get_version(MODEL, 1)
+    files = {name: registry.read_file(MODEL, 1, name) for name in first.manifest.files}
+    registry.register(MODEL, files, first.manifest, first_alias=None)
+
+    moved = client.put(f"/v1/models/{MODEL}/aliases/production", json={"version": 2})
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"name": MODEL, "alias": "production", "version": 2, "previous": 1}
+    assert client.post("/predict", content=SEED_REQUEST).json()["version"] == 2
+    actions = [entry["action"] for entry in client.get("/v1/audit").json()]
+    assert "PUT /v1/models/{name}/aliases/{alias}" in actions
+
+    back = client.post(f"/v1/models/{MODEL}/aliases/production/rollback")
+
+    assert back.status_code == 200, back.text
+    assert back.json()["version"] == 1
+    assert back.json()["previous"] == 2
+    assert client.post("/predict", content=SEED_REQUEST).json()["version"] == 1
+    again = client.post(f"/v1/models/{MODEL}/aliases/production/rollback")
+    assert again.status_code == 409, again.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        (f"/v1/models/{MODEL}/aliases/production", {"version": 9}, 404, "version"),
+        ("/v1/models/nope/aliases/production", {"version": 1}, 404, "name"),
+        (f"/v1/models/{MODEL}/aliases/production", {"version": "one"}, 422, "version"),
+        (f"/v1/models/{MODEL}/aliases/production", {"version": 1, "x": 1}, 422, "x"),
+    ],
+)
+def test_put_alias_refuses_what_it_cannot_do_naming_the_field(client, path, body, status, field):
+    answer = client.put(path, json=body)
+
+    assert status == answer.status_code, answer.text
+    assert field in error_fields(answer, status)

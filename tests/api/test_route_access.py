@@ -20,12 +20,15 @@ from tabops.server.app import create_app
 
 OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 """What stays open: liveness, readiness and the API's description."""
-ADMIN_ONLY = re.compile(r"^/v1/(keys|audit|train)\b|^/v1/models/[^/]+/monitoring/check$")
+ADMIN_ONLY = re.compile(
+    r"^/v1/(keys|audit|train)\b|^/v1/models/[^/]+/(monitoring/check|aliases/.*)$"
+)
 ADMIN_POSTS = re.compile(r"^/v1/models/[^/]+/versions$")
 """Paths whose POST needs an admin key (importing a version), whatever reading them needs."""
 PARAMETERS = {
     "name": "heart-failure",
     "version": "1",
+    "alias": "staging",
     "job_id": "0" * 32,
     "key_id": "0" * 16,
     "view": "view",
@@ -47,7 +50,10 @@ def operations() -> list[tuple[str, str]]:
     return found
 
 
-OPERATIONS = operations()
+ALL_OPERATIONS = operations()
+UI_OPERATIONS = [(m, p) for m, p in ALL_OPERATIONS if p == "/" or p.startswith("/ui")]
+"""The web pages: a session cookie, not an API key header, lets a caller in."""
+OPERATIONS = [operation for operation in ALL_OPERATIONS if operation not in UI_OPERATIONS]
 
 
 def is_admin_only(method: str, path: str) -> bool:
@@ -72,6 +78,25 @@ def test_the_route_table_was_read():
     paths = {path for _method, path in OPERATIONS}
     assert {"/predict", "/v1/train", "/v1/keys", "/v1/audit", "/v1/jobs"} <= paths
     assert len(OPERATIONS) > 20
+    assert ("GET", "/ui/login") in UI_OPERATIONS
+
+
+@pytest.mark.parametrize(("method", "path"), UI_OPERATIONS, ids=lambda value: str(value))
+def test_a_page_without_a_session_leads_to_the_login_whatever_key_is_sent(guarded, method, path):
+    client, tokens = guarded
+    headers = {"Authorization": f"Bearer {tokens['admin']}"}  # pages ignore API key headers
+    answer = client.request(method, path, headers=headers, follow_redirects=False)
+    if method == "GET" and path in ("/", "/ui/login"):
+        assert answer.status_code in (200, 303, 307), answer.text
+    elif method == "GET":
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"].startswith("/ui/login")
+    else:  # a form post without a session or its CSRF token is refused, HTML not JSON
+        if answer.status_code == 303:
+            assert answer.headers["location"].startswith("/ui/login")
+        else:
+            assert 400 <= answer.status_code < 500, answer.text
+            assert answer.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=lambda value: str(value))

@@ -177,6 +177,23 @@ def test_rollback_walks_back_through_alias_history(demo):
     assert demo.resolve("demo") == 1
 
 
+def test_alias_history_lists_earlier_targets_oldest_first(demo):
+    assert demo.alias_history("demo", "production") == []
+    demo.set_alias("demo", "production", 2)
+    demo.set_alias("demo", "production", 3)
+
+    assert demo.alias_history("demo", "production") == [1, 2]
+    demo.rollback("demo")
+    assert demo.alias_history("demo", "production") == [1]
+
+
+def test_alias_history_of_unknown_alias_or_model_raises_not_found(demo):
+    with pytest.raises(VersionNotFoundError, match="staging"):
+        demo.alias_history("demo", "staging")
+    with pytest.raises(ModelNotFoundError):
+        demo.alias_history("nope", "production")
+
+
 def test_set_alias_to_current_target_adds_no_history(demo):
     assert demo.set_alias("demo", "production", 1) == 1
 

@@ -301,6 +301,26 @@ class ModelRegistry:
                 result[child.removesuffix(".json")] = self._read_alias(name, child)["version"]
         return result
 
+    def alias_history(self, name: str, alias: str) -> list[int]:
+        """The versions an alias pointed to before, oldest first: ``rollback`` goes to the last.
+
+        Raises:
+            ModelNotFoundError: no model of that name.
+            VersionNotFoundError: the model has no such alias.
+        """
+        check_alias(alias)
+        self._check_known_name(name)
+        try:
+            record = self._read_alias(name, f"{alias}.json")
+        except FileNotFoundError:
+            if not self.list_versions(name):
+                raise ModelNotFoundError(f"model {name!r} not found", [_NO_MODEL]) from None
+            raise VersionNotFoundError(
+                f"model {name!r} has no alias {alias!r}",
+                [Problem("alias", f"{name!r} has no alias {alias!r}")],
+            ) from None
+        return [int(v) for v in record.get("history", [])]
+
     @staticmethod
     def _check_known_name(name: str) -> None:
         # An invalid name can name no model: answered as not found, never used as a path.

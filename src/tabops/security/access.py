@@ -207,6 +207,17 @@ class AccessPolicy:
         # One answer for malformed, unknown and revoked keys: it tells a guesser nothing.
         raise NotAuthenticatedError("the API key is not valid")
 
+    def caller_of(self, key_id: str) -> Caller | None:
+        """The caller of the key with this id while it is unrevoked and unexpired, else None.
+
+        Read from the current keys, as ``authenticate`` does (a UI session stands for a key).
+        """
+        for entries in self._current().by_prefix.values():
+            for key, caller, expires in entries:
+                if key.id == key_id:
+                    return None if expires is not None and expires <= time.time() else caller
+        return None
+
     def check(self, caller: Caller, action: str, model: str | None, *, charge: bool = True) -> None:
         """Refuse what the caller's scope, models or rate do not allow.
 

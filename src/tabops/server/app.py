@@ -50,6 +50,8 @@ from tabops.server.routers import (
     train,
     versions,
 )
+from tabops.server.ui.sessions import SessionStore
+from tabops.server.ui.site import install_ui
 from tabops.server.uploads import remove_stale_uploads, upload_folder
 from tabops.serving.core import ServingCore
 from tabops.serving.hooks import Hooks, allow_everyone
@@ -207,6 +209,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(monitoring.router)
     app.include_router(metrics_router)
+    install_ui(app, SessionStore(engine))
 
     def openapi() -> dict[str, Any]:
         # Rebuilt on every call: models load lazily, so the document follows what is served.

@@ -195,6 +195,23 @@ class VersionSummaryResponse(BaseModel):
     tags: list[str]
 
 
+class AliasRequest(BaseModel):
+    """Where an alias should point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="The version number the alias is to point at.")
+
+
+class AliasResponse(BaseModel):
+    """An alias after it moved, and the version it pointed at before (null: it is new)."""
+
+    name: str
+    alias: str
+    version: int
+    previous: int | None
+
+
 class ModelVersionResponse(BaseModel):
     """A version's manifest, as registered."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from random import randrange
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -10,8 +11,18 @@ from fastapi.responses import HTMLResponse
 
 from tabops.errors import CardNotFoundError, InvalidRequestError, ModelNotFoundError, Problem
 from tabops.model.files import CARD_FILE
-from tabops.server.deps import DeploymentDep, ReadAccess, RegistryDep
+from tabops.server.aliases import promote_version, roll_back_alias
+from tabops.server.deps import (
+    AdminAccess,
+    AuditDep,
+    ContextDep,
+    DeploymentDep,
+    ReadAccess,
+    RegistryDep,
+)
 from tabops.server.schemas import (
+    AliasRequest,
+    AliasResponse,
     ErrorResponse,
     ModelSummaryResponse,
     ModelVersionResponse,
@@ -116,16 +127,62 @@ async def get_model_example(
     deployment: DeploymentDep,
     version: str | None = None,
     index: int = Query(default=0, ge=0, description="Which reference row to return."),
+    random: bool = Query(
+        default=False,
+        description="Draw the row at random from the version's reference rows (``index`` "
+        "is then ignored): a different realistic record on each call.",
+    ),
 ) -> dict[str, Any]:
-    """A real record from the version's reference data, ready to send to ``/predict``."""
+    """A real record from the version's reference data, ready to send to ``/predict``.
+
+    By default the reference row at ``index`` (the first one), so the answer is the same on
+    every call; with ``random=true``, a row drawn at random from the reference rows.
+    """
     predictor = await run_in_threadpool(deployment.get, name, version)
-    if index >= len(predictor.examples):
+    rows = len(predictor.examples)
+    if random and rows:
+        index = randrange(rows)
+    if index >= rows:
+        problem = Problem("random", "the version has no reference rows")
         raise InvalidRequestError(
-            f"there are {len(predictor.examples)} example rows",
-            [Problem("index", f"must be below {len(predictor.examples)}")],
+            f"there are {rows} example rows",
+            [problem if random else Problem("index", f"must be below {rows}")],
         )
     return {
         "model": predictor.name,
         "version": predictor.version.version,
         "record": predictor.example(index),
     }
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasResponse, responses=_NOT_FOUND)
+async def set_model_alias(
+    name: str,
+    alias: str,
+    body: AliasRequest,
+    _caller: AdminAccess,
+    context: ContextDep,
+    deployment: DeploymentDep,
+    audit: AuditDep,
+) -> dict[str, Any]:
+    """Point an alias (``production``, ``staging``, any name) at a version (admin).
+
+    The move is audited, kept in the alias's history for a rollback, and served by this
+    server from its next request (other processes re-read aliases within seconds).
+    """
+    previous = await promote_version(deployment, audit, context, name, alias, body.version)
+    return {"name": name, "alias": alias, "version": body.version, "previous": previous}
+
+
+@router.post("/{name}/aliases/{alias}/rollback", response_model=AliasResponse, responses=_NOT_FOUND)
+async def roll_back_model_alias(
+    name: str,
+    alias: str,
+    _caller: AdminAccess,
+    context: ContextDep,
+    deployment: DeploymentDep,
+    audit: AuditDep,
+) -> dict[str, Any]:
+    """Point an alias back at the version it pointed at before (admin); 409 with no history."""
+    current, target = await roll_back_alias(deployment, audit, context, name, alias)
+    return {"name": name, "alias": alias, "version": target, "previous": current}

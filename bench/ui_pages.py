@@ -1,0 +1,152 @@
+"""Web UI benchmark: how long each page takes to answer with 100 registered versions.
+
+Usage (from the repository root):
+    .venv/bin/python bench/ui_pages.py [--versions 100] [--repeats 30] [--home DIR]
+
+Trains the heart-failure example once (a quick setting: one candidate, 3 folds) into a
+temporary home, or uses ``--home`` (a TABOPS_HOME holding a trained ``heart-failure``), then
+registers copies of its first version until the model has ``--versions`` versions, with
+``production`` moved along them (so it has a history to roll back) and a tag on every tenth.
+Each page in ``PAGES`` is then asked through ``TestClient`` (the whole app: middleware,
+session check, rendering): the first answer apart (manifests not yet read), then the
+median, 95th percentile and slowest of ``--repeats`` more, the page's size, and its weight
+with the scripts and styles it links. Pages added later go in ``PAGES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from fastapi.testclient import TestClient
+
+from tabops.config import Settings
+from tabops.project import PROJECT_FILE, load_project
+from tabops.registry import LocalArtifactStore, ModelRegistry
+from tabops.registry.tags import VersionTags
+from tabops.server.app import create_app
+from tabops.training.register import train_project
+
+MODEL = "heart-failure"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / MODEL
+QUICK_TRAIN = {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
+_ASSET = re.compile(r'(?:href|src)="(/ui/static/[^"]+)"')
+
+PAGES: list[tuple[str, Callable[[int], str]]] = [
+    ("overview", lambda _n: "/ui"),
+    ("model page", lambda _n: f"/ui/models/{MODEL}"),
+    ("model page, earliest version chosen", lambda _n: f"/ui/models/{MODEL}?version=1"),
+    ("promotion review", lambda n: f"/ui/models/{MODEL}/promote?version={n // 2}"),
+    ("rollback review", lambda _n: f"/ui/models/{MODEL}/rollback?alias=production"),
+]
+"""(label, path given the number of versions): the pages timed, in order."""
+
+
+def registry_of(home: Path) -> ModelRegistry:
+    return ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
+
+
+def train_first_version(home: Path, work: Path) -> None:
+    """The example trained once, quickly, into ``home``."""
+    project_dir = work / "project"
+    shutil.copytree(EXAMPLE, project_dir)
+    path = project_dir / PROJECT_FILE
+    document = yaml.safe_load(path.read_text())
+    document["train"].update(QUICK_TRAIN)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    project, folder = load_project(project_dir)
+    train_project(project, folder, registry_of(home))
+
+
+def register_copies(home: Path, versions: int) -> None:
+    """Copies of version 1 until there are ``versions``; production follows the last ones."""
+    registry = registry_of(home)
+    first = registry.get_version(MODEL, 1)
+    files = {name: registry.read_file(MODEL, 1, name) for name in first.manifest.files}
+    tags = VersionTags(registry.store)
+    for _ in range(len(registry.list_versions(MODEL)), versions):
+        number = registry.register(MODEL, files, first.manifest, first_alias=None).version
+        if number % 10 == 0:
+            tags.add(MODEL, number, [f"{number // 10}.0"])
+    numbers = registry.list_versions(MODEL)
+    for number in numbers[-3:]:
+        registry.set_alias(MODEL, "production", number)
+    registry.set_alias(MODEL, "staging", numbers[len(numbers) // 2])
+
+
+def weigh(client: TestClient, page: str) -> int:
+    """Bytes of the page and every script and style it links."""
+    return len(page.encode()) + sum(
+        len(client.get(asset).content) for asset in set(_ASSET.findall(page))
+    )
+
+
+def time_page(client: TestClient, path: str, repeats: int) -> dict[str, float]:
+    """The first answer's seconds, then the median, p95 and slowest of ``repeats`` more."""
+    started = time.perf_counter()
+    first = client.get(path)
+    first_seconds = time.perf_counter() - started
+    if first.status_code != 200:
+        raise SystemExit(f"{path} answered {first.status_code}: {first.text[:300]}")
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        client.get(path)
+        seconds.append(time.perf_counter() - started)
+    seconds.sort()
+    return {
+        "first": first_seconds,
+        "median": statistics.median(seconds),
+        "p95": seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))],
+        "max": seconds[-1],
+        "bytes": len(first.content),
+        "weight": weigh(client, first.text),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--home", type=Path, help="a TABOPS_HOME with heart-failure trained")
+    options = parser.parse_args()
+    if options.versions < 2 or options.repeats < 1:
+        parser.error("--versions must be 2 or more and --repeats 1 or more")
+    print(f"Python {platform.python_version()}; {os.cpu_count()} CPUs")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="tabops-ui-bench-") as work:
+        home = Path(work) / "home"
+        if options.home is not None:
+            shutil.copytree(options.home, home)
+        else:
+            started = time.perf_counter()
+            train_first_version(home, Path(work))
+            print(f"trained version 1 in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        register_copies(home, options.versions)
+        print(f"{options.versions} versions registered in {time.perf_counter() - started:.1f} s")
+        with TestClient(create_app(Settings(home=home))) as client:
+            print(
+                f"{'page':<38} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}"
+                f" {'KB':>6} {'KB+assets':>10}"
+            )
+            for label, path_of in PAGES:
+                timing = time_page(client, path_of(options.versions), options.repeats)
+                print(
+                    f"{label:<38} {timing['first'] * 1e3:>9.1f} {timing['median'] * 1e3:>10.1f}"
+                    f" {timing['p95'] * 1e3:>8.1f} {timing['max'] * 1e3:>8.1f}"
+                    f" {timing['bytes'] / 1024:>6.1f} {timing['weight'] / 1024:>10.1f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
