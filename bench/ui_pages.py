@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/ui_pages.py [--versions 100] [--repeats 30] [--home DIR]
+        [--predictions N]
 
 Trains the heart-failure example once (a quick setting: one candidate, 3 folds) into a
 temporary home, or uses ``--home`` (a TABOPS_HOME holding a trained ``heart-failure``), then
@@ -11,6 +12,11 @@ Each page in ``PAGES`` is then asked through ``TestClient`` (the whole app: midd
 session check, rendering): the first answer apart (manifests not yet read), then the
 median, 95th percentile and slowest of ``--repeats`` more, the page's size, and its weight
 with the scripts and styles it links. Pages added later go in ``PAGES``.
+
+``--predictions N`` first serves N predictions of the example's rows (the later half with
+an older age, so drift shows) through ``POST /v1/models/{name}/predict/batch``, i.e. the
+real serving core and ``PredictionLog``, into the home. The monitoring page's "first" is a
+pass over that log; its later answers come from the page's per-minute cache.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from fastapi.testclient import TestClient
 
@@ -47,6 +54,8 @@ PAGES: list[tuple[str, Callable[[int], str]]] = [
     ("model page, earliest version chosen", lambda _n: f"/ui/models/{MODEL}?version=1"),
     ("promotion review", lambda n: f"/ui/models/{MODEL}/promote?version={n // 2}"),
     ("rollback review", lambda _n: f"/ui/models/{MODEL}/rollback?alias=production"),
+    ("monitoring, 1 day", lambda _n: f"/ui/models/{MODEL}/monitoring?window=1d"),
+    ("monitoring, 30 days", lambda _n: f"/ui/models/{MODEL}/monitoring?window=30d"),
 ]
 """(label, path given the number of versions): the pages timed, in order."""
 
@@ -81,6 +90,28 @@ def register_copies(home: Path, versions: int) -> None:
     for number in numbers[-3:]:
         registry.set_alias(MODEL, "production", number)
     registry.set_alias(MODEL, "staging", numbers[len(numbers) // 2])
+
+
+LOG_BATCH_ROWS = 10_000
+
+
+def log_predictions(home: Path, predictions: int) -> None:
+    """Serve ``predictions`` rows through the batch route, logged as any served prediction."""
+    frame = pd.read_csv(EXAMPLE / "heart_failure_clinical_records_dataset.csv")
+    records = frame.drop(columns=["DEATH_EVENT"])
+    older = records.assign(age=(records["age"] + 20).clip(upper=95))
+    with TestClient(create_app(Settings(home=home, job_workers=0))) as client:
+        log = client.app.state.prediction_log  # type: ignore[attr-defined]
+        done = 0
+        while done < predictions:
+            source = records if done < predictions // 2 else older
+            rows = min(LOG_BATCH_ROWS, predictions - done)
+            chunk = source.sample(rows, replace=True, random_state=done).to_dict("records")
+            answer = client.post(f"/v1/models/{MODEL}/predict/batch", json={"records": chunk})
+            if answer.status_code != 200:
+                raise SystemExit(f"batch answered {answer.status_code}: {answer.text[:300]}")
+            log.flush()
+            done += rows
 
 
 def weigh(client: TestClient, page: str) -> int:
@@ -118,6 +149,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--home", type=Path, help="a TABOPS_HOME with heart-failure trained")
+    parser.add_argument("--predictions", type=int, default=0, help="predictions to log first")
     options = parser.parse_args()
     if options.versions < 2 or options.repeats < 1:
         parser.error("--versions must be 2 or more and --repeats 1 or more")
@@ -134,6 +166,11 @@ def main() -> None:
         started = time.perf_counter()
         register_copies(home, options.versions)
         print(f"{options.versions} versions registered in {time.perf_counter() - started:.1f} s")
+        if options.predictions > 0:
+            started = time.perf_counter()
+            log_predictions(home, options.predictions)
+            seconds = time.perf_counter() - started
+            print(f"{options.predictions:,} predictions served and logged in {seconds:.1f} s")
         with TestClient(create_app(Settings(home=home))) as client:
             print(
                 f"{'page':<38} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}"

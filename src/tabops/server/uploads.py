@@ -49,8 +49,10 @@ _SUFFIX = ".part"
 _WORK_PREFIX = "work-"
 _BUFFER_BYTES = 1024 * 1024
 _MODELS_PREFIX = "/v1/models/"
-# The routes of a model that take file uploads.
-_UPLOAD_ROUTES = ("/jobs", "/feedback", "/versions")
+# The routes of a model that take file uploads (in the API, and the UI's batch page).
+_UPLOAD_ROUTES: tuple[str, ...] = ("/jobs", "/feedback", "/versions")
+_UI_MODELS_PREFIX = "/ui/models/"
+_UI_UPLOAD_ROUTES: tuple[str, ...] = ("/batch",)
 
 
 def upload_folder(home: Path) -> Path:
@@ -73,12 +75,21 @@ def file_format_of(filename: str, media: str) -> str | None:
 
 
 def is_upload(scope: Scope) -> bool:
-    """Whether a request is an upload: a file or form for a model's jobs, feedback or versions."""
+    """Whether a request is an upload: a file or form for a model's jobs, feedback or versions.
+
+    The UI's batch page (``/ui/models/{name}/batch``) takes its form as the jobs route does.
+    """
     path: str = scope["path"]
-    if scope["method"] != "POST" or not path.startswith(_MODELS_PREFIX):
+    if scope["method"] != "POST":
         return False
-    name, _, route = path[len(_MODELS_PREFIX) :].partition("/")
-    if not name or f"/{route}" not in _UPLOAD_ROUTES:
+    if path.startswith(_MODELS_PREFIX):
+        rest, routes = path[len(_MODELS_PREFIX) :], _UPLOAD_ROUTES
+    elif path.startswith(_UI_MODELS_PREFIX):
+        rest, routes = path[len(_UI_MODELS_PREFIX) :], _UI_UPLOAD_ROUTES
+    else:
+        return False
+    name, _, route = rest.partition("/")
+    if not name or f"/{route}" not in routes:
         return False
     for key, value in scope.get("headers", ()):
         if key == b"content-type":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -69,6 +70,8 @@ UI_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+FEATURE_NAV_SECONDS = 30.0
+"""How long the nav's "Features" link trusts its last look at the online store's views."""
 _TEMPLATES = Path(str(files("tabops.server.ui") / "templates"))
 STATIC_FOLDER = Path(str(files("tabops.server.ui") / "static"))
 _MODEL_PAGES = (
@@ -240,6 +243,7 @@ def render(
         "csrf": user.csrf if user is not None else pre_session_csrf(request),
         "flashes": [*cookie_flashes(request), *getattr(request.state, "ui_flashes", [])],
         "model_pages": _model_pages(request, nav_model) if nav_model else [],
+        "has_feature_views": _has_feature_views(request),
         "static": functools.partial(static_url, root),
         "current": request.url.path,
     }
@@ -261,6 +265,21 @@ def render(
     if new_csrf:
         set_ui_cookie(request, response, CSRF_COOKIE, new_csrf)
     return response
+
+
+def _has_feature_views(request: Request) -> bool:
+    """Whether the online store has views (checked again after ``FEATURE_NAV_SECONDS``)."""
+    now = time.monotonic()
+    checked: tuple[float, bool] | None = getattr(request.app.state, "ui_feature_views", None)
+    if checked is None or now - checked[0] > FEATURE_NAV_SECONDS:
+        store = getattr(request.app.state, "feature_store", None)
+        try:
+            has_views = bool(store is not None and store.views())
+        except Exception:  # a store that cannot answer hides the link, never the page
+            has_views = False
+        checked = (now, has_views)
+        request.app.state.ui_feature_views = checked
+    return checked[1]
 
 
 def _model_pages(request: Request, name: str) -> list[tuple[str, str]]:

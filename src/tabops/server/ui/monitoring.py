@@ -1,0 +1,195 @@
+"""The monitoring page: drift over time, scores against the reference, performance, traffic, alerts.
+
+It draws what ``GET /v1/models/{name}/monitoring`` answers, read from the same ``Watch``
+(the monitor over the prediction log, the label store, the alert store), as a series over
+the chosen window. A series is one pass over the log; answers are kept per (model, window,
+minute), so a page asked again within the minute is not read again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from tabops.errors import ModelNotFoundError, Problem
+from tabops.monitoring.report import alert_document
+from tabops.monitoring.summary import Monitor
+from tabops.monitoring.windows import Window
+from tabops.security.keys import READ
+from tabops.server.deps import get_core, get_watch
+from tabops.server.ui.charts import Line, draw_bars, draw_heat_map, draw_lines, draw_step_lines
+from tabops.server.ui.render import UiUserDep, render
+
+router = APIRouter()
+
+WindowChoice = Literal["1d", "7d", "30d"]
+STEPS: dict[str, str] = {"1d": "1h", "7d": "6h", "30d": "1d"}
+"""Each window offered, and the length of one point of its series."""
+PERFORMANCE_SHOWN = ("roc_auc", "precision", "recall")
+CACHED_ANSWERS = 64
+
+
+class SummaryCache:
+    """Monitoring answers per (model, window, minute): the latest ``CACHED_ANSWERS``."""
+
+    def __init__(self) -> None:
+        self._answers: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def summary(self, monitor: Monitor, model: str, window: str, now: datetime) -> dict[str, Any]:
+        """The series of ``model`` over ``window`` ending now, read at most once a minute."""
+        key = (model, window, now.strftime("%Y-%m-%dT%H:%M"))
+        with self._lock:
+            found = self._answers.get(key)
+        if found is None:
+            length = Window.parse(window).length
+            assert length is not None
+            found = monitor.summary(model, Window.parse(STEPS[window]), now - length, now)
+            with self._lock:
+                self._answers[key] = found
+                while len(self._answers) > CACHED_ANSWERS:
+                    self._answers.popitem(last=False)
+        return found
+
+
+def _cache(request: Request) -> SummaryCache:
+    cache: SummaryCache | None = getattr(request.app.state, "ui_monitoring_cache", None)
+    if cache is None:
+        cache = request.app.state.ui_monitoring_cache = SummaryCache()
+    return cache
+
+
+@router.get("/models/{name}/monitoring", response_class=HTMLResponse)
+async def show_monitoring(
+    name: str,
+    request: Request,
+    user: UiUserDep,
+    window: Annotated[WindowChoice, Query(description="How far back: 1d, 7d or 30d.")] = "1d",
+    version: Annotated[int | None, Query(ge=1, description="The version shown.")] = None,
+) -> HTMLResponse:
+    """A model's monitoring over the window: one version's charts, and the alert states."""
+    get_core(request).authorize(user.context, name, READ)
+    watch = get_watch(request)
+    if not await run_in_threadpool(watch.registry.list_versions, name):
+        raise ModelNotFoundError(f"model {name!r} not found", [Problem("name", "not registered")])
+    now = datetime.now(UTC)
+    summary = await run_in_threadpool(_cache(request).summary, watch.monitor, name, window, now)
+    states = await run_in_threadpool(watch.alerts.states, name)
+    documents = summary["versions"]
+    numbers = [int(document["version"]) for document in documents]
+    shown = version if version in numbers else _default_version(watch.monitor, name, numbers)
+    document = next((d for d in documents if d["version"] == shown), None)
+    values: dict[str, Any] = {
+        "model": name,
+        "nav_model": name,
+        "window": window,
+        "windows": list(STEPS),
+        "step": STEPS[window],
+        "versions": numbers,
+        "version": shown,
+        "since": _moment(summary["since"]),
+        "until": _moment(summary["until"]),
+        "alerts": [alert_document(state) for state in states],
+        "view": _version_view(document, window) if document is not None else None,
+    }
+    return render(request, "monitoring.html.j2", values, user=user)
+
+
+def _default_version(monitor: Monitor, name: str, numbers: list[int]) -> int | None:
+    if not numbers:
+        return None
+    served = monitor.served_version(name)
+    return served if served in numbers else numbers[0]
+
+
+def _moment(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _label(text: str, window: str) -> str:
+    moment = datetime.fromisoformat(text).astimezone(UTC)
+    return moment.strftime("%b %d" if window == "30d" else "%b %d %H:%M")
+
+
+def _version_view(document: dict[str, Any], window: str) -> dict[str, Any]:
+    """What the template shows of one version: charts, the drift table, the totals."""
+    drift = document["drift"]
+    warn, alert = float(drift["psi_warn"]), float(drift["psi_alert"])
+    series: list[dict[str, Any]] = document.get("series") or []
+    columns = [_label(point["since"], window) for point in series]
+    features = sorted(
+        drift["features"],
+        key=lambda name: -max((_psi(p["psi"].get(name)) for p in series), default=0.0),
+    )
+    cells = [[point["psi"].get(feature) for point in series] for feature in features]
+    histogram = drift.get("score_histogram")
+    traffic = document["traffic"]
+    performance_lines = _performance_lines(series)
+    return {
+        "threshold": document["threshold"],
+        "traffic": traffic,
+        "psi_warn": warn,
+        "psi_alert": alert,
+        "score_psi": drift.get("score_psi"),
+        "features": features,
+        "columns": columns,
+        "cells": cells,
+        "totals": {name: drift["features"][name] for name in features},
+        "heat_map": draw_heat_map(
+            features, columns, cells, warn, alert, label="PSI per feature and time bucket"
+        )
+        if features and columns
+        else None,
+        "histogram": draw_step_lines(
+            histogram["edges"],
+            [
+                Line("reference (training)", histogram["reference"], "reference"),
+                Line(f"now ({traffic['rows']:,} predictions)", histogram["current"], "current"),
+            ],
+            label="Score distribution now against the reference",
+        )
+        if histogram and traffic["rows"]
+        else None,
+        "performance": draw_lines(
+            columns, performance_lines, label="Performance over time, realized and estimated"
+        )
+        if any(v is not None for line in performance_lines for v in line.values)
+        else None,
+        "performance_lines": performance_lines,
+        "realized": document["performance"],
+        "estimates": document["estimates"],
+        "traffic_chart": draw_bars(
+            columns, [int(point["rows"]) for point in series], label="Predictions per time bucket"
+        )
+        if columns
+        else None,
+    }
+
+
+def _psi(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _performance_lines(series: list[dict[str, Any]]) -> list[Line]:
+    lines = []
+    for metric in PERFORMANCE_SHOWN:
+        realized = [_metric(point["performance"].get(metric)) for point in series]
+        estimated = [_metric(point["estimates"].get(f"estimated_{metric}")) for point in series]
+        lines.append(Line(f"{metric} (realized, from labels)", realized, f"m-{metric}"))
+        lines.append(
+            Line(f"{metric} (estimate)", estimated, f"m-{metric} estimate", is_dashed=True)
+        )
+    return lines
+
+
+def _metric(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+__all__ = ["STEPS", "SummaryCache", "router", "show_monitoring"]
