@@ -338,6 +338,7 @@ def test_put_alias_moves_it_serves_the_new_version_and_rollback_returns(client, 
         ("/v1/models/nope/aliases/production", {"version": 1}, 404, "name"),
         (f"/v1/models/{MODEL}/aliases/production", {"version": "one"}, 422, "version"),
         (f"/v1/models/{MODEL}/aliases/production", {"version": 1, "x": 1}, 422, "x"),
+        (f"/v1/models/{MODEL}/aliases/0", {"version": 1}, 422, "alias"),
     ],
 )
 def test_put_alias_refuses_what_it_cannot_do_naming_the_field(client, path, body, status, field):

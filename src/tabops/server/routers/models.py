@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from tabops.errors import CardNotFoundError, InvalidRequestError, ModelNotFoundError, Problem
 from tabops.model.files import CARD_FILE
+from tabops.names import ALIAS_RULE, is_alias
 from tabops.server.aliases import promote_version, roll_back_alias
 from tabops.server.deps import (
     AdminAccess,
@@ -31,6 +32,22 @@ from tabops.server.schemas import (
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+_MOVES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse, "description": "No earlier version, or the alias kept moving"},
+    422: {"model": ErrorResponse, "description": "An invalid alias name or body"},
+}
+
+
+def _checked_alias(alias: str) -> str:
+    """The alias from the path, refused with a 422 naming it when no alias may be so named."""
+    if not is_alias(alias):
+        raise InvalidRequestError(
+            f"invalid alias {alias!r}: {ALIAS_RULE}", [Problem("alias", ALIAS_RULE)]
+        )
+    return alias
+
+
 _HEADLINE = ("created", "candidate", "threshold", "metrics", "training_seconds", "compiled")
 
 
@@ -155,7 +172,7 @@ async def get_model_example(
     }
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasResponse, responses=_NOT_FOUND)
+@router.put("/{name}/aliases/{alias}", response_model=AliasResponse, responses=_MOVES)
 async def set_model_alias(
     name: str,
     alias: str,
@@ -170,7 +187,9 @@ async def set_model_alias(
     The move is audited, kept in the alias's history for a rollback, and served by this
     server from its next request (other processes re-read aliases within seconds).
     """
-    previous = await promote_version(deployment, audit, context, name, alias, body.version)
+    previous = await promote_version(
+        deployment, audit, context, name, _checked_alias(alias), body.version
+    )
     return {"name": name, "alias": alias, "version": body.version, "previous": previous}
 
 
@@ -184,5 +203,5 @@ async def roll_back_model_alias(
     audit: AuditDep,
 ) -> dict[str, Any]:
     """Point an alias back at the version it pointed at before (admin); 409 with no history."""
-    current, target = await roll_back_alias(deployment, audit, context, name, alias)
+    current, target = await roll_back_alias(deployment, audit, context, name, _checked_alias(alias))
     return {"name": name, "alias": alias, "version": target, "previous": current}
