@@ -174,7 +174,7 @@ class BrowserGuard:
             if origin is not None and not is_allowed_origin(
                 origin, _header(scope, b"host"), self.allowed
             ):
-                await _refuse(origin, send_with_headers)
+                await _refuse(origin, send_with_headers, scope["path"])
                 return
         await self.app(scope, receive, send_with_headers)
 
@@ -187,7 +187,7 @@ def _add_security_headers(headers: MutableHeaders) -> None:
             headers.setdefault(name, value)
 
 
-async def _refuse(origin: str, send: Send) -> None:
+async def _refuse(origin: str, send: Send, path: str) -> None:
     shown = origin if len(origin) <= _MAX_ECHOED else origin[:_MAX_ECHOED] + "..."
     error = OriginNotAllowedError(
         "a web page of another site may not send this request",
@@ -198,7 +198,7 @@ async def _refuse(origin: str, send: Send) -> None:
             )
         ],
     )
-    status, body, extra = error_answer(error)
+    status, body, extra = error_answer(error, path)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,10 +1,16 @@
-"""The one place where errors become HTTP responses, all in one JSON shape."""
+"""The one place where errors become HTTP responses.
+
+Every error maps to one status and code here. The API writes them in its one JSON shape;
+the routes of a protocol other clients speak (the Open Inference Protocol under ``/v2``,
+MLflow's scoring server) write the same errors in that protocol's own shape, chosen by the
+request's path (``dialect_of``).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -130,20 +136,23 @@ def headers_of(exc: TabopsError, status: int) -> dict[str, str]:
     return {}
 
 
-def error_answer(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
+def error_answer(exc: BaseException, path: str = "") -> tuple[int, bytes, dict[str, str]]:
     """The status, JSON body and headers answering any exception (for the ASGI fast path).
 
     A tabops error maps through the table above; anything else is logged with its
-    traceback and answered as a 500 that reveals nothing of it.
+    traceback and answered as a 500 that reveals nothing of it. ``path`` chooses the
+    dialect the body is written in.
     """
+    dialect = dialect_of(path)
     if isinstance(exc, TabopsError):
         status, code = status_of(exc)
         if status == 500:
             logger.error("unmapped error: %s", exc.message)
-        document = orjson.dumps(error_document(code, exc.message, exc.problems))
-        return status, document, headers_of(exc, status)
+        status, document = dialect(status, code, exc.message, exc.problems)
+        return status, orjson.dumps(document), headers_of(exc, status)
     logger.error("unexpected error", exc_info=exc)
-    return 500, orjson.dumps(error_document("internal_error", _INTERNAL)), {}
+    status, document = dialect(500, "internal_error", _INTERNAL, ())
+    return status, orjson.dumps(document), {}
 
 
 def error_document(code: str, message: str, problems: Sequence[Problem] = ()) -> dict[str, Any]:
@@ -152,15 +161,60 @@ def error_document(code: str, message: str, problems: Sequence[Problem] = ()) ->
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+Dialect = Callable[[int, str, str, Sequence[Problem]], tuple[int, dict[str, Any]]]
+"""Writes an error (status, code, message, problems) as a protocol answers it: status, body."""
+
+
+def api_dialect(
+    status: int, code: str, message: str, problems: Sequence[Problem]
+) -> tuple[int, dict[str, Any]]:
+    """The API's own shape, at the API's own status."""
+    return status, error_document(code, message, problems)
+
+
+def _described(message: str, problems: Sequence[Problem]) -> str:
+    """The message with every problem appended, for protocols whose errors are one string."""
+    if not problems:
+        return message
+    return f"{message}: " + "; ".join(f"{p.field}: {p.problem}" for p in problems)
+
+
+def v2_dialect(
+    status: int, code: str, message: str, problems: Sequence[Problem]
+) -> tuple[int, dict[str, Any]]:
+    """The Open Inference Protocol's ``{"error": "..."}``, naming every field in the string."""
+    return status, {"error": _described(message, problems)}
+
+
+def mlflow_dialect(
+    status: int, code: str, message: str, problems: Sequence[Problem]
+) -> tuple[int, dict[str, Any]]:
+    """MLflow's scoring server errors: ``{"error_code", "message"}``, as its clients read them."""
+    return status, {"error_code": code.upper(), "message": _described(message, problems)}
+
+
+_MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
+
+
+def dialect_of(path: str) -> Dialect:
+    """The dialect errors of a request to ``path`` are written in."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return v2_dialect
+    if path in _MLFLOW_PATHS or (path.startswith("/v1/models/") and path.endswith("/invocations")):
+        return mlflow_dialect
+    return api_dialect
+
+
 def error_response(
     status: int,
     code: str,
     message: str,
     problems: Sequence[Problem] = (),
     headers: dict[str, str] | None = None,
+    path: str = "",
 ) -> JSONResponse:
-    """A JSON error response in the API's one shape."""
-    document = error_document(code, message, problems)
+    """A JSON error response, in the dialect of the route at ``path`` (the API's by default)."""
+    status, document = dialect_of(path)(status, code, message, problems)
     return JSONResponse(status_code=status, content=document, headers=headers)
 
 
@@ -186,35 +240,41 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map every error to the one JSON shape."""
 
     @app.exception_handler(TabopsError)
-    async def handle_tabops_error(_request: Request, exc: TabopsError) -> JSONResponse:
+    async def handle_tabops_error(request: Request, exc: TabopsError) -> JSONResponse:
         status, code = status_of(exc)
         if status == 500:
             logger.error("unmapped error: %s", exc.message)
-        return error_response(status, code, exc.message, exc.problems, headers_of(exc, status))
+        headers = headers_of(exc, status)
+        path = request.url.path
+        return error_response(status, code, exc.message, exc.problems, headers, path)
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(
-        _request: Request, exc: RequestValidationError
+        request: Request, exc: RequestValidationError
     ) -> JSONResponse:
         errors = exc.errors()
+        path = request.url.path
         if any(error.get("type") == "json_invalid" for error in errors):
             message = "the request body is not valid JSON"
-            return error_response(400, "malformed_json", message, [Problem("body", message)])
+            problems = [Problem("body", message)]
+            return error_response(400, "malformed_json", message, problems, path=path)
         problems = problems_from_pydantic(errors)
-        return error_response(422, "invalid_request", "the request is invalid", problems)
+        message = "the request is invalid"
+        return error_response(422, "invalid_request", message, problems, path=path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def handle_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        response = error_response(exc.status_code, code, str(exc.detail))
+        response = error_response(exc.status_code, code, str(exc.detail), path=request.url.path)
         # Keep headers such as Allow (required on a 405) that the exception carries.
         response.headers.update(exc.headers or {})
         return response
 
     @app.exception_handler(Exception)
-    async def handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unexpected error", exc_info=exc)
         # Sent from outside every middleware, so the one adding this header to all other
         # answers never sees it (server/browser.py).
         nosniff = {"X-Content-Type-Options": "nosniff"}
-        return error_response(500, "internal_error", _INTERNAL, headers=nosniff)
+        path = request.url.path
+        return error_response(500, "internal_error", _INTERNAL, headers=nosniff, path=path)

@@ -171,7 +171,9 @@ class FastPredict:
         try:
             body = await read_body(scope, receive, limits.max_body_bytes)
         except BodyTooLargeError as exc:  # refused before the rest of the body is read
-            status = await send_error(send, exc, close=True, headers=headers[2:])
+            status = await send_error(
+                send, exc, close=True, headers=headers[2:], path=scope["path"]
+            )
             self._observe(target, scope, context, status, token)
             return
         if body is None:  # the client went away before sending its body
@@ -185,7 +187,7 @@ class FastPredict:
         except Exception as exc:  # every error is answered through the one map
             # A body nested too deep is answered as such, whatever else was wrong with it.
             error = limits.depth_error() if limits.is_too_deep(body) else exc
-            status, document, extra = error_answer(error)
+            status, document, extra = error_answer(error, scope["path"])
             headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
             self._observe(target, scope, context, status, token)

@@ -88,26 +88,28 @@ class RequestLimits:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        deadline = Deadline(receive, send, self.timeout_seconds)
+        deadline = Deadline(receive, send, self.timeout_seconds, scope["path"])
         await deadline.run(self._answer(scope, deadline, app))
 
     async def _answer(self, scope: Scope, deadline: Deadline, app: ASGIApp) -> None:
         if is_upload(scope):
             declared = declared_length(scope)
             if declared is not None and declared > self.max_upload_bytes:
-                await send_error(deadline.send, upload_too_large(self.max_upload_bytes))
+                await send_error(
+                    deadline.send, upload_too_large(self.max_upload_bytes), path=scope["path"]
+                )
             else:  # the route streams the body to disk
                 await app(scope, deadline.receive, deadline.send)
             return
         try:
             body = await read_body(scope, deadline.receive, self.max_body_bytes)
         except BodyTooLargeError as exc:
-            await send_error(deadline.send, exc)
+            await send_error(deadline.send, exc, path=scope["path"])
             return
         if body is None:  # the client left
             return
         if self.is_too_deep(body):
-            await send_error(deadline.send, self.depth_error())
+            await send_error(deadline.send, self.depth_error(), path=scope["path"])
             return
         deadline.replay = body
         await app(scope, deadline.receive, deadline.send)
@@ -136,8 +138,9 @@ class Deadline:
     all arrived, and drops what the app sends once the timeout has answered.
     """
 
-    def __init__(self, receive: Receive, send: Send, seconds: float) -> None:
+    def __init__(self, receive: Receive, send: Send, seconds: float, path: str = "") -> None:
         self.seconds = seconds
+        self.path = path
         self.replay: bytes | None = None
         self.is_body_read = False
         self._receive = receive
@@ -196,7 +199,8 @@ class Deadline:
         self._scope.cancel()
 
     async def _answer_timeout(self) -> None:
-        await send_error(self._send, timeout_error(self.seconds), close=not self.is_body_read)
+        error = timeout_error(self.seconds)
+        await send_error(self._send, error, close=not self.is_body_read, path=self.path)
 
 
 async def answer_within(seconds: float, answer: Awaitable[T]) -> T:
@@ -307,12 +311,14 @@ async def send_error(
     *,
     close: bool = False,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    path: str = "",
 ) -> int:
-    """Answer with an error in the API's one shape, with ``headers`` added; returns the status.
+    """Answer with an error, with ``headers`` added; returns the status.
 
-    ``close``: end the connection after it.
+    ``close``: end the connection after it. ``path``: the request's, which chooses the
+    dialect of the body (``server/errors.py``).
     """
-    status, document, extra = error_answer(error)
+    status, document, extra = error_answer(error, path)
     sent = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(document)).encode()),
