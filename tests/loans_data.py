@@ -1,14 +1,30 @@
-"""A small loans-like event table and its project, for the feature-store tests."""
+"""A small loans-like event table and its project, for the feature-store tests.
+
+Fixtures (registered by the conftest of each tier that uses them):
+
+- ``loans_trained``: a home with the loans model trained and its features materialised
+  into the online store, and the project folder; built once per test process.
+- ``loans_home``: a private copy of that home (free to modify) and the same project
+  folder (read only).
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
-from conftest import FAST_TRAIN
+from conftest import FAST_TRAIN, make_registry
+from tabops.config import Settings
+from tabops.feature_store.offline import materialize
+from tabops.feature_store.sql import open_feature_store
+from tabops.project import load_project
+from tabops.training.register import train_project
 
 MODEL = "loans"
 VIEW = "clients"
@@ -75,3 +91,35 @@ def write_project(folder: Path, loans: pd.DataFrame) -> Path:
     loans.to_csv(folder / "loans.csv", index=False)
     (folder / "tabops.yaml").write_text(yaml.safe_dump(PROJECT, sort_keys=False))
     return folder
+
+
+class LoansHome(NamedTuple):
+    """A home holding the trained loans model and its features, and its project folder."""
+
+    home: Path
+    folder: Path
+
+
+def build_loans_home(home: Path, folder: Path) -> LoansHome:
+    """Write the project into ``folder``, train it into ``home`` and materialise its features."""
+    write_project(folder, make_loans())
+    project, _ = load_project(folder)
+    train_project(project, folder, make_registry(home))
+    store = open_feature_store(Settings(home=home))
+    materialize(project, folder, home, store, build=True)
+    store.engine.dispose()
+    return LoansHome(home, folder)
+
+
+@pytest.fixture(scope="session")
+def loans_trained(tmp_path_factory: pytest.TempPathFactory) -> LoansHome:
+    return build_loans_home(
+        tmp_path_factory.mktemp("loans-home"), tmp_path_factory.mktemp("loans") / "project"
+    )
+
+
+@pytest.fixture
+def loans_home(loans_trained: LoansHome, tmp_path: Path) -> LoansHome:
+    home = tmp_path / "loans-home"
+    shutil.copytree(loans_trained.home, home)
+    return LoansHome(home, loans_trained.folder)

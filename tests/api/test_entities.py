@@ -1,13 +1,13 @@
 """Features by entity: build, materialise, GET /v1/features/..., predict by entity id.
 
 A small loans-like event table (clients with repeated, dated loans) is trained once per
-module with window and row features; each test gets a private copy of that home.
+test process with window and row features (``loans_data.py``); each test gets a private
+copy of that home.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import make_registry
-from loans_data import MODEL, VIEW, make_loans, write_project
+from loans_data import MODEL, VIEW
 from tabops.config import Settings
 from tabops.errors import NotAuthorizedError
 from tabops.feature_store.offline import build_feature_table, load_feature_table, materialize
@@ -26,28 +26,6 @@ from tabops.model.predictor import Predictor
 from tabops.project import load_project
 from tabops.server.app import create_app
 from tabops.serving.hooks import Hooks
-from tabops.training.register import train_project
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(home, project folder) with the loans model trained and its features materialised."""
-    home = tmp_path_factory.mktemp("loans-home")
-    folder = write_project(tmp_path_factory.mktemp("loans") / "project", make_loans())
-    project, _ = load_project(folder)
-    train_project(project, folder, make_registry(home))
-    store = open_feature_store(Settings(home=home))
-    materialize(project, folder, home, store, build=True)
-    store.engine.dispose()
-    return home, folder
-
-
-@pytest.fixture
-def loans_home(trained, tmp_path) -> tuple[Path, Path]:
-    home, folder = trained
-    copy = tmp_path / "home"
-    shutil.copytree(home, copy)
-    return copy, folder
 
 
 @pytest.fixture

@@ -1,29 +1,23 @@
 """The features page through the real app: an entity's stored features and its models.
 
 The loans example (the entity tests' model, served by client id) is trained and
-materialized once per module; the page's values and 404s are compared with the API's.
+materialized once per test process (``loans_data.py``); the page's values and 404s are
+compared with the API's.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_registry
-from loans_data import MODEL, VIEW, make_loans, write_project
+from loans_data import MODEL, VIEW, LoansHome
 from tabops.config import Settings
 from tabops.database import create_database_engine
-from tabops.feature_store.offline import materialize
-from tabops.feature_store.sql import open_feature_store
-from tabops.project import load_project
 from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
-from tabops.training.register import train_project
 
 PAGE = "/ui/features"
 
@@ -75,29 +69,9 @@ class Page(HTMLParser):
                 break
 
 
-@pytest.fixture(scope="module")
-def loans_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the loans model trained and its features in the online store."""
-    home = tmp_path_factory.mktemp("loans-home")
-    folder = write_project(tmp_path_factory.mktemp("loans") / "project", make_loans())
-    project, _ = load_project(folder)
-    train_project(project, folder, make_registry(home))
-    store = open_feature_store(Settings(home=home))
-    materialize(project, folder, home, store, build=True)
-    store.engine.dispose()
-    return home
-
-
 @pytest.fixture
-def loans_home(loans_trained: Path, tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(loans_trained, home)
-    return home
-
-
-@pytest.fixture
-def ui(loans_home: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(home=loans_home))) as client:
+def ui(loans_home: LoansHome) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(home=loans_home.home))) as client:
         yield client
 
 
@@ -161,10 +135,10 @@ def test_an_unknown_entity_gets_the_apis_404_beside_the_id(ui):
 
 @pytest.mark.slow
 def test_a_read_key_sees_features_but_no_predict_button(loans_home):
-    store = KeyStore(create_database_engine(Settings(home=loans_home).metadata_url))
+    store = KeyStore(create_database_engine(Settings(home=loans_home.home).metadata_url))
     tokens = {scope: store.create(scope, scope)[1] for scope in ("read", "predict")}
     store.engine.dispose()
-    with TestClient(create_app(Settings(home=loans_home))) as client:
+    with TestClient(create_app(Settings(home=loans_home.home))) as client:
         entity_id = stored_entity_with(client, tokens["read"])
         query = {"view": VIEW, "entity_id": entity_id}
         assert client.get(PAGE, params=query, follow_redirects=False).status_code == 303

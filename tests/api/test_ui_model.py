@@ -145,6 +145,25 @@ def test_an_unknown_model_is_a_404_html_page(ui):
     assert ui.get("/ui/models/no-such-model/versions/1/card").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/promote?version=two", "version"),
+        ("/promote?version=0", "version"),
+        ("/promote?version=2&alias=not%20an%20alias", "alias"),
+        ("/rollback?alias=" + "x" * 300, "alias"),
+    ],
+)
+def test_a_bad_query_is_a_422_html_page_naming_the_field(ui, path, field):
+    answer = ui.get(f"/ui/models/{MODEL}{path}")
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert '<nav class="nav" aria-label="Main">' in answer.text
+    problems = answer.text[answer.text.index('class="problems"') :]
+    assert re.search(rf"<code>(query\.)?{field}</code>: \S", problems)
+
+
 # Promote and roll back -------------------------------------------------------------------------
 
 
@@ -233,7 +252,7 @@ def test_a_confirmation_without_the_pages_csrf_token_is_refused(ui, csrf):
     ("params", "status"),
     [
         pytest.param({"version": "9", "alias": "production"}, 404, id="unknown-version"),
-        pytest.param({"version": "2", "alias": "Bad Alias"}, 409, id="invalid-alias"),
+        pytest.param({"version": "2", "alias": "Bad Alias"}, 422, id="invalid-alias"),
         pytest.param({"version": "two"}, 422, id="not-a-number"),
     ],
 )

@@ -7,7 +7,6 @@ user's context: the answers are compared with the API's, and found in the predic
 from __future__ import annotations
 
 import html
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,17 +15,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_registry
 from loans_data import MODEL as LOANS
-from loans_data import VIEW, make_loans, write_project
+from loans_data import VIEW, LoansHome
 from tabops.config import Settings
 from tabops.database import create_database_engine
-from tabops.feature_store.offline import materialize
-from tabops.feature_store.sql import open_feature_store
-from tabops.project import load_project
 from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
-from tabops.training.register import train_project
 
 MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}/predict"
@@ -339,24 +333,9 @@ def test_the_page_is_rate_limited_as_the_api_is(keyed):
 LOANS_PAGE = f"/ui/models/{LOANS}/predict"
 
 
-@pytest.fixture(scope="module")
-def loans_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with the loans model trained and its features in the online store."""
-    home = tmp_path_factory.mktemp("loans-home")
-    folder = write_project(tmp_path_factory.mktemp("loans") / "project", make_loans())
-    project, _ = load_project(folder)
-    train_project(project, folder, make_registry(home))
-    store = open_feature_store(Settings(home=home))
-    materialize(project, folder, home, store, build=True)
-    store.engine.dispose()
-    return home
-
-
 @pytest.fixture
-def loans_ui(loans_trained: Path, tmp_path: Path) -> Iterator[TestClient]:
-    home = tmp_path / "home"
-    shutil.copytree(loans_trained, home)
-    with TestClient(create_app(Settings(home=home))) as client:
+def loans_ui(loans_home: LoansHome) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(home=loans_home.home))) as client:
         yield client
 
 

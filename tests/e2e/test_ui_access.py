@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.ui_browser import blocked_urls, screenshot
+from e2e.ui_browser import blocked_urls, screenshot, start_ui_server, stop_ui_server, tab_to
 from tabops.config import Settings
 from tabops.database import create_database_engine
 from tabops.security.keys import KeyStore
@@ -15,31 +17,37 @@ from tabops.security.keys import KeyStore
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MODEL = "heart-failure"
-MAX_TABS = 30  # the login page has a handful of focus stops before its key field
 
 
-@pytest.fixture
-def reader_token(home: Path) -> str:
-    """A read key, created before the live server starts (so it needs logins at once)."""
+@pytest.fixture(scope="module")
+def keyed_ui(
+    trained_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """A live server whose home has keys (so pages need a login), and a read key's token.
+
+    Shared by the module's tests: each logs in (or fails to) in a browser context of its
+    own, and a logout ends only that context's session.
+    """
+    folder = tmp_path_factory.mktemp("keyed-ui")
+    home = folder / "home"
+    shutil.copytree(trained_home, home)
     keys = KeyStore(create_database_engine(Settings(home=home).metadata_url))
     keys.create("ops", "admin")
     _key, token = keys.create("browser-reader", "read")
-    return token
-
-
-def tab_to(page: Any, selector: str) -> None:
-    for _ in range(MAX_TABS):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
+    keys.engine.dispose()
+    base, process = start_ui_server(home, folder / "live-ui")
+    try:
+        yield base, token
+    finally:
+        stop_ui_server(process)
 
 
 def focus_outline(page: Any) -> str:
     return str(page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle"))
 
 
-def test_log_in_and_out_with_the_keyboard_only(reader_token, live_ui, page):
+def test_log_in_and_out_with_the_keyboard_only(keyed_ui, page):
+    live_ui, reader_token = keyed_ui
     page.goto(f"{live_ui}/ui")
     assert page.url.startswith(f"{live_ui}/ui/login?next=")
     assert page.get_by_label("API key").is_visible()
@@ -66,7 +74,8 @@ def test_log_in_and_out_with_the_keyboard_only(reader_token, live_ui, page):
     assert blocked_urls(page) == []
 
 
-def test_a_wrong_key_is_refused_in_the_browser(reader_token, live_ui, page):
+def test_a_wrong_key_is_refused_in_the_browser(keyed_ui, page):
+    live_ui, _token = keyed_ui
     page.goto(f"{live_ui}/ui/login")
     page.get_by_label("API key").fill("tabops_nothing")
     with page.expect_navigation():
@@ -75,7 +84,8 @@ def test_a_wrong_key_is_refused_in_the_browser(reader_token, live_ui, page):
     assert page.get_by_label("API key").get_attribute("aria-invalid") == "true"
 
 
-def test_an_open_server_shows_the_overview_without_login(live_ui, page):
+def test_an_open_server_shows_the_overview_without_login(shared_ui, page):
+    live_ui = shared_ui
     page.goto(f"{live_ui}/")
     assert page.url == f"{live_ui}/ui"
     assert page.locator(f"#model-{MODEL}").is_visible()

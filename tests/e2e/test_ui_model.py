@@ -9,13 +9,11 @@ import pytest
 
 from api.test_ui_model import add_second_version
 from conftest import SEED_REQUEST, make_registry
-from e2e.ui_browser import screenshot
+from e2e.ui_browser import has_visible_focus, screenshot, tab_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MODEL = "heart-failure"
-# Tab presses allowed to reach a control: the page has far fewer stops before any of them.
-MAX_TABS = 60
 
 
 @pytest.fixture
@@ -23,23 +21,6 @@ def two_versions(home: Path) -> Path:
     """The home with a second version, registered before the live server starts."""
     add_second_version(make_registry(home))
     return home
-
-
-def tab_to(page: Any, selector: str) -> None:
-    """Press Tab until the element ``selector`` names has the focus."""
-    for _ in range(MAX_TABS):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def has_visible_focus(page: Any) -> bool:
-    style = page.evaluate(
-        "() => { const s = getComputedStyle(document.activeElement);"
-        " return [s.outlineStyle, s.outlineWidth]; }"
-    )
-    return style[0] != "none" and style[1] != "0px"
 
 
 def served_version(page: Any, base: str) -> int:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import HEART_CSV
-from e2e.ui_browser import blocked_urls, screenshot
+from e2e.ui_browser import blocked_urls, screenshot, tab_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -17,7 +17,7 @@ MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}/monitoring"
 # The server writes its prediction log about once a second.
 LOG_DEADLINE_SECONDS = 30
-MAX_TABS = 40
+SUMMARY_TIMEOUT_MS = 60_000  # a few hundred predictions' summary, on a loaded 2-core machine
 
 
 def serve_and_label(page: Any, base: str) -> int:
@@ -46,17 +46,12 @@ def serve_and_label(page: Any, base: str) -> int:
     return len(ids)
 
 
-def tab_to(page: Any, selector: str) -> None:
-    for _ in range(MAX_TABS):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
 def test_the_dashboard_draws_drift_scores_and_performance(live_ui, page):
     rows = serve_and_label(page, live_ui)
     page.goto(f"{live_ui}{PAGE}")
+    # The summary is computed in the background: "computing" until it is, the page
+    # reloading itself.
+    page.locator("#heat-map").wait_for(timeout=SUMMARY_TIMEOUT_MS)
     assert page.locator("#traffic-rows").inner_text() == str(rows)
     features = page.locator("#drift-table tbody tr").count()
     assert page.locator("#heat-map rect.cell").count() == features * 24
@@ -72,6 +67,7 @@ def test_the_dashboard_draws_drift_scores_and_performance(live_ui, page):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "window=7d" in page.url
+    page.locator("#heat-map").wait_for(timeout=SUMMARY_TIMEOUT_MS)
     assert page.locator("#heat-map rect.cell").count() == features * 28
     page.locator("#drift summary").press("Enter")
     assert page.locator("#drift-table").is_visible()

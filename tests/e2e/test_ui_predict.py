@@ -7,14 +7,18 @@ from typing import Any
 
 import pytest
 
-from e2e.ui_browser import ACTION_TIMEOUT_MS, blocked_urls, screenshot
+from e2e.ui_browser import (
+    ACTION_TIMEOUT_MS,
+    blocked_urls,
+    has_visible_focus,
+    screenshot,
+    tab_to,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}/predict"
-# Tab presses allowed to reach a control: the page has about 20 stops in all.
-MAX_TABS = 60
 # A random draw from 50 rows may repeat the row shown; this many draws all repeating it
 # is a one-in-50**5 chance.
 RANDOM_TRIES = 5
@@ -22,23 +26,6 @@ _VALUES = (
     "() => Object.fromEntries([...document.querySelectorAll('[data-feature]')]"
     ".map((e) => [e.dataset.feature, e.value]))"
 )
-
-
-def tab_to(page: Any, selector: str) -> None:
-    """Press Tab until the element ``selector`` names has the focus."""
-    for _ in range(MAX_TABS):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def has_visible_focus(page: Any) -> bool:
-    style = page.evaluate(
-        "() => { const s = getComputedStyle(document.activeElement);"
-        " return [s.outlineStyle, s.outlineWidth]; }"
-    )
-    return style[0] != "none" and style[1] != "0px"
 
 
 def form_values(page: Any) -> dict[str, str]:
@@ -62,7 +49,8 @@ def page_without_script(chromium: Any) -> Iterator[Any]:
         context.close()
 
 
-def test_fill_and_submit_the_form_with_the_keyboard(live_ui, page):
+def test_fill_and_submit_the_form_with_the_keyboard(shared_ui, page):
+    live_ui = shared_ui
     page.goto(f"{live_ui}{PAGE}")
     tab_to(page, "#feature-0")  # age
     assert has_visible_focus(page)
@@ -118,7 +106,8 @@ def draw_until_changed(page: Any, first: dict[str, str], draw: Any) -> dict[str,
     return drawn
 
 
-def test_the_random_example_button_with_and_without_script(live_ui, page, page_without_script):
+def test_the_random_example_button_with_and_without_script(shared_ui, page, page_without_script):
+    live_ui = shared_ui
     # With script: the form is refilled in place.
     page.goto(f"{live_ui}{PAGE}")
     tab_to(page, "#random-example")

@@ -5,18 +5,24 @@ Fixtures (registered for tests/e2e by its conftest):
 - ``live_ui``: the base URL of a ``uvicorn`` process serving the app over the test's private
   copy of the trained home (``home``) on a free port of 127.0.0.1; keys created in ``home``
   before the fixture starts count at once.
+- ``shared_ui``: the same, started once per test module over the module's own copy of the
+  trained home, for tests that leave nothing behind another test could see (a server
+  start costs seconds). Tests that change the home (keys, aliases) use ``live_ui``.
 - ``page``: a Playwright page in a fresh browser context (no cookies), in Chromium from
   /usr/bin/chromium. Every request to a host other than 127.0.0.1 is aborted and remembered
   (``blocked_urls(page)``): the UI must work offline.
 
-``screenshot(page, name)`` saves ``<name>.png`` under ``build/screenshots/<run id>/`` (or
-``$TABOPS_SCREENSHOTS``). Without /usr/bin/chromium the browser tests skip, saying why.
+``tab_to(page, selector)`` moves the focus with the Tab key only; ``has_visible_focus(page)``
+says whether the focused element shows an outline. ``screenshot(page, name)`` saves
+``<name>.png`` under ``build/screenshots/<run id>/`` (or ``$TABOPS_SCREENSHOTS``). Without
+/usr/bin/chromium the browser tests skip, saying why.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,6 +50,7 @@ HOST = "127.0.0.1"
 STARTUP_SECONDS = 60.0  # a loaded 2-core machine starts the app in a few seconds
 STOP_SECONDS = 10.0
 ACTION_TIMEOUT_MS = 15_000  # Playwright's wait for one element or navigation
+MAX_TABS = 60  # more focus stops than any page has before its last control
 REPO = Path(__file__).resolve().parents[2]
 _LOCAL_HOSTS = {HOST, "localhost"}
 _RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:12] or datetime.now(UTC).strftime(
@@ -73,6 +80,24 @@ def blocked_urls(page: Any) -> list[str]:
     return list(_BLOCKED.get(id(page), []))
 
 
+def tab_to(page: Any, selector: str, max_tabs: int = MAX_TABS) -> None:
+    """Press Tab until the element ``selector`` names has the focus."""
+    for _ in range(max_tabs):
+        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def has_visible_focus(page: Any) -> bool:
+    """Whether the focused element draws an outline."""
+    style = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    return bool(style[0] != "none" and style[1] != "0px")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -88,10 +113,16 @@ def _is_ready(base: str) -> bool:
         return False
 
 
-def start_ui_server(home: Path, log_folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start uvicorn over ``home`` on a free port; return its base URL once it is ready."""
+def start_ui_server(
+    home: Path, log_folder: Path, settings: dict[str, str] | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start uvicorn over ``home`` on a free port; return its base URL once it is ready.
+
+    ``settings`` are more ``TABOPS_*`` variables for the server (``TABOPS_HOME`` is set).
+    """
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TABOPS_")}
+    env.update(settings or {})
     env["TABOPS_HOME"] = str(home)
     command = [
         sys.executable,
@@ -137,6 +168,18 @@ def stop_ui_server(process: subprocess.Popen[bytes]) -> None:
 def live_ui(home: Path, tmp_path: Path) -> Iterator[str]:
     """Base URL of a live uvicorn server over the test's private copy of the trained home."""
     base, process = start_ui_server(home, tmp_path / "live-ui")
+    try:
+        yield base
+    finally:
+        stop_ui_server(process)
+
+
+@pytest.fixture(scope="module")
+def shared_ui(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a live server shared by a module's tests, over the module's own home."""
+    folder = tmp_path_factory.mktemp("shared-ui")
+    shutil.copytree(trained_home, folder / "home")
+    base, process = start_ui_server(folder / "home", folder / "live-ui")
     try:
         yield base
     finally:

@@ -1,4 +1,4 @@
-"""The body of a page's POST form: read within a bound, and checked for its CSRF token."""
+"""The body of a page's POST form: read within a bound, checked for its CSRF token, its fields."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from tabops.errors import (
     BodyTooLargeError,
+    InvalidRequestError,
     MalformedFormError,
     NotAuthorizedError,
     Problem,
     UnsupportedMediaError,
 )
+from tabops.names import ALIAS_RULE, is_alias
 
 if TYPE_CHECKING:
     from tabops.server.ui.render import UiUser
@@ -99,3 +101,35 @@ async def _bounded_body(request: Request, max_bytes: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def alias_field(form: FormData) -> str:
+    """The form's ``alias`` field (422 naming it when missing or not an alias's name)."""
+    alias = form.get("alias")
+    if not isinstance(alias, str) or not alias:
+        raise InvalidRequestError("the form names no alias", [Problem("alias", "required")])
+    return checked_alias(alias)
+
+
+def checked_alias(alias: str) -> str:
+    """The alias asked for, refused with a 422 naming it when no alias may be so named."""
+    if not is_alias(alias):
+        raise InvalidRequestError(
+            f"invalid alias {alias!r}: {ALIAS_RULE}", [Problem("alias", ALIAS_RULE)]
+        )
+    return alias
+
+
+def optional_number_field(form: FormData, field: str) -> int | None:
+    """A version number field that may be left empty (``None``)."""
+    return None if form.get(field) in (None, "") else number_field(form, field)
+
+
+def number_field(form: FormData, field: str) -> int:
+    """A version number field (422 naming it when it is not one)."""
+    value = form.get(field)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise InvalidRequestError(
+            f"the form's {field} is not a version number", [Problem(field, "a version number")]
+        )
+    return int(value)

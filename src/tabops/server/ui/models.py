@@ -17,14 +17,19 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.datastructures import FormData
 
-from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem, RegistryError
+from tabops.errors import ModelNotFoundError, Problem, RegistryError
 from tabops.registry.tags import VersionTags
-from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry, check_alias
+from tabops.registry.versions import DEFAULT_ALIAS, ModelRegistry
 from tabops.server.aliases import promote_version, roll_back_alias
 from tabops.server.deps import get_audit, get_core, get_deployment
 from tabops.server.routers.models import get_model_card
+from tabops.server.ui.form_body import (
+    alias_field,
+    checked_alias,
+    number_field,
+    optional_number_field,
+)
 from tabops.server.ui.render import UiUserDep, checked_form, flash, render, see_other
 from tabops.server.ui.version_facts import (
     KEY_METRICS,
@@ -109,9 +114,9 @@ async def promote_model(name: str, request: Request, user: UiUserDep) -> Redirec
     """Point the alias at the version, as reviewed; back to the model page with what moved."""
     get_core(request).authorize(user.context, name, ADMIN)
     form = await checked_form(request, user)
-    alias = _alias_field(form)
-    version = _number_field(form, "version")
-    expected = _optional_number_field(form, "current")
+    alias = alias_field(form)
+    version = number_field(form, "version")
+    expected = optional_number_field(form, "current")
     deployment = get_deployment(request)
     current = (await run_in_threadpool(deployment.registry.aliases, name)).get(alias)
     _check_unchanged(name, alias, expected, current)
@@ -143,8 +148,8 @@ async def roll_back_model(name: str, request: Request, user: UiUserDep) -> Redir
     """Point the alias back at its previous version, as reviewed."""
     get_core(request).authorize(user.context, name, ADMIN)
     form = await checked_form(request, user)
-    alias = _alias_field(form)
-    expected = _number_field(form, "current")
+    alias = alias_field(form)
+    expected = number_field(form, "current")
     deployment = get_deployment(request)
     registry = deployment.registry
     current = (await run_in_threadpool(registry.aliases, name)).get(alias)
@@ -207,7 +212,7 @@ def _gather_model(
 def _review_promotion(
     registry: ModelRegistry, cache: VersionFactsCache, name: str, alias: str, version: int
 ) -> dict[str, Any]:
-    check_alias(alias)
+    checked_alias(alias)
     registry.resolve(name, version)  # the not-found errors, before anything is offered
     current = registry.aliases(name).get(alias)
     return _review(cache, name, "promote", alias, current, version)
@@ -216,7 +221,7 @@ def _review_promotion(
 def _review_rollback(
     registry: ModelRegistry, cache: VersionFactsCache, name: str, alias: str
 ) -> dict[str, Any]:
-    check_alias(alias)
+    checked_alias(alias)
     history = registry.alias_history(name, alias)
     current = registry.aliases(name).get(alias)
     if current is None or not history:
@@ -253,26 +258,6 @@ def _review(
 
 
 # Reading the posted forms --------------------------------------------------------------------
-
-
-def _alias_field(form: FormData) -> str:
-    alias = form.get("alias")
-    if not isinstance(alias, str) or not alias:
-        raise InvalidRequestError("the form names no alias", [Problem("alias", "required")])
-    return check_alias(alias)
-
-
-def _optional_number_field(form: FormData, field: str) -> int | None:
-    return None if form.get(field) in (None, "") else _number_field(form, field)
-
-
-def _number_field(form: FormData, field: str) -> int:
-    value = form.get(field)
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-        raise InvalidRequestError(
-            f"the form's {field} is not a version number", [Problem(field, "a version number")]
-        )
-    return int(value)
 
 
 def _check_unchanged(name: str, alias: str, expected: int | None, current: int | None) -> None:

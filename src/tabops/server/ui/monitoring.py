@@ -2,14 +2,14 @@
 
 It draws what ``GET /v1/models/{name}/monitoring`` answers, read from the same ``Watch``
 (the monitor over the prediction log, the label store, the alert store), as a series over
-the chosen window. A series is one pass over the log; answers are kept per (model, window,
-minute), so a page asked again within the minute is not read again.
+the chosen window. A series is one pass over the log, seconds long over millions of
+predictions, so the page never makes it: it shows the latest summary the background
+thread of ``LatestSummaries`` computed (refreshed every minute while the page is looked
+at) with the moment it describes, or says it is being computed and reloads itself.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +18,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from tabops.errors import ModelNotFoundError, Problem
+from tabops.monitoring.alert_store import Delivery
+from tabops.monitoring.latest import LatestSummaries
 from tabops.monitoring.report import alert_document
 from tabops.monitoring.summary import Monitor
 from tabops.monitoring.windows import Window
@@ -32,37 +34,28 @@ WindowChoice = Literal["1d", "7d", "30d"]
 STEPS: dict[str, str] = {"1d": "1h", "7d": "6h", "30d": "1d"}
 """Each window offered, and the length of one point of its series."""
 PERFORMANCE_SHOWN = ("roc_auc", "precision", "recall")
-CACHED_ANSWERS = 64
+HISTORY_SHOWN = 50
+"""The alert events listed, newest first."""
+FIRST_WAIT_SECONDS = 0.03
+"""How long a page waits for a summary never computed before: a small log's is ready."""
+RELOAD_SECONDS = 3
+_DELIVERY_BADGES = {"delivered": "ok", "pending": "warn", "failed": "alert", "logged": "info"}
 
 
-class SummaryCache:
-    """Monitoring answers per (model, window, minute): the latest ``CACHED_ANSWERS``."""
+def page_summary(monitor: Monitor, model: str, window: str, until: datetime) -> dict[str, Any]:
+    """The series the page draws: ``window`` ending at ``until``, one point per its step.
 
-    def __init__(self) -> None:
-        self._answers: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def summary(self, monitor: Monitor, model: str, window: str, now: datetime) -> dict[str, Any]:
-        """The series of ``model`` over ``window`` ending now, read at most once a minute."""
-        key = (model, window, now.strftime("%Y-%m-%dT%H:%M"))
-        with self._lock:
-            found = self._answers.get(key)
-        if found is None:
-            length = Window.parse(window).length
-            assert length is not None
-            found = monitor.summary(model, Window.parse(STEPS[window]), now - length, now)
-            with self._lock:
-                self._answers[key] = found
-                while len(self._answers) > CACHED_ANSWERS:
-                    self._answers.popitem(last=False)
-        return found
+    The API answers the same with ``window=<step>&since=<since>&until=<until>``.
+    """
+    length = Window.parse(window).length
+    assert length is not None  # every window offered is a duration
+    return monitor.summary(model, Window.parse(STEPS[window]), until - length, until)
 
 
-def _cache(request: Request) -> SummaryCache:
-    cache: SummaryCache | None = getattr(request.app.state, "ui_monitoring_cache", None)
-    if cache is None:
-        cache = request.app.state.ui_monitoring_cache = SummaryCache()
-    return cache
+def get_summaries(request: Request) -> LatestSummaries:
+    """The app's latest page summaries (set up with the UI)."""
+    summaries: LatestSummaries = request.app.state.ui_summaries
+    return summaries
 
 
 @router.get("/models/{name}/monitoring", response_class=HTMLResponse)
@@ -73,32 +66,64 @@ async def show_monitoring(
     window: Annotated[WindowChoice, Query(description="How far back: 1d, 7d or 30d.")] = "1d",
     version: Annotated[int | None, Query(ge=1, description="The version shown.")] = None,
 ) -> HTMLResponse:
-    """A model's monitoring over the window: one version's charts, and the alert states."""
+    """A model's monitoring over the window: one version's charts, alert states and history."""
     get_core(request).authorize(user.context, name, READ)
     watch = get_watch(request)
     if not await run_in_threadpool(watch.registry.list_versions, name):
         raise ModelNotFoundError(f"model {name!r} not found", [Problem("name", "not registered")])
-    now = datetime.now(UTC)
-    summary = await run_in_threadpool(_cache(request).summary, watch.monitor, name, window, now)
+    latest = await run_in_threadpool(get_summaries(request).wait, name, window, FIRST_WAIT_SECONDS)
     states = await run_in_threadpool(watch.alerts.states, name)
-    documents = summary["versions"]
-    numbers = [int(document["version"]) for document in documents]
-    shown = version if version in numbers else _default_version(watch.monitor, name, numbers)
-    document = next((d for d in documents if d["version"] == shown), None)
+    history = await run_in_threadpool(watch.alerts.deliveries, name, HISTORY_SHOWN)
     values: dict[str, Any] = {
         "model": name,
         "nav_model": name,
         "window": window,
         "windows": list(STEPS),
         "step": STEPS[window],
-        "versions": numbers,
-        "version": shown,
-        "since": _moment(summary["since"]),
-        "until": _moment(summary["until"]),
+        "failure": latest.failure,
         "alerts": [alert_document(state) for state in states],
-        "view": _version_view(document, window) if document is not None else None,
+        "history": [_history_row(delivery) for delivery in history],
+        "delivery_badges": _DELIVERY_BADGES,
     }
+    summary = latest.summary
+    if summary is None:
+        values.update(is_computing=True, reload_seconds=RELOAD_SECONDS, versions=[], view=None)
+        return render(request, "monitoring.html.j2", values, user=user)
+    documents = summary["versions"]
+    numbers = [int(document["version"]) for document in documents]
+    shown = version if version in numbers else _default_version(watch.monitor, name, numbers)
+    document = next((d for d in documents if d["version"] == shown), None)
+    values.update(
+        is_computing=False,
+        versions=numbers,
+        version=shown,
+        since=_moment(summary["since"]),
+        until=_moment(summary["until"]),
+        since_iso=summary["since"],
+        until_iso=summary["until"],
+        view=_version_view(document, window) if document is not None else None,
+    )
     return render(request, "monitoring.html.j2", values, user=user)
+
+
+def _history_row(delivery: Delivery) -> dict[str, Any]:
+    """One alert event and how its announcement went."""
+    payload = delivery.payload
+    return {
+        "at": delivery.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "at_iso": delivery.created_at.isoformat(),
+        "event": delivery.event,
+        "rule": payload.get("rule"),
+        "feature": payload.get("feature"),
+        "version": payload.get("version"),
+        "value": _metric(payload.get("value")),
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "delivered_at": delivery.delivered_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if delivery.delivered_at is not None
+        else None,
+        "error": delivery.last_error,
+    }
 
 
 def _default_version(monitor: Monitor, name: str, numbers: list[int]) -> int | None:
@@ -192,4 +217,4 @@ def _metric(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-__all__ = ["STEPS", "SummaryCache", "router", "show_monitoring"]
+__all__ = ["STEPS", "get_summaries", "page_summary", "router", "show_monitoring"]

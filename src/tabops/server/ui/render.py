@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -27,7 +26,6 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.routing import Match
 
 from tabops.errors import NotAuthorizedError, RateLimitedError
 from tabops.security.access import ANONYMOUS, AccessPolicy, AuthState, Caller, audit_entry
@@ -44,6 +42,7 @@ from tabops.server.ui.cookies import (
     set_ui_cookie,
 )
 from tabops.server.ui.form_body import MAX_FORM_BYTES, checked_form, read_form
+from tabops.server.ui.navigation import UI_PREFIX, has_feature_views, model_pages
 from tabops.server.ui.sessions import SessionStore, new_secret
 from tabops.serving.context import RequestContext
 
@@ -54,6 +53,7 @@ __all__ = [
     "UiUser",
     "UiUserDep",
     "checked_form",
+    "compile_templates",
     "cookie_path",
     "flash",
     "read_form",
@@ -64,22 +64,13 @@ __all__ = [
     "ui_user",
 ]
 
-UI_PREFIX = "/ui"
 
 UI_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-FEATURE_NAV_SECONDS = 30.0
-"""How long the nav's "Features" link trusts its last look at the online store's views."""
 _TEMPLATES = Path(str(files("tabops.server.ui") / "templates"))
 STATIC_FOLDER = Path(str(files("tabops.server.ui") / "static"))
-_MODEL_PAGES = (
-    ("Model", ""),
-    ("Predict", "/predict"),
-    ("Batch", "/batch"),
-    ("Monitoring", "/monitoring"),
-)
 
 _ENV = Environment(
     loader=FileSystemLoader(_TEMPLATES),
@@ -242,8 +233,8 @@ def render(
         "root": root,
         "csrf": user.csrf if user is not None else pre_session_csrf(request),
         "flashes": [*cookie_flashes(request), *getattr(request.state, "ui_flashes", [])],
-        "model_pages": _model_pages(request, nav_model) if nav_model else [],
-        "has_feature_views": _has_feature_views(request),
+        "model_pages": model_pages(request, nav_model) if nav_model else [],
+        "has_feature_views": has_feature_views(request),
         "static": functools.partial(static_url, root),
         "current": request.url.path,
     }
@@ -267,40 +258,14 @@ def render(
     return response
 
 
-def _has_feature_views(request: Request) -> bool:
-    """Whether the online store has views (checked again after ``FEATURE_NAV_SECONDS``)."""
-    now = time.monotonic()
-    checked: tuple[float, bool] | None = getattr(request.app.state, "ui_feature_views", None)
-    if checked is None or now - checked[0] > FEATURE_NAV_SECONDS:
-        store = getattr(request.app.state, "feature_store", None)
-        try:
-            has_views = bool(store is not None and store.views())
-        except Exception:  # a store that cannot answer hides the link, never the page
-            has_views = False
-        checked = (now, has_views)
-        request.app.state.ui_feature_views = checked
-    return checked[1]
+def compile_templates() -> None:
+    """Compile every page's template now rather than on its first visit (once a process).
 
-
-def _model_pages(request: Request, name: str) -> list[tuple[str, str]]:
-    """The model's pages that exist in this app, as (label, path)."""
-    available: tuple[str, ...] | None = getattr(request.app.state, "ui_model_pages", None)
-    if available is None:
-        available = tuple(
-            suffix
-            for _label, suffix in _MODEL_PAGES
-            if _has_page(request, f"{UI_PREFIX}/models/model{suffix}")
-        )
-        request.app.state.ui_model_pages = available
-    root = request.scope.get("root_path", "")
-    base = f"{root}/ui/models/{quote(name, safe='')}"
-    return [(label, base + suffix) for label, suffix in _MODEL_PAGES if suffix in available]
-
-
-def _has_page(request: Request, path: str) -> bool:
-    """Whether a GET of ``path`` reaches a route of the app."""
-    probe = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": []}
-    return any(route.matches(dict(probe))[0] == Match.FULL for route in request.app.router.routes)
+    Compiling one takes tens of milliseconds: a first visit after a restart would wait for
+    its page's templates otherwise.
+    """
+    for name in _ENV.list_templates(filter_func=lambda name: name.endswith(".html.j2")):
+        _ENV.get_template(name)
 
 
 @functools.cache

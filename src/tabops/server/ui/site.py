@@ -7,13 +7,16 @@ path keeps the API's JSON answers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,13 +25,17 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from tabops.errors import Problem, TabopsError
+from tabops.monitoring.latest import LatestSummaries
 from tabops.server.errors import headers_of, problems_from_pydantic, status_of
 from tabops.server.ui import router
+from tabops.server.ui.monitoring import page_summary
+from tabops.server.ui.navigation import find_model_pages
 from tabops.server.ui.overview import show_overview
 from tabops.server.ui.render import (
     SESSION_COOKIE,
     STATIC_FOLDER,
     LoginRequired,
+    compile_templates,
     cookie_path,
     flash,
     render,
@@ -73,9 +80,14 @@ class AssetFiles(StaticFiles):
 def install_ui(app: FastAPI, sessions: SessionStore) -> None:
     """Add the UI to ``app``: assets, pages, HTML error pages and the redirect from ``/``.
 
-    Call after ``install_error_handlers``: the UI's handlers wrap the API's.
+    Call after ``install_error_handlers`` (the UI's handlers wrap the API's) and once
+    ``app.state.watch`` is set: the monitoring page's summaries are computed from it, by a
+    thread stopped when the app shuts down.
     """
     app.state.ui_sessions = sessions
+    summaries = LatestSummaries(functools.partial(page_summary, app.state.watch.monitor))
+    app.state.ui_summaries = summaries
+    _prepare_on_start_up(app, summaries)
     app.mount("/ui/static", AssetFiles(directory=STATIC_FOLDER), name="ui-static")
     app.include_router(router)
     app.add_api_route("/ui", show_overview, methods=["GET"], include_in_schema=False)
@@ -88,6 +100,24 @@ def install_ui(app: FastAPI, sessions: SessionStore) -> None:
     for error_type in (TabopsError, RequestValidationError, StarletteHTTPException, Exception):
         api_handler: Handler = app.exception_handlers[error_type]
         app.add_exception_handler(error_type, _with_html_on_ui(api_handler))
+
+
+def _prepare_on_start_up(app: FastAPI, summaries: LatestSummaries) -> None:
+    """Have the pages ready before the first visit; stop the summaries' thread at shutdown."""
+    app_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with app_lifespan(app) as state:
+            await run_in_threadpool(compile_templates)
+            find_model_pages(app)
+            summaries.start()
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(summaries.stop)
+
+    app.router.lifespan_context = lifespan
 
 
 def is_ui_path(request: Request) -> bool:
