@@ -205,3 +205,41 @@ def test_authorize_runs_before_the_body_is_read_or_the_model_looked_up(guarded):
     assert client.post("/predict", content=b"not json").status_code == 403
     hook.refused = "no-such-model"
     assert client.post("/v1/models/no-such-model/predict", json={}).status_code == 403
+
+
+def infer_body(rows: list[dict]) -> dict:
+    """The Open Inference Protocol's form: one [n, k] FP64 tensor of the features."""
+    names = list(rows[0])
+    data = [float(row[name]) for row in rows for name in names]
+    tensor = {"name": "x", "datatype": "FP64", "shape": [len(rows), len(names)], "data": data}
+    return {"inputs": [tensor]}
+
+
+def test_sink_sees_each_v2_prediction_once_on_the_fast_path_and_the_route(recorded, sink, heart):
+    answered = 0
+    for path, count in (
+        (f"/v2/models/{MODEL}/infer", 1),
+        (f"/v2/models/{MODEL}/versions/1/infer", 4),
+        (f"/v2/models/{MODEL}/infer?trace=1", 3),  # left to FastAPI's routing
+    ):
+        answer = recorded.post(path, json=infer_body(records(heart, answered, count)))
+        assert answer.status_code == 200, answer.text
+        answered += count
+    refused = infer_body(records(heart, 0, 1))
+    refused["inputs"][0]["data"][0] = "old"
+    assert recorded.post(f"/v2/models/{MODEL}/infer", json=refused).status_code == 400
+    assert [group.context.route for group in sink.served] == ["infer"] * 3
+    assert sum(len(group.decisions) for group in sink.served) == answered
+    assert [len(group.features.to_records()) for group in sink.served] == [1, 4, 3]
+
+
+@pytest.mark.parametrize(
+    "path", [f"/v2/models/{MODEL}/infer", f"/v2/models/{MODEL}/versions/1/infer?trace=1"]
+)
+def test_a_refusing_authorize_hook_is_obeyed_by_v2_infer(guarded, sink, heart, path):
+    client, hook = guarded
+    answer = client.post(path, json=infer_body(records(heart, 0, 2)))
+    assert answer.status_code == 403, answer.text
+    assert MODEL in answer.json()["error"]
+    assert hook.asked == [("infer", "predict", MODEL)]
+    assert sink.served == []

@@ -308,7 +308,8 @@ NOT_FOUND = [
     pytest.param(PREDICT, {"version": "\u00b2"}, ["version"], id="unicode-digit-version"),
     pytest.param(BATCH, {"version": "9"}, ["version"], id="unknown-version-batch"),
     pytest.param("/v1/predict", {}, [], id="unknown-route"),
-    pytest.param("/v2/models/heart-failure/predict", {}, [], id="unknown-api-version"),
+    # (/v2 is the Open Inference Protocol's, whose errors are written in its own shape.)
+    pytest.param("/v3/models/heart-failure/predict", {}, [], id="unknown-api-version"),
 ]
 
 

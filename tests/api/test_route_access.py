@@ -18,8 +18,20 @@ from tabops.database import create_database_engine
 from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
 
-OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-"""What stays open: liveness, readiness and the API's description."""
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/ping",
+    "/health",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
+"""What stays open: liveness, readiness (MLflow's and the Open Inference Protocol's names for
+them too) and the API's description."""
 ADMIN_ONLY = re.compile(
     r"^/v1/(keys|audit|train)\b|^/v1/models/[^/]+/(monitoring/check|aliases/.*)$"
 )
@@ -56,6 +68,11 @@ UI_OPERATIONS = [(m, p) for m, p in ALL_OPERATIONS if p == "/" or p.startswith("
 OPERATIONS = [operation for operation in ALL_OPERATIONS if operation not in UI_OPERATIONS]
 
 
+def error_code(body: dict) -> str:
+    """The code of an error answer, in the API's shape or MLflow's (its scoring routes)."""
+    return body["error_code"] if "error_code" in body else body["error"]["code"]
+
+
 def is_admin_only(method: str, path: str) -> bool:
     """Whether only an admin key may call this operation."""
     return bool(ADMIN_ONLY.match(path) or (method == "POST" and ADMIN_POSTS.match(path)))
@@ -77,6 +94,7 @@ def guarded(
 def test_the_route_table_was_read():
     paths = {path for _method, path in OPERATIONS}
     assert {"/predict", "/v1/train", "/v1/keys", "/v1/audit", "/v1/jobs"} <= paths
+    assert {"/v2", "/v2/health/ready", "/v2/models/heart-failure/infer"} <= paths
     assert len(OPERATIONS) > 20
     assert ("GET", "/ui/login") in UI_OPERATIONS
 
@@ -107,7 +125,11 @@ def test_an_anonymous_request_is_refused_on_every_guarded_route(guarded, method,
         assert answer.status_code < 400 or answer.status_code == 503
     else:
         assert answer.status_code == 401, answer.text
-        assert answer.json()["error"]["code"] == "not_authenticated"
+        body = answer.json()
+        if isinstance(body.get("error"), str):  # the Open Inference Protocol's: a message
+            assert "API key" in body["error"]
+        else:
+            assert error_code(body) in ("not_authenticated", "UNAUTHENTICATED")
         assert answer.headers["www-authenticate"].startswith("Bearer")
 
 

@@ -168,4 +168,9 @@ def test_a_server_without_models_answers_as_documented(tmp_path):
 
     assert not failures, "\n\n".join(failures)
     server_errors = {label for label in sent if int(label.rpartition(" ")[2]) >= 500}
-    assert server_errors == {"GET /readyz 503"}, sent
+    assert server_errors == {
+        "GET /readyz 503",
+        "GET /v2/health/ready 503",
+        "GET /ping 503",
+        "GET /health 503",
+    }, sent

@@ -20,7 +20,7 @@ import msgspec
 import numpy as np
 
 from tabops.model.encoder import UNKNOWN_CATEGORY, FeatureEncoder
-from tabops.schema import FeatureSpec, Kind
+from tabops.schema import ColumnSpec, FeatureSpec, Kind
 
 # An integer or a flag may also come written as a float (3.0, 0.0: what JSON writers produce
 # once a column has held a gap); msgspec checks either form in C, the integer form first
@@ -37,6 +37,12 @@ _TYPES: dict[Kind, Any] = {
 }
 
 
+def value_type(column: ColumnSpec) -> Any:
+    """The msgspec type one JSON value of a feature is decoded as (None allowed if nullable)."""
+    kind = _TYPES.get(column.kind, str)
+    return kind | None if column.nullable else kind
+
+
 class LeanDecoder:
     """Decodes request bodies of one model version into rows of its encoder's matrix."""
 
@@ -46,9 +52,9 @@ class LeanDecoder:
             raise ValueError("the encoder's features do not match the spec")
         fields: list[Any] = []
         for position, column in enumerate(features):
-            kind = _TYPES.get(column.kind, str)
             field = f"f{position}"
-            fields.append((field, kind | None, None) if column.nullable else (field, kind))
+            kind = value_type(column)
+            fields.append((field, kind, None) if column.nullable else (field, kind))
         rename = {f"f{position}": column.name for position, column in enumerate(features)}
         record = msgspec.defstruct(
             "Record",

@@ -41,6 +41,7 @@ from tabops.server.routers import (
     features,
     feedback,
     health,
+    invocations,
     jobs,
     keys,
     models,
@@ -48,6 +49,7 @@ from tabops.server.routers import (
     predict,
     predictions,
     train,
+    v2,
     versions,
 )
 from tabops.server.ui.sessions import SessionStore
@@ -197,6 +199,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(predict.router)
+    app.include_router(invocations.router)
     app.include_router(models.router)
     app.include_router(versions.router)
     app.include_router(jobs.router)
@@ -208,6 +211,7 @@ def create_app(
     app.include_router(predictions.router)
     app.include_router(feedback.router)
     app.include_router(monitoring.router)
+    app.include_router(v2.router)
     app.include_router(metrics_router)
     install_ui(app, SessionStore(engine))
 

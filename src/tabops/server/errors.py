@@ -182,15 +182,43 @@ def _described(message: str, problems: Sequence[Problem]) -> str:
 def v2_dialect(
     status: int, code: str, message: str, problems: Sequence[Problem]
 ) -> tuple[int, dict[str, Any]]:
-    """The Open Inference Protocol's ``{"error": "..."}``, naming every field in the string."""
-    return status, {"error": _described(message, problems)}
+    """The Open Inference Protocol's ``{"error": "..."}``, naming every field in the string.
+
+    The protocol answers every bad request with 400, so the API's 422 becomes 400 here.
+    """
+    return 400 if status == 422 else status, {"error": _described(message, problems)}
+
+
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+    507: "TEMPORARILY_UNAVAILABLE",
+}
+"""MLflow's error codes (names its clients know) by status; the rest are BAD_REQUEST."""
 
 
 def mlflow_dialect(
     status: int, code: str, message: str, problems: Sequence[Problem]
 ) -> tuple[int, dict[str, Any]]:
-    """MLflow's scoring server errors: ``{"error_code", "message"}``, as its clients read them."""
-    return status, {"error_code": code.upper(), "message": _described(message, problems)}
+    """MLflow's scoring server errors: ``{"error_code", "message"}``, as its clients read them.
+
+    Bad input is a 400 ``BAD_REQUEST`` there, so the API's 422 is answered as one. Other
+    statuses stay (413, 415, 429, ...) with the MLflow code nearest to them; an unknown
+    route is ``ENDPOINT_NOT_FOUND``.
+    """
+    if status == 422:
+        status = 400
+    if status >= 500:
+        error_code = _MLFLOW_CODES.get(status, "INTERNAL_ERROR")
+    elif code == "not_found":
+        error_code = "ENDPOINT_NOT_FOUND"
+    else:
+        error_code = _MLFLOW_CODES.get(status, "BAD_REQUEST")
+    return status, {"error_code": error_code, "message": _described(message, problems)}
 
 
 _MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})

@@ -1,12 +1,14 @@
 """The predict routes answered at the ASGI level, ahead of the framework's routing.
 
 Starlette's middleware stack and routing cost about as much as scoring one row, so
-``POST /predict``, ``/v1/models/{name}/predict``, ``/v1/models/{name}/predict/batch`` and
-``GET /v1/models/{name}/entities/{id}/prediction`` are matched here by their path and
+``POST /predict``, ``/v1/models/{name}/predict``, ``/v1/models/{name}/predict/batch``,
+``GET /v1/models/{name}/entities/{id}/prediction`` and the Open Inference Protocol's
+``POST /v2/models/{name}[/versions/{version}]/infer`` are matched here by their path and
 handed to ``PredictEndpoints``, which the FastAPI routes call too. Skipping the framework
 skips none of the hooks: every answer goes through the serving core (``authorize``, the
 prediction sink) and every error through ``server/errors.py``. A query string other than
-one ``version`` goes to the FastAPI routes, which answer it the same way.
+one ``version`` (any query string, under ``/v2``) goes to the FastAPI routes, which answer
+it the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from tabops.logs import ACCESS_LOGGER, REQUEST_ID
 from tabops.metrics import UNNAMED_STATUSES, record_request
 from tabops.model.predictor import Predictor
 from tabops.server.browser import NOSNIFF, is_browser_request
-from tabops.server.codecs import v1
+from tabops.server.codecs import v1, v2
+from tabops.server.codecs.v2_binary import HEADER_LENGTH, json_part
+from tabops.server.codecs.v2_outputs import InferAnswer
 from tabops.server.errors import error_answer
 from tabops.server.limits import RequestLimits, answer_within, read_body, send_error
 from tabops.serving.context import RequestContext, accepted_request_id, new_id
@@ -39,7 +43,15 @@ _ONE = "/predict"
 _BATCH = "/predict/batch"
 _ENTITY = "/prediction"
 _ENTITIES = "/entities/"
+_V2_PREFIX = "/v2/models/"
+_INFER = "/infer"
+_VERSIONS = "/versions/"
+INFER = "infer"
+"""The route of the Open Inference Protocol's infer requests."""
 _JSON = (b"content-type", b"application/json")
+_OCTETS = (b"content-type", b"application/octet-stream")
+_HEADER_LENGTH = HEADER_LENGTH.lower().encode()
+_SMALL_BODY = 4_096  # bytes: a body this small holds a few rows, answered without a timer
 _REQUEST_ID = b"x-request-id"
 _AUTHORIZATION = b"authorization"
 _API_KEY = b"x-api-key"
@@ -50,7 +62,9 @@ _TEMPLATES = {
     "predict": "/v1/models/{name}/predict",
     "predict_batch": "/v1/models/{name}/predict/batch",
     "entity": "/v1/models/{name}/entities/{entity_id}/prediction",
+    INFER: "/v2/models/{name}/infer",
 }
+_VERSION_INFER = "/v2/models/{name}/versions/{version}/infer"
 _access_log = logging.getLogger(ACCESS_LOGGER)
 
 
@@ -60,7 +74,7 @@ _PATHS_CACHED = 4_096  # paths parsed once; a client cycling through more only c
 class Target(NamedTuple):
     """A predict request recognised by its path: which route, model, version and entity."""
 
-    route: str  # "predict", "predict_batch" or "entity"
+    route: str  # "predict", "predict_batch", "entity" or "infer"
     name: str | None  # None: the default model
     ref: str | None
     entity_id: str | None = None
@@ -105,6 +119,23 @@ class PredictEndpoints:
             return v1.predict_entity(self.core, context, predictor, target.entity_id, overrides)
         return v1.predict_one(self.core, context, predictor, body)
 
+    def infer(
+        self, context: RequestContext, target: Target, body: bytes, header_length: str | None
+    ) -> Awaitable[InferAnswer]:
+        """The V2 answer to an infer request, to await; raises what the core or codec raise."""
+        predictor = self.core.resolve_cached(context, target.name, target.ref)
+        if predictor is None:
+            return self._resolve_and_infer(context, target, body, header_length)
+        return v2.infer(self.core, context, predictor, body, header_length, self.max_batch_rows)
+
+    async def _resolve_and_infer(
+        self, context: RequestContext, target: Target, body: bytes, header_length: str | None
+    ) -> InferAnswer:
+        predictor = await self.core.resolve(context, target.name, target.ref)
+        return await v2.infer(
+            self.core, context, predictor, body, header_length, self.max_batch_rows
+        )
+
 
 class FastPredict:
     """Answers predict requests at the ASGI level (no routing, no dependency injection)."""
@@ -138,6 +169,8 @@ class FastPredict:
         query: bytes = scope.get("query_string", b"")
         if not query:
             return target
+        if target.route == INFER:
+            return None
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         if len(pairs) == 1 and pairs[0][0] == "version" and pairs[0][1]:
             return Target(target.route, target.name, pairs[0][1], target.entity_id)
@@ -147,7 +180,7 @@ class FastPredict:
         """The target of a method and path, remembered (paths repeat: a few per model)."""
         target = None
         if method == "POST":
-            target = match_predict_path(path)
+            target = match_predict_path(path) or match_infer_path(path)
         elif method == "GET" and self.entities:
             target = match_entity_path(path)
         if len(self._paths) >= _PATHS_CACHED:
@@ -180,19 +213,32 @@ class FastPredict:
             REQUEST_ID.reset(token)
             return
         try:
-            pending = self.endpoints.answer(context, target, body, {})
-            if target.route != "predict":
-                pending = answer_within(limits.timeout_seconds, pending)
+            pending: Awaitable[v1.Answer | InferAnswer]
+            if target.route == INFER:
+                length = header_of(scope, _HEADER_LENGTH)
+                pending = self.endpoints.infer(context, target, body, length)
+                if len(body) > _SMALL_BODY:
+                    pending = answer_within(limits.timeout_seconds, pending)
+            else:
+                pending = self.endpoints.answer(context, target, body, {})
+                if target.route != "predict":
+                    pending = answer_within(limits.timeout_seconds, pending)
             answer = await pending
         except Exception as exc:  # every error is answered through the one map
             # A body nested too deep is answered as such, whatever else was wrong with it.
-            error = limits.depth_error() if limits.is_too_deep(body) else exc
+            is_too_deep = limits.is_too_deep(json_part(scope.get("headers", ()), body))
+            error = limits.depth_error() if is_too_deep else exc
             status, document, extra = error_answer(error, scope["path"])
             headers.extend((key.lower().encode(), value.encode()) for key, value in extra.items())
             await _send(send, status, headers, document)
             self._observe(target, scope, context, status, token)
             return
-        if isinstance(answer, bytes):
+        if isinstance(answer, InferAnswer):
+            if answer.header_length is not None:  # binary outputs follow the JSON
+                headers[0] = _OCTETS
+                headers.append((_HEADER_LENGTH, str(answer.header_length).encode()))
+            await _send(send, 200, headers, answer.body)
+        elif isinstance(answer, bytes):
             await _send(send, 200, headers, answer)
         else:
             await _stream(send, headers, answer)
@@ -209,6 +255,8 @@ class FastPredict:
         """Count an answered request (and write its access line); the request id is unset."""
         REQUEST_ID.reset(token)
         route = "/predict" if target.name is None else _TEMPLATES[target.route]
+        if target.route == INFER and target.ref is not None:
+            route = _VERSION_INFER
         model, version = context.served or (_named(target, status), "")
         seconds = time.perf_counter() - context.started
         record_request(route, model, version, status, seconds)
@@ -279,6 +327,25 @@ def match_predict_path(path: str) -> Target | None:
             name = rest[: -len(suffix)]
             if name and "/" not in name:
                 return Target(route, name, None)
+    return None
+
+
+def match_infer_path(path: str) -> Target | None:
+    """The target of a POST V2 infer path (a version by number or alias, or none), or None."""
+    if not path.startswith(_V2_PREFIX) or not path.endswith(_INFER):
+        return None
+    name, found, version = path[len(_V2_PREFIX) : -len(_INFER)].partition(_VERSIONS)
+    if not name or "/" in name or (found and (not version or "/" in version)):
+        return None
+    return Target(INFER, name, version if found else None)
+
+
+def header_of(scope: Scope, name: bytes) -> str | None:
+    """The value of a request header (lower-case ``name``), or None."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
     return None
 
 

@@ -47,6 +47,7 @@ from tabops.errors import (
     TabopsError,
 )
 from tabops.server.browser import NOSNIFF
+from tabops.server.codecs.v2_binary import json_part
 from tabops.server.errors import error_answer
 from tabops.server.uploads import is_upload, upload_too_large
 
@@ -108,7 +109,7 @@ class RequestLimits:
             return
         if body is None:  # the client left
             return
-        if self.is_too_deep(body):
+        if self.is_too_deep(json_part(scope.get("headers", ()), body)):
             await send_error(deadline.send, self.depth_error(), path=scope["path"])
             return
         deadline.replay = body

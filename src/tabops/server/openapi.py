@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from tabops.errors import TabopsError
 from tabops.model.predictor import Predictor
+from tabops.server.errors import dialect_of
 from tabops.server.schemas import ErrorResponse, build_record_model
 from tabops.serving.deployment import Deployment
 
@@ -91,10 +92,23 @@ def build_openapi(app: FastAPI, deployment: Deployment) -> dict[str, Any]:
     declare_errors(document, COMMON_ERRORS)
     declare_errors(document, BODY_ERRORS, with_body_only=True)
     declare_security(document)
+    drop_remapped_validation_status(document)
     return document
 
 
-OPEN_PATHS = ("/healthz", "/readyz")
+def drop_remapped_validation_status(document: dict[str, Any]) -> None:
+    """Drop the 422 FastAPI declares on paths whose protocol answers bad input otherwise.
+
+    MLflow's scoring routes answer a caller's mistake as 400 (``server/errors.py``).
+    """
+    for path, operations in document.get("paths", {}).items():
+        status, _body = dialect_of(path)(422, "invalid_request", "", ())
+        if status != 422:
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+
+
+OPEN_PATHS = ("/healthz", "/readyz", "/ping", "/health", "/v2/health/live", "/v2/health/ready")
 """Paths answered without a key (the API's description aside)."""
 
 

@@ -1,0 +1,199 @@
+"""Decoding MLflow's scoring bodies into validated records, and its error dialect."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tabops.errors import (
+    BatchTooLargeError,
+    EmptyBodyError,
+    InvalidInputError,
+    MalformedBodyError,
+    UnsupportedMediaError,
+)
+from tabops.schema import ColumnSpec, FeatureSpec, Kind
+from tabops.server.codecs.mlflow import choose_method, media_of, read_csv
+from tabops.server.codecs.mlflow_json import decode_json
+from tabops.server.errors import mlflow_dialect
+from tabops.validation import FeatureValidator
+
+SPEC = FeatureSpec(
+    columns=[
+        ColumnSpec(name="age", kind=Kind.INTEGER, minimum=0, maximum=120),
+        ColumnSpec(name="smoker", kind=Kind.BOOLEAN),
+        ColumnSpec(name="city", kind=Kind.CATEGORICAL, categories=["paris", "lyon"], nullable=True),
+    ]
+)
+NAMES = SPEC.feature_names
+VALIDATOR = FeatureValidator(SPEC)
+ROWS = [[30, True, "paris"], [61, False, None]]
+RECORDS = [dict(zip(NAMES, row, strict=True)) for row in ROWS]
+
+
+def decode(document: object, max_rows: int = 10) -> tuple[list[dict], str | None]:
+    return decode_json(VALIDATOR, NAMES, json.dumps(document).encode(), max_rows)
+
+
+def fields(error: pytest.ExceptionInfo) -> list[str]:
+    return [problem.field for problem in error.value.problems]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"dataframe_split": {"columns": NAMES, "data": ROWS}},
+        {"dataframe_split": {"columns": NAMES[::-1], "data": [r[::-1] for r in ROWS]}},
+        {"dataframe_split": {"columns": NAMES, "data": ROWS, "index": [7, 3]}},
+        {"dataframe_records": RECORDS},
+        {"instances": RECORDS},
+        {"instances": ROWS},
+        {"inputs": {name: [row[i] for row in ROWS] for i, name in enumerate(NAMES)}},
+        {"inputs": RECORDS},
+        {"inputs": ROWS},
+    ],
+    ids=lambda document: next(iter(document)),
+)
+def test_decode_json_gives_the_same_records_for_every_format(document):
+    assert decode(document) == (RECORDS, None)
+
+
+def test_decode_json_reads_the_predict_method_from_params():
+    assert decode({"inputs": ROWS, "params": {"predict_method": "predict_proba"}})[1] == (
+        "predict_proba"
+    )
+
+
+def test_decode_json_names_every_bad_value_by_row_and_column():
+    rows = [["thirty", True, "paris"], [61, "maybe", None], [40, False, "lyon"]]
+    with pytest.raises(InvalidInputError) as error:
+        decode({"dataframe_split": {"columns": NAMES, "data": rows}})
+    assert fields(error) == ["dataframe_split.data[0].age", "dataframe_split.data[1].smoker"]
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({}, "body"),
+        ({"instances": ROWS, "inputs": ROWS}, "body"),
+        ({"inputs": ROWS, "extra": 1}, "extra"),
+        ({"inputs": ROWS, "params": [1]}, "params"),
+        ({"inputs": ROWS, "params": {"predict_method": 3}}, "params.predict_method"),
+        ({"dataframe_split": {"columns": NAMES}}, "dataframe_split.data"),
+        (
+            {"dataframe_split": {"columns": ["age", "age", "city"], "data": ROWS}},
+            "dataframe_split.columns",
+        ),
+        (
+            {"dataframe_split": {"columns": NAMES, "data": ROWS, "index": [1]}},
+            "dataframe_split.index",
+        ),
+        ({"dataframe_split": [1]}, "dataframe_split"),
+        ({"dataframe_records": ROWS}, "dataframe_records[0]"),
+        ({"instances": [[30, True]]}, "instances[0]"),
+        ({"inputs": {"age": [1, 2], "smoker": [True]}}, "inputs"),
+        ({"inputs": {"age": 1}}, "inputs.age"),
+        ({"inputs": "30,true,paris"}, "inputs"),
+        ({"instances": [{**RECORDS[0], "height": 1}]}, "instances[0].height"),
+        ({"instances": [{"age": 1, "city": None}]}, "instances[0].smoker"),
+        ({"instances": []}, "instances"),
+    ],
+)
+def test_decode_json_refuses_a_bad_shape_naming_where(document, field):
+    with pytest.raises(InvalidInputError) as error:
+        decode(document)
+    assert field in fields(error)
+
+
+def test_decode_json_refuses_more_rows_than_the_limit():
+    with pytest.raises(BatchTooLargeError):
+        decode({"instances": ROWS * 3}, max_rows=5)
+
+
+def test_decode_json_names_at_most_fifty_problems():
+    with pytest.raises(InvalidInputError) as error:
+        decode({"instances": [{"age": "x", "smoker": "y"}] * 40}, max_rows=100)
+    assert len(error.value.problems) == 50
+    assert "80 invalid" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", EmptyBodyError),
+        (b"  \n", EmptyBodyError),
+        (b"age,smoker\n1,2,3,4\n", MalformedBodyError),
+        (b"age,smoker\n1,2\n3,4,5\n", MalformedBodyError),
+        (b"age\n\xff\n", MalformedBodyError),
+        (b"age,smoker\n", InvalidInputError),
+    ],
+)
+def test_read_csv_refuses_what_is_not_a_table_of_rows(body, error):
+    with pytest.raises(error):
+        read_csv(body, 10)
+
+
+def test_read_csv_reads_a_table_and_counts_its_rows():
+    assert read_csv(b"age,smoker\n30,1\n61,0\n", 10).to_dict("list") == {
+        "age": [30, 61],
+        "smoker": [1, 0],
+    }
+    with pytest.raises(BatchTooLargeError):
+        read_csv(b"age\n1\n2\n3\n", 2)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "media"),
+    [
+        ("application/json", "application/json"),
+        ("Application/JSON; charset=UTF-8", "application/json"),
+        ("text/csv", "text/csv"),
+        ("text/csv; charset=utf-8", "text/csv"),
+    ],
+)
+def test_media_of_accepts_json_and_csv_in_utf8(content_type, media):
+    assert media_of(content_type) == media
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "", "text/plain", "application/json; format=pandas-split", "text/csv; charset=latin-1"],
+)
+def test_media_of_refuses_other_types_naming_the_accepted_ones(content_type):
+    with pytest.raises(UnsupportedMediaError) as error:
+        media_of(content_type)
+    assert fields(error) == ["content-type"]
+
+
+def test_choose_method_defaults_to_predict_and_refuses_a_conflict():
+    assert choose_method(None, None) == "predict"
+    assert choose_method("decision", None) == "decision"
+    assert choose_method(None, "predict_proba") == "predict_proba"
+    assert choose_method("predict", "predict") == "predict"
+    with pytest.raises(InvalidInputError):
+        choose_method("predict", "predict_proba")
+    with pytest.raises(InvalidInputError):
+        choose_method("explain", None)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (422, "invalid_input", (400, "BAD_REQUEST")),
+        (400, "malformed_json", (400, "BAD_REQUEST")),
+        (401, "not_authenticated", (401, "UNAUTHENTICATED")),
+        (403, "not_authorized", (403, "PERMISSION_DENIED")),
+        (404, "model_not_found", (404, "RESOURCE_DOES_NOT_EXIST")),
+        (404, "not_found", (404, "ENDPOINT_NOT_FOUND")),
+        (413, "batch_too_large", (413, "BAD_REQUEST")),
+        (415, "unsupported_media_type", (415, "BAD_REQUEST")),
+        (429, "rate_limited", (429, "REQUEST_LIMIT_EXCEEDED")),
+        (503, "model_refused", (503, "TEMPORARILY_UNAVAILABLE")),
+        (500, "internal_error", (500, "INTERNAL_ERROR")),
+    ],
+)
+def test_mlflow_dialect_answers_mlflow_codes_and_bad_input_as_400(status, code, expected):
+    answered, document = mlflow_dialect(status, code, "it failed", [])
+    assert (answered, document["error_code"]) == expected
+    assert document["message"] == "it failed"
