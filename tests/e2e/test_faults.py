@@ -240,7 +240,7 @@ def test_locked_database_is_answered_503_database_busy_until_released(home, monk
     assert {folder.name for folder in (home / "jobs").iterdir()} == jobs
 
 
-KILLS = 10
+KILLS = 6
 LANES = 2  # independent homes trained side by side, to keep the test short
 
 

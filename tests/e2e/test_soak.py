@@ -1,4 +1,4 @@
-"""A bounded soak: eight clients for a minute against a live server, valid and invalid requests.
+"""A bounded soak: eight clients for 30 seconds against a live server, valid and invalid requests.
 
 Eight threads, each with its own keep-alive connection, send a fixed mix of valid requests
 (one record, a batch, the model list, job submissions and polls) and invalid ones
@@ -35,8 +35,8 @@ from tabops.security.keys import KeyStore
 
 pytestmark = pytest.mark.slow
 
-DURATION_SECONDS = 60.0
-WARMUP_SECONDS = 15.0  # traffic before the reference RSS is taken: caches, pools, arenas
+DURATION_SECONDS = 30.0
+WARMUP_SECONDS = 10.0  # traffic before the reference RSS is taken: caches, pools, arenas
 # Allowed RSS growth from the end of warm-up to the end of the run: the allocator keeps
 # freed arenas and SQLite its page cache, which move RSS by a few percent without a leak.
 RSS_MARGIN = 0.15

@@ -186,9 +186,13 @@ def shared_ui(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         stop_ui_server(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium (Debian's) for the test process."""
+    """One headless Chromium (Debian's) per test module.
+
+    Not one per session: while Playwright's sync API runs, its event loop is the thread's
+    running loop, so a later test in the same process calling ``asyncio.run`` would fail.
+    """
     if not CHROMIUM.exists():
         pytest.skip(
             f"no Chromium at {CHROMIUM}: install Debian's chromium package "
