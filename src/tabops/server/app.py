@@ -29,8 +29,9 @@ from tabops.security.access import AccessPolicy, describe_state
 from tabops.security.audit import AuditLog
 from tabops.security.keys import KeyStore
 from tabops.server.browser import install_browser_defaults
+from tabops.server.endpoints import PredictEndpoints
 from tabops.server.errors import install_error_handlers
-from tabops.server.fastpath import FastPredict, PredictEndpoints
+from tabops.server.fastpath import FastPredict
 from tabops.server.limits import RequestLimits
 from tabops.server.observability import RequestObserver
 from tabops.server.observability import router as metrics_router

@@ -16,7 +16,8 @@ from tabops.registry.versions import ModelRegistry
 from tabops.security.access import ANONYMOUS, AccessPolicy, Caller
 from tabops.security.audit import AuditLog
 from tabops.security.keys import KeyStore
-from tabops.server.fastpath import PredictEndpoints, context_of
+from tabops.server.endpoints import PredictEndpoints
+from tabops.server.fastpath import context_of
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
 from tabops.serving.deployment import Deployment

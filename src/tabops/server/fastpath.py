@@ -4,11 +4,11 @@ Starlette's middleware stack and routing cost about as much as scoring one row, 
 ``POST /predict``, ``/v1/models/{name}/predict``, ``/v1/models/{name}/predict/batch``,
 ``GET /v1/models/{name}/entities/{id}/prediction`` and the Open Inference Protocol's
 ``POST /v2/models/{name}[/versions/{version}]/infer`` are matched here by their path and
-handed to ``PredictEndpoints``, which the FastAPI routes call too. Skipping the framework
-skips none of the hooks: every answer goes through the serving core (``authorize``, the
-prediction sink) and every error through ``server/errors.py``. A query string other than
-one ``version`` (any query string, under ``/v2``) goes to the FastAPI routes, which answer
-it the same way.
+handed to ``PredictEndpoints`` (``server/endpoints.py``), which the FastAPI routes call
+too. Skipping the framework skips none of the hooks: every answer goes through the serving
+core (``authorize``, the prediction sink) and every error through ``server/errors.py``. A
+query string other than one ``version`` (any query string, under ``/v2``) goes to the
+FastAPI routes, which answer it the same way.
 """
 
 from __future__ import annotations
@@ -17,37 +17,33 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextvars import Token
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qsl
 
 from tabops.errors import BodyTooLargeError
 from tabops.logs import ACCESS_LOGGER, REQUEST_ID
 from tabops.metrics import UNNAMED_STATUSES, record_request
-from tabops.model.predictor import Predictor
 from tabops.server.browser import NOSNIFF, is_browser_request
-from tabops.server.codecs import v1, v2
+from tabops.server.codecs import v1
 from tabops.server.codecs.v2_binary import HEADER_LENGTH, json_part
 from tabops.server.codecs.v2_outputs import InferAnswer
+from tabops.server.endpoints import (
+    INFER,
+    PredictEndpoints,
+    Target,
+    match_entity_path,
+    match_infer_path,
+    match_predict_path,
+)
 from tabops.server.errors import error_answer
 from tabops.server.limits import RequestLimits, answer_within, read_body, send_error
 from tabops.serving.context import RequestContext, accepted_request_id, new_id
-from tabops.serving.core import ServingCore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_PREFIX = "/v1/models/"
-_ONE = "/predict"
-_BATCH = "/predict/batch"
-_ENTITY = "/prediction"
-_ENTITIES = "/entities/"
-_V2_PREFIX = "/v2/models/"
-_INFER = "/infer"
-_VERSIONS = "/versions/"
-INFER = "infer"
-"""The route of the Open Inference Protocol's infer requests."""
 _JSON = (b"content-type", b"application/json")
 _OCTETS = (b"content-type", b"application/octet-stream")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()
@@ -69,72 +65,6 @@ _access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 _PATHS_CACHED = 4_096  # paths parsed once; a client cycling through more only costs time
-
-
-class Target(NamedTuple):
-    """A predict request recognised by its path: which route, model, version and entity."""
-
-    route: str  # "predict", "predict_batch", "entity" or "infer"
-    name: str | None  # None: the default model
-    ref: str | None
-    entity_id: str | None = None
-
-
-class PredictEndpoints:
-    """The predict routes over the serving core, for the fast path and FastAPI alike."""
-
-    def __init__(self, core: ServingCore, max_batch_rows: int) -> None:
-        self.core = core
-        self.max_batch_rows = max_batch_rows
-
-    def answer(
-        self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
-    ) -> Awaitable[v1.Answer]:
-        """The v1 answer to a request, to await; raises what the core or the codec raise.
-
-        A loaded version answers without an extra coroutine: this is on every request.
-        """
-        predictor = self.core.resolve_cached(context, target.name, target.ref)
-        if predictor is None:
-            return self._resolve_and_answer(context, target, body, overrides)
-        return self._answer(predictor, context, target, body, overrides)
-
-    async def _resolve_and_answer(
-        self, context: RequestContext, target: Target, body: bytes, overrides: dict[str, Any]
-    ) -> v1.Answer:
-        predictor = await self.core.resolve(context, target.name, target.ref)
-        return await self._answer(predictor, context, target, body, overrides)
-
-    def _answer(
-        self,
-        predictor: Predictor,
-        context: RequestContext,
-        target: Target,
-        body: bytes,
-        overrides: dict[str, Any],
-    ) -> Awaitable[v1.Answer]:
-        if target.route == "predict_batch":
-            return v1.predict_batch(self.core, context, predictor, body, self.max_batch_rows)
-        if target.route == "entity" and target.entity_id is not None:
-            return v1.predict_entity(self.core, context, predictor, target.entity_id, overrides)
-        return v1.predict_one(self.core, context, predictor, body)
-
-    def infer(
-        self, context: RequestContext, target: Target, body: bytes, header_length: str | None
-    ) -> Awaitable[InferAnswer]:
-        """The V2 answer to an infer request, to await; raises what the core or codec raise."""
-        predictor = self.core.resolve_cached(context, target.name, target.ref)
-        if predictor is None:
-            return self._resolve_and_infer(context, target, body, header_length)
-        return v2.infer(self.core, context, predictor, body, header_length, self.max_batch_rows)
-
-    async def _resolve_and_infer(
-        self, context: RequestContext, target: Target, body: bytes, header_length: str | None
-    ) -> InferAnswer:
-        predictor = await self.core.resolve(context, target.name, target.ref)
-        return await v2.infer(
-            self.core, context, predictor, body, header_length, self.max_batch_rows
-        )
 
 
 class FastPredict:
@@ -315,31 +245,6 @@ def context_of(scope: Scope, route: str) -> RequestContext:
     return RequestContext(route, request_id, credential, peer)
 
 
-def match_predict_path(path: str) -> Target | None:
-    """The target of a POST predict path, or None."""
-    if path in ("/predict", "/predict/"):
-        return Target("predict", None, None)
-    if not path.startswith(_PREFIX):
-        return None
-    rest = path[len(_PREFIX) :]
-    for suffix, route in ((_BATCH, "predict_batch"), (_ONE, "predict")):
-        if rest.endswith(suffix):
-            name = rest[: -len(suffix)]
-            if name and "/" not in name:
-                return Target(route, name, None)
-    return None
-
-
-def match_infer_path(path: str) -> Target | None:
-    """The target of a POST V2 infer path (a version by number or alias, or none), or None."""
-    if not path.startswith(_V2_PREFIX) or not path.endswith(_INFER):
-        return None
-    name, found, version = path[len(_V2_PREFIX) : -len(_INFER)].partition(_VERSIONS)
-    if not name or "/" in name or (found and (not version or "/" in version)):
-        return None
-    return Target(INFER, name, version if found else None)
-
-
 def header_of(scope: Scope, name: bytes) -> str | None:
     """The value of a request header (lower-case ``name``), or None."""
     for key, value in scope.get("headers", ()):
@@ -347,16 +252,6 @@ def header_of(scope: Scope, name: bytes) -> str | None:
             text: str = value.decode("latin-1")
             return text
     return None
-
-
-def match_entity_path(path: str) -> Target | None:
-    """The target of a GET entity prediction path, or None."""
-    if not path.startswith(_PREFIX) or not path.endswith(_ENTITY):
-        return None
-    name, found, entity_id = path[len(_PREFIX) : -len(_ENTITY)].partition(_ENTITIES)
-    if not found or not name or "/" in name or not entity_id or "/" in entity_id:
-        return None
-    return Target("entity", name, None, entity_id)
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

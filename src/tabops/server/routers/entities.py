@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from tabops.errors import InvalidRequestError, MalformedBodyError
 from tabops.server.deps import EndpointsDep, request_context
+from tabops.server.endpoints import Target
 from tabops.server.errors import problems_from_pydantic
-from tabops.server.fastpath import Target
 from tabops.server.openapi import json_request_body
 from tabops.server.routers.predict import answer
 from tabops.server.schemas import (

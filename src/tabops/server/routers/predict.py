@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tabops.server.deps import EndpointsDep, request_context
-from tabops.server.fastpath import PredictEndpoints, Target
+from tabops.server.endpoints import PredictEndpoints, Target
 from tabops.server.openapi import json_request_body
 from tabops.server.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse
 

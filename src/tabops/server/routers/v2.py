@@ -20,7 +20,7 @@ from tabops.server.codecs import v2
 from tabops.server.codecs.v2_binary import HEADER_LENGTH
 from tabops.server.codecs.v2_outputs import OUTPUTS
 from tabops.server.deps import DeploymentDep, EndpointsDep, ReadAccess, request_context
-from tabops.server.fastpath import INFER, PredictEndpoints, Target
+from tabops.server.endpoints import INFER, PredictEndpoints, Target
 from tabops.serving.deployment import Deployment
 
 router = APIRouter(prefix="/v2", tags=["v2"])

@@ -35,8 +35,8 @@ from tabops.monitoring.reference import load_reference, reference_cache_dir
 from tabops.registry.versions import DEFAULT_ALIAS
 from tabops.security.keys import READ
 from tabops.server.deps import get_core, get_deployment, get_endpoints, get_settings_dependency
+from tabops.server.endpoints import Target
 from tabops.server.errors import status_of
-from tabops.server.fastpath import Target
 from tabops.server.routers.models import get_model_example
 from tabops.server.ui.predict_form import (
     build_fields,
