@@ -36,6 +36,28 @@ HEART_CSV = EXAMPLE / "heart_failure_clinical_records_dataset.csv"
 DATASETS = REPO.parent / "shared" / "datasets"
 
 # The request body of the heart-failure seed document, byte for byte.
+HEART_FEATURES = [
+    "age",
+    "anaemia",
+    "creatinine_phosphokinase",
+    "diabetes",
+    "ejection_fraction",
+    "high_blood_pressure",
+    "platelets",
+    "serum_creatinine",
+    "serum_sodium",
+    "sex",
+    "smoking",
+    "time",
+]
+"""The example model's features, in the order of its spec."""
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header carrying an API key."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 SEED_REQUEST = (
     '{   "features": {     "age": 20,     "anaemia": 0,     "creatinine_phosphokinase": 800,'
     '     "diabetes": 0,     "ejection_fraction": 20,     "high_blood_pressure": 0,'

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import SEED_REQUEST
+from conftest import SEED_REQUEST, bearer
 from tabops.config import Settings
 from tabops.database import create_database_engine
 from tabops.security.keys import KeyStore
@@ -22,10 +22,6 @@ from tabops.server.app import create_app
 
 MODEL = "heart-failure"
 PREDICT = f"/v1/models/{MODEL}/predict"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def open_app(home: Path, **security: Any) -> TestClient:

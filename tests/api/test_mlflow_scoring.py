@@ -12,12 +12,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import HEART_CSV
+from conftest import HEART_CSV, bearer
 from tabops import __version__
 from tabops.config import Settings
-from tabops.database import create_database_engine
 from tabops.monitoring.segments import LogReader
-from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
 
 MODEL = "heart-failure"
@@ -302,18 +300,6 @@ def test_invocations_are_logged_once_each_under_their_route(home, heart):
     frame = pd.concat(batch.to_pandas() for batch in LogReader(home / "predictions").batches(MODEL))
     assert sorted(frame["prediction_id"]) == sorted(answered)
     assert set(frame["route"]) == {"invocations"}
-
-
-@pytest.fixture
-def keyed(home: Path) -> Iterator[tuple[TestClient, KeyStore]]:
-    app = create_app(Settings(home=home, security={"project_roots": [home.parent]}))
-    app.state.policy.refresh_seconds = 0  # keys created beside the app count at once
-    with TestClient(app) as client:
-        yield client, KeyStore(create_database_engine(Settings(home=home).metadata_url))
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_keys_guard_invocations_and_version_but_not_ping(keyed, heart):

@@ -7,24 +7,12 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import HEART_FEATURES
 from tabops.config import Settings
 from tabops.server.app import create_app
 
 MODEL = "heart-failure"
-FEATURES = [
-    "age",
-    "anaemia",
-    "creatinine_phosphokinase",
-    "diabetes",
-    "ejection_fraction",
-    "high_blood_pressure",
-    "platelets",
-    "serum_creatinine",
-    "serum_sodium",
-    "sex",
-    "smoking",
-    "time",
-]
+FEATURES = HEART_FEATURES
 BOOLEANS = ["anaemia", "diabetes", "high_blood_pressure", "sex", "smoking"]
 
 

@@ -15,32 +15,17 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from conftest import FAST_TRAIN, HEART_CSV, make_registry
+from conftest import FAST_TRAIN, HEART_CSV, HEART_FEATURES, bearer, make_registry
 from tabops.config import Settings
-from tabops.database import create_database_engine
 from tabops.monitoring.segments import LogReader
 from tabops.project import load_project
 from tabops.schema import infer_schema
-from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
 from tabops.training.register import train_project
 
 MODEL = "heart-failure"
 INFER = f"/v2/models/{MODEL}/infer"
-FEATURES = [
-    "age",
-    "anaemia",
-    "creatinine_phosphokinase",
-    "diabetes",
-    "ejection_fraction",
-    "high_blood_pressure",
-    "platelets",
-    "serum_creatinine",
-    "serum_sodium",
-    "sex",
-    "smoking",
-    "time",
-]
+FEATURES = HEART_FEATURES
 DATATYPES = {"age": "FP64", "platelets": "FP64", "serum_creatinine": "FP64"}
 FLAGS = {"anaemia", "diabetes", "high_blood_pressure", "sex", "smoking"}
 
@@ -425,18 +410,6 @@ def test_nan_in_a_binary_tensor_of_a_required_feature_is_400_naming_the_cell(cli
     content, headers = binary_request(header, tail)
     message = v2_error(client.post(INFER, content=content, headers=headers), 400)
     assert "inputs.x[1, 0] (age): is empty" in message
-
-
-@pytest.fixture
-def keyed(home: Path) -> Iterator[tuple[TestClient, KeyStore]]:
-    app = create_app(Settings(home=home))
-    app.state.policy.refresh_seconds = 0  # keys created beside the app count at once
-    with TestClient(app) as client:
-        yield client, KeyStore(create_database_engine(Settings(home=home).metadata_url))
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_keys_guard_metadata_and_infer_but_not_health(keyed, heart):
