@@ -230,7 +230,12 @@ def test_sink_sees_each_v2_prediction_once_on_the_fast_path_and_the_route(record
     assert recorded.post(f"/v2/models/{MODEL}/infer", json=refused).status_code == 400
     assert [group.context.route for group in sink.served] == ["infer"] * 3
     assert sum(len(group.decisions) for group in sink.served) == answered
-    assert [len(group.features.to_records()) for group in sink.served] == [1, 4, 3]
+    # The features each decision was made from, whether kept as rows or as the matrix sent.
+    assert [group.features.to_records() for group in sink.served] == [
+        records(heart, 0, 1),
+        records(heart, 1, 4),
+        records(heart, 5, 3),
+    ]
 
 
 @pytest.mark.parametrize(

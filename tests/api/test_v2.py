@@ -274,6 +274,16 @@ def test_outputs_asked_for_are_the_outputs_answered(client, heart):
     assert outputs_of(document)["class_name"] == [p["class_name"] for p in expected]
 
 
+def test_one_row_with_the_default_outputs_is_answered_as_when_they_are_named(client, heart):
+    row = records(heart, 64, 1)
+    named = [{"name": "probability"}, {"name": "label"}]
+    default = client.post(INFER, json=per_feature(row, id="same"))
+    asked = client.post(INFER, json=per_feature(row, id="same", outputs=named))
+    assert default.status_code == asked.status_code == 200
+    assert default.json() == asked.json()
+    assert default.content == asked.content
+
+
 def test_the_answer_echoes_the_request_id_or_the_requests_own(client, heart):
     answer = client.post(INFER, json=per_feature(records(heart), id="order-7"))
     assert answer.json()["id"] == "order-7"
@@ -303,8 +313,9 @@ def test_v2_predictions_are_written_to_the_prediction_log(home, heart):
     logged = pd.concat([batch.to_pandas() for batch in batches], ignore_index=True)
     assert len(logged) == 6
     assert set(logged["route"]) == {"infer"}
-    ages = sorted(features["age"] for features in logged["features"])
-    assert ages == sorted(float(row["age"]) for row in rows)
+    # Every feature of every row, whether the route kept them as rows or as the matrix sent.
+    seen = sorted(sorted((k, float(v)) for k, v in f.items()) for f in logged["features"])
+    assert seen == sorted(sorted((k, float(v)) for k, v in row.items()) for row in rows)
 
 
 def test_too_many_rows_is_413_naming_the_tensor(home, heart):

@@ -12,7 +12,7 @@ from tabops.errors import BatchTooLargeError, InvalidInputError, InvalidRequestE
 from tabops.schema import ColumnSpec, Kind
 from tabops.server.codecs.v2 import feature_datatype, server_metadata
 from tabops.server.codecs.v2_binary import BinaryReader, pack_bytes, split_body
-from tabops.server.codecs.v2_tensors import matrix_columns, read_tensor
+from tabops.server.codecs.v2_tensors import MatrixRules, checked_matrix, read_tensor
 
 AMOUNT = ColumnSpec(name="amount", kind=Kind.NUMERIC)
 COUNT = ColumnSpec(name="count", kind=Kind.INTEGER)
@@ -168,19 +168,21 @@ def test_bytes_that_are_not_text_are_named():
     assert "not text" in problems[0].problem
 
 
-def test_a_matrix_splits_into_columns_with_nan_a_gap_only_where_nullable():
+def checked(features: list[ColumnSpec], item: dict[str, Any], data: bytes = b"") -> np.ndarray:
+    return checked_matrix(MatrixRules.of(features), tensor(item, data))
+
+
+def test_a_matrix_is_checked_whole_with_nan_a_gap_only_where_nullable():
     matrix = np.array([[1.5, np.nan], [2.0, 4.0]])
     item = {"name": "x", "datatype": "FP64", "shape": [2, 2], "data": matrix.tolist()}
-    amount, gap = matrix_columns([AMOUNT, GAP], tensor(item | {"data": [1.5, 0.5, 2.0, 4.0]}))
-    assert amount.tolist() == [1.5, 2.0]
-    assert gap.tolist() == [0.5, 4.0]
+    found = checked([AMOUNT, GAP], item | {"data": [1.5, 0.5, 2.0, 4.0]})
+    assert found.tolist() == [[1.5, 0.5], [2.0, 4.0]]
     raw = matrix.astype("<f8").tobytes()
     binary = {"name": "x", "datatype": "FP64", "shape": [2, 2]}
     binary["parameters"] = {"binary_data_size": len(raw)}
-    columns = matrix_columns([AMOUNT, GAP], tensor(binary, raw))
-    assert np.isnan(columns[1][0])
+    assert np.isnan(checked([AMOUNT, GAP], binary, raw)[0, 1])
     with pytest.raises(InvalidInputError) as error:
-        matrix_columns([GAP, AMOUNT], tensor(binary, raw))
+        checked([GAP, AMOUNT], binary, raw)
     assert fields(error) == ["inputs.x[0, 1] (amount)"]
 
 
@@ -195,7 +197,7 @@ def test_a_matrix_splits_into_columns_with_nan_a_gap_only_where_nullable():
 def test_a_matrix_that_does_not_fit_the_model_is_refused(features, item, problem):
     data = {"name": "x", "data": [1.0, 2.0]} | item
     with pytest.raises(InvalidRequestError) as error:
-        matrix_columns(features, tensor(data))
+        checked(features, data)
     assert fields(error) == ["inputs.x"]
     assert problem in error.value.problems[0].problem
 
@@ -203,7 +205,7 @@ def test_a_matrix_that_does_not_fit_the_model_is_refused(features, item, problem
 def test_a_matrix_of_json_text_names_each_value():
     item = {"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1.0, "two"]}
     with pytest.raises(InvalidInputError) as error:
-        matrix_columns([AMOUNT, GAP], tensor(item))
+        checked([AMOUNT, GAP], item)
     assert fields(error) == ["inputs.x[1]"]
 
 

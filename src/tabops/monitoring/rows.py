@@ -281,6 +281,10 @@ def _feature_columns(
 def _feature_lists(features: FeatureRows, columns: list[ColumnSpec], count: int) -> list[list[Any]]:
     """One list of values per feature column, whichever form the route decoded them in."""
     names = [column.name for column in columns]
+    matrix = features.columns()
+    if matrix is not None:
+        position = {name: index for index, name in enumerate(features.names)}
+        return [matrix[position[name]] if name in position else [None] * count for name in names]
     if features.rows is not None:
         position = {name: index for index, name in enumerate(features.names)}
         transposed = list(zip(*features.rows, strict=True)) if features.rows else []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from tabops.serving.context import RequestContext
@@ -43,16 +44,34 @@ def allow_everyone(context: RequestContext, action: str, model: str | None) -> N
 class FeatureRows:
     """The inputs of a group of decisions, in whichever form the route decoded them.
 
-    Exactly one of ``rows`` (tuples in ``names`` order), ``records`` or ``frame`` is set.
+    Exactly one of ``rows`` (tuples in ``names`` order), ``matrix`` (``[n, k]`` numbers, its
+    columns in ``names`` order, NaN for a gap), ``records`` or ``frame`` is set. A matrix is
+    kept as it is: a sink turns it into values off the serving thread, if ever.
     """
 
     names: Sequence[str]
     rows: Sequence[tuple[Any, ...]] | None = None
     records: Sequence[Mapping[str, Any]] | None = None
     frame: pd.DataFrame | None = None
+    matrix: np.ndarray | None = None
+
+    def columns(self) -> list[list[Any]] | None:
+        """A matrix's columns as lists of values (None for a gap); None for other forms."""
+        if self.matrix is None:
+            return None
+        columns: list[list[Any]] = self.matrix.T.tolist()
+        if not np.isnan(self.matrix).any():
+            return columns
+        return [
+            [None if value != value else value for value in column]  # NaN is not equal to itself
+            for column in columns
+        ]
 
     def to_records(self) -> list[dict[str, Any]]:
         """The inputs as one dict of feature values per decision."""
+        lists = self.columns()
+        if lists is not None:
+            return [dict(zip(self.names, row, strict=True)) for row in zip(*lists, strict=True)]
         if self.rows is not None:
             return [dict(zip(self.names, row, strict=True)) for row in self.rows]
         if self.records is not None:

@@ -43,8 +43,9 @@ from tabops.server.codecs.v2_record import OneRowDecoder
 from tabops.server.codecs.v2_tensors import (
     ACCEPTED,
     Column,
+    MatrixRules,
     Tensor,
-    matrix_columns,
+    checked_matrix,
     read_tensor,
 )
 from tabops.serving.context import RequestContext
@@ -111,8 +112,12 @@ async def infer(
         document = _parse(header)
         wanted = requested_outputs(document.get("parameters"), document.get("outputs"))
         tensors = _tensors(document, BinaryReader(data), max_rows)
-        columns = _columns(predictor, tensors)
-        decisions = await _decide(core, context, predictor, columns)
+        rules = _matrix_rules(predictor)
+        if _is_matrix(rules, tensors):
+            matrix = checked_matrix(rules, tensors[0])
+            decisions = await _decide_matrix(core, context, predictor, matrix)
+        else:
+            decisions = await _decide(core, context, predictor, _columns(predictor, tensors))
         request_id = document.get("id")
     if not isinstance(request_id, str) or not request_id:
         request_id = context.request_id
@@ -146,12 +151,18 @@ def _tensors(document: dict[str, Any], reader: BinaryReader, max_rows: int) -> l
     return tensors
 
 
+def _is_matrix(rules: MatrixRules, tensors: list[Tensor]) -> bool:
+    """Whether the inputs are one ``[n, k]`` tensor rather than one tensor per feature."""
+    if len(tensors) != 1 or len(tensors[0].shape) != 2:
+        return False
+    name = tensors[0].name
+    return not any(column.name == name for column in rules.features)
+
+
 def _columns(predictor: Predictor, tensors: list[Tensor]) -> list[Column]:
-    """One validated column per feature, in spec order, from either form of the inputs."""
+    """One validated column per feature, in spec order, from one tensor per feature."""
     features = predictor.spec.features
     names = {column.name for column in features}
-    if len(tensors) == 1 and tensors[0].name not in names and len(tensors[0].shape) == 2:
-        return matrix_columns(features, tensors[0])
     problems: list[Problem] = []
     by_name: dict[str, Tensor] = {}
     rows = tensors[0].shape[0]
@@ -192,6 +203,38 @@ def _one_row_decoder(predictor: Predictor) -> OneRowDecoder:
     return OneRowDecoder(predictor.spec)
 
 
+@lru_cache(maxsize=64)
+def _matrix_rules(predictor: Predictor) -> MatrixRules:
+    """What an ``[n, k]`` tensor must satisfy for a version, worked out on its first request."""
+    return MatrixRules.of(predictor.spec.features)
+
+
+async def _decide_matrix(
+    core: ServingCore, context: RequestContext, predictor: Predictor, matrix: np.ndarray
+) -> Decisions:
+    """Score a checked ``[n, k]`` matrix; it is the encoder's input when the encoder is plain."""
+    parts = predictor.parts
+    if parts is None or parts.encoder.categories or parts.encoder.nullable:
+        columns: list[Column] = [matrix[:, position] for position in range(matrix.shape[1])]
+        return await _decide(core, context, predictor, columns)
+    # The encoder of numbers without gaps is the identity: no per-row work at all.
+    encoded = np.ascontiguousarray(matrix, dtype=np.float64)
+    return await _decide_encoded(core, context, predictor, encoded)
+
+
+async def _decide_encoded(
+    core: ServingCore, context: RequestContext, predictor: Predictor, encoded: np.ndarray
+) -> Decisions:
+    """Score rows already in the encoder's output form, their inputs kept as they are."""
+    names = predictor.feature_names
+    if len(encoded) == 1:
+        row = encoded[0]
+        one = FeatureRows(names, rows=[tuple(row.tolist())]) if core.keeps_inputs else None
+        return await core.decide_row(context, predictor, row, one)
+    features = FeatureRows(names, matrix=encoded) if core.keeps_inputs else None
+    return await core.decide_array(context, predictor, encoded, features)
+
+
 async def _decide(
     core: ServingCore, context: RequestContext, predictor: Predictor, columns: list[Column]
 ) -> Decisions:
@@ -209,17 +252,14 @@ async def _decide(
     if is_plain and all(isinstance(column, np.ndarray) for column in columns):
         # The encoder of numbers without gaps is the identity: no per-row work at all.
         encoded = np.column_stack(columns).astype(np.float64, copy=False)
-        features = None
-        if core.keeps_inputs:  # rows made in C: zip over the columns
-            features = FeatureRows(names, rows=list(zip(*encoded.T.tolist(), strict=True)))
-    else:
-        rows = list(zip(*(_listed(column) for column in columns), strict=True))
-        encoded = (
-            lean.encode(rows)
-            if lean is not None
-            else predictor.encode_records([dict(zip(names, row, strict=True)) for row in rows])
-        )
-        features = FeatureRows(names, rows=rows) if core.keeps_inputs else None
+        return await _decide_encoded(core, context, predictor, encoded)
+    rows = list(zip(*(_listed(column) for column in columns), strict=True))
+    encoded = (
+        lean.encode(rows)
+        if lean is not None
+        else predictor.encode_records([dict(zip(names, row, strict=True)) for row in rows])
+    )
+    features = FeatureRows(names, rows=rows) if core.keeps_inputs else None
     if len(encoded) == 1:
         return await core.decide_row(context, predictor, encoded[0], features)
     return await core.decide_array(context, predictor, encoded, features)

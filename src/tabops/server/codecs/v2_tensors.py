@@ -144,48 +144,72 @@ def read_tensor(index: int, item: Any, reader: BinaryReader, max_rows: int) -> T
     return Tensor(name, datatype, shape, data)
 
 
-def matrix_columns(features: list[ColumnSpec], tensor: Tensor) -> list[Column]:
-    """The columns of one ``[n, k]`` tensor of numbers, k being the number of features."""
+@dataclass(frozen=True, slots=True)
+class MatrixRules:
+    """What one ``[n, k]`` tensor must satisfy to be a version's features, worked out once.
+
+    ``refusal`` says why the version takes no such tensor (a category among its features).
+    """
+
+    features: list[ColumnSpec]
+    whole: np.ndarray  # the positions of whole-number features
+    flags: np.ndarray  # the positions of 0/1 features
+    refusal: str | None
+
+    @classmethod
+    def of(cls, features: list[ColumnSpec]) -> MatrixRules:
+        """The rules of ``features``, in spec order."""
+        whole = [p for p, column in enumerate(features) if column.kind is Kind.INTEGER]
+        flags = [p for p, column in enumerate(features) if column.kind is Kind.BOOLEAN]
+        refusal = None
+        if any(column.kind not in ACCEPTED for column in features):
+            refusal = "one [n, k] tensor takes numbers only; send one tensor per feature"
+        positions = np.array(whole, dtype=np.intp), np.array(flags, dtype=np.intp)
+        return cls(features, *positions, refusal)
+
+    def is_valid(self, matrix: np.ndarray) -> bool:
+        """Whether every value is valid for its feature, with no gaps: the usual case."""
+        if not np.isfinite(matrix).all():
+            return False
+        if len(self.whole):
+            numbers = matrix[:, self.whole]
+            if not ((numbers == np.floor(numbers)).all() and (np.abs(numbers) < _INT64).all()):
+                return False
+        if len(self.flags):
+            numbers = matrix[:, self.flags]
+            return bool(((numbers == 0) | (numbers == 1)).all())
+        return True
+
+
+def checked_matrix(rules: MatrixRules, tensor: Tensor) -> np.ndarray:
+    """One ``[n, k]`` tensor of numbers as a float64 matrix, every value checked (NaN: a gap).
+
+    Raises:
+        InvalidRequestError: the tensor cannot hold the features (datatype, width, a category).
+        InvalidInputError: values that do not fit their feature, each named by row and column.
+    """
     field = tensor.field
-    problem = None
-    if any(column.kind not in ACCEPTED for column in features):
-        problem = "one [n, k] tensor takes numbers only; send one tensor per feature"
-    elif tensor.datatype not in ("FP32", "FP64"):
+    features = rules.features
+    problem = rules.refusal
+    if problem is None and tensor.datatype not in ("FP32", "FP64"):
         problem = f"datatype {tensor.datatype}: an [n, k] tensor is FP32 or FP64"
-    elif tensor.shape[1] != len(features):
+    elif problem is None and tensor.shape[1] != len(features):
         problem = f"shape {tensor.shape}: the model takes {len(features)} features"
     if problem is not None:
         raise InvalidRequestError(f"{field} does not fit the model", [Problem(field, problem)])
     matrix = tensor.numbers().reshape(tensor.shape)
-    if _is_valid(features, matrix):  # the usual case, checked in a few passes
-        return [matrix[:, position] for position in range(len(features))]
+    if rules.is_valid(matrix):
+        return matrix
     problems: list[Problem] = []
-    columns: list[Column] = []
     for position, column in enumerate(features):
 
         def place(row: int, position: int = position, name: str = column.name) -> str:
             return f"{field}[{row}, {position}] ({name})"
 
-        columns.append(check_numbers(column, matrix[:, position], place, problems))
+        check_numbers(column, matrix[:, position], place, problems)
     if problems:
         raise InvalidInputError("some input values are invalid", problems)
-    return columns
-
-
-def _is_valid(features: list[ColumnSpec], matrix: np.ndarray) -> bool:
-    """Whether every value of a matrix is valid for its feature (no gaps among them)."""
-    if not np.isfinite(matrix).all():
-        return False
-    whole = [p for p, column in enumerate(features) if column.kind is Kind.INTEGER]
-    flags = [p for p, column in enumerate(features) if column.kind is Kind.BOOLEAN]
-    if whole:
-        numbers = matrix[:, whole]
-        if not ((numbers == np.floor(numbers)).all() and (np.abs(numbers) < _INT64).all()):
-            return False
-    if flags:
-        numbers = matrix[:, flags]
-        return bool(((numbers == 0) | (numbers == 1)).all())
-    return True
+    return matrix
 
 
 def check_numbers(
