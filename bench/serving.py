@@ -22,6 +22,7 @@ fixed synthetic table of 30 numeric features with about 2% positives.
    any non-2xx answer or socket error is flagged. Systems: the floor (``peers/floor.py``,
    no framework, no model) on uvicorn and on granian; ``tabops serve``, the same over a
    copy of its home holding an API key, every request carrying the key (``peers/keys.py``),
+   the same server's V2 inference route in three request forms (``peers/tabops_v2.py``),
    and tabops on granian; the seeds' approach (``peers/seed_fastapi.py``); BentoML and
    MLServer. granian, BentoML and MLServer each run from a virtualenv of their own under
    ``bench/.peers/``, made on first use (granian's holds tabops too, in editable mode from
@@ -31,7 +32,10 @@ wrk (Debian's package) and taskset must be on PATH; the script stops at once whe
 
 A ratio column divides a row's throughput by that system's for the same model and
 scenario; "x floor" (the uvicorn floor) is only given for one-record scenarios, and
-"x tabops" (``tabops serve``) for tabops' rows only, which shows what an API key costs.
+"x tabops" (``tabops serve``) for tabops' rows only, which shows what an API key or the
+V2 protocol costs. With ``tabops-v2``, a last table sets each V2 form beside ``/v1`` and
+beside MLServer sent the same form, and says whether the V2 targets are met
+(``wrk/targets.py``).
 """
 
 from __future__ import annotations
@@ -82,9 +86,11 @@ from peers.systems import (
     seed_server,
     tabops_servers,
 )
+from peers.tabops_v2 import TABOPS_V2, tabops_v2_servers
 from threadpoolctl import threadpool_limits
 from wrk.scenarios import HttpResult, measure_server
 from wrk.table import format_http_table
+from wrk.targets import format_v2_table, format_v2_targets
 
 # Programs the HTTP part runs, and how to install them on Debian.
 TOOLS = {"wrk": "apt-get install wrk", "taskset": "apt-get install util-linux"}
@@ -96,6 +102,7 @@ SYSTEMS = {
     "tabops-key": (TABOPS_KEY,),
     "tabops-nolog": (TABOPS_NOLOG,),
     "tabops-granian": (TABOPS_GRANIAN,),
+    "tabops-v2": TABOPS_V2,
     "seed": (SEED,),
     "bentoml": (BENTOML,),
     "mlserver": (MLSERVER, MLSERVER_TENSOR),
@@ -277,6 +284,8 @@ def plan_servers(
         if not servers:
             servers.extend(floor_servers(single, batch, granian))
         servers.extend(tabops_servers(model, home, single, batch, granian, keyed))
+        if "tabops-v2" in systems:
+            servers.extend(tabops_v2_servers(model, home, work / model.name / "v2"))
         servers.append(seed_server(model, single, batch))
         if "bentoml" in peers:
             servers.append(bentoml_server(model, peers["bentoml"], work, single, batch))
@@ -387,6 +396,12 @@ def print_report(outcome: Outcome) -> None:
     if outcome.http:
         print("\n### HTTP (server on core 0, wrk on core 1, 127.0.0.1)\n")
         print(format_http_table(outcome.http))
+    if any(result.system in TABOPS_V2 for result in outcome.http):
+        print("\n### Open Inference Protocol (V2): tabops' forms beside /v1 and MLServer\n")
+        print(format_v2_table(outcome.http))
+        print()
+        for line in format_v2_targets(outcome.http):
+            print(f"- {line}")
 
 
 def missing_tool() -> str | None:

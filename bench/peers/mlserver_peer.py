@@ -3,9 +3,9 @@
 MLServer reads a ``settings.json`` and one ``model-settings.json`` per model from the folder
 it starts in; the benchmark writes both into its work dir, binding every port (HTTP, gRPC,
 metrics) to 127.0.0.1 and keeping inference in the server process. Requests follow the V2
-protocol in two forms: one input per feature with the pandas content type (the named
-columns the peers' pipeline selects), or one FP64 tensor of all features in order (for the
-pipeline without the column selector).
+protocol in two forms (``v2_requests.py``): one input per feature with the pandas content
+type (the named columns the peers' pipeline selects), or one FP64 tensor of all features in
+order (for the pipeline without the column selector).
 """
 
 from __future__ import annotations
@@ -13,22 +13,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from peers.environments import PeerEnvironment
-from peers.models import FEATURES, BenchModel
+from peers.models import BenchModel
 from peers.processes import HOST, free_port
 from peers.systems import BATCH_ROWS, MLSERVER, Endpoint, Server, write_json
+from peers.v2_requests import read_output, v2_columns, v2_tensor
 
 MLSERVER_TENSOR = "MLServer (1 tensor)"
+# mlserver-sklearn answers predict() unless asked for this output.
+OUTPUTS = ["predict_proba"]
 
 
 def mlserver_servers(model: BenchModel, environment: PeerEnvironment, work: Path) -> list[Server]:
     """``mlserver start`` with mlserver-sklearn, no parallel workers; two request forms."""
     servers = []
     for system, form, pipeline, encode in (
-        (MLSERVER, "columns", model.peer_pipeline, _v2_columns),
-        (MLSERVER_TENSOR, "tensor", model.tensor_pipeline, _v2_tensor),
+        (MLSERVER, "columns", model.peer_pipeline, v2_columns),
+        (MLSERVER_TENSOR, "tensor", model.tensor_pipeline, v2_tensor),
     ):
         folder = work / f"mlserver-{model.key}-{form}"
         write_json(
@@ -39,8 +41,8 @@ def mlserver_servers(model: BenchModel, environment: PeerEnvironment, work: Path
                 "parameters": {"uri": str(pipeline)},
             },
         )
-        single = write_json(folder / "single.json", encode(model.records[:1]))
-        batch = write_json(folder / "batch.json", encode(model.records[:BATCH_ROWS]))
+        single = write_json(folder / "single.json", encode(model.records[:1], OUTPUTS))
+        batch = write_json(folder / "batch.json", encode(model.records[:BATCH_ROWS], OUTPUTS))
         path = f"/v2/models/{model.name}/infer"
         servers.append(
             Server(
@@ -75,34 +77,6 @@ def _mlserver_command(environment: PeerEnvironment, folder: Path) -> Callable[[i
     return command
 
 
-def _v2_columns(records: list[dict[str, float]]) -> dict[str, Any]:
-    inputs = [
-        {
-            "name": name,
-            "datatype": "FP64",
-            "shape": [len(records)],
-            "data": [record[name] for record in records],
-        }
-        for name in FEATURES
-    ]
-    return {
-        "parameters": {"content_type": "pd"},
-        "inputs": inputs,
-        "outputs": [{"name": "predict_proba"}],
-    }
-
-
-def _v2_tensor(records: list[dict[str, float]]) -> dict[str, Any]:
-    data = [record[name] for record in records for name in FEATURES]
-    tensor = {
-        "name": "features",
-        "datatype": "FP64",
-        "shape": [len(records), len(FEATURES)],
-        "data": data,
-    }
-    return {"inputs": [tensor], "outputs": [{"name": "predict_proba"}]}
-
-
-def _v2_probability(answer: Any) -> float:
+def _v2_probability(answer: bytes) -> float:
     # predict_proba of one row: shape [1, 2], the positive class second.
-    return float(answer["outputs"][0]["data"][1])
+    return read_output(answer, "predict_proba")[1]

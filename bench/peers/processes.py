@@ -114,10 +114,12 @@ def wait_until_answering(
     log: Path,
     timeout: float,
     header: Header | None = None,
+    media: Sequence[Header] = (),
 ) -> bytes:
     """Wait until a POST of ``body`` to ``url`` gets a 2xx answer; returns the answer.
 
-    ``header``, when given, is sent with every attempt (an API key, for instance).
+    ``header``, when given, is sent with every attempt (an API key, for instance), and so
+    is each of ``media``, the headers that describe a body other than JSON.
 
     Raises:
         ServerStartError: the process exited, or only errors came back within ``timeout``.
@@ -128,7 +130,8 @@ def wait_until_answering(
         if process.poll() is not None:
             raise ServerStartError(f"exited with {process.returncode}: {last_line(log)}")
         try:
-            with urllib.request.urlopen(_post(url, body, header), timeout=5) as response:
+            request = _post(url, body, header, media)
+            with urllib.request.urlopen(request, timeout=5) as response:
                 answer: bytes = response.read()
                 return answer
         except urllib.error.HTTPError as exc:
@@ -139,14 +142,16 @@ def wait_until_answering(
     raise ServerStartError(f"no 2xx answer within {timeout:.0f} s ({problem})")
 
 
-def post_status(url: str, body: bytes, header: Header | None = None) -> int:
+def post_status(
+    url: str, body: bytes, header: Header | None = None, media: Sequence[Header] = ()
+) -> int:
     """The HTTP status a POST of ``body`` to ``url`` gets (one attempt).
 
     Raises:
         ServerStartError: no HTTP answer came back.
     """
     try:
-        with urllib.request.urlopen(_post(url, body, header), timeout=5) as response:
+        with urllib.request.urlopen(_post(url, body, header, media), timeout=5) as response:
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
@@ -155,8 +160,10 @@ def post_status(url: str, body: bytes, header: Header | None = None) -> int:
         raise ServerStartError(f"no answer from {url}: {exc}") from exc
 
 
-def _post(url: str, body: bytes, header: Header | None) -> urllib.request.Request:
-    headers = {"Content-Type": "application/json"}
+def _post(
+    url: str, body: bytes, header: Header | None, media: Sequence[Header]
+) -> urllib.request.Request:
+    headers = {"Content-Type": "application/json", **dict(media)}
     if header is not None:
         headers[header[0]] = header[1]
     return urllib.request.Request(url, data=body, headers=headers, method="POST")

@@ -2,7 +2,8 @@
 
 All of them answer a single record at a path and a batch of records at another. The
 floors, tabops, the seed app and BentoML take the same bodies (a flat record;
-``{"records": [...]}``); MLServer, in ``mlserver_peer.py``, takes the V2 inference protocol.
+``{"records": [...]}``); MLServer, in ``mlserver_peer.py``, and tabops' V2 rows, in
+``tabops_v2.py``, take the V2 inference protocol.
 tabops also runs over a copy of its home that holds an API key (``keys.py``), each request
 carrying the key.
 """
@@ -58,11 +59,13 @@ GRANIAN_FLAGS = ["--interface", "asgi", "--workers", "1", "--no-ws", "--log-leve
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A URL path, the file holding the JSON body POSTed to it, and a header sent along."""
+    """A URL path, the file holding the body POSTed to it, and headers sent along: a
+    credential (``header``), and ``media``, describing a body other than JSON."""
 
     path: str
     body: Path
     header: Header | None = None
+    media: tuple[Header, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Server:
     single: Endpoint
     batch: Endpoint
     failure: str | None = None
-    read_probability: Callable[[Any], float] | None = None
+    read_probability: Callable[[bytes], float] | None = None
 
 
 def write_json(path: Path, document: Any) -> Path:
@@ -148,15 +151,11 @@ def tabops_servers(
 
     ``keyed`` None leaves the API-key row out, ``granian_environment`` None the granian one.
     """
-    serve = [str(BIN / "tabops"), "serve", "--host", HOST, "--log-level", "warning"]
     single_path = f"/v1/models/{model.name}/predict"
     batch_path = f"/v1/models/{model.name}/predict/batch"
     endpoints = Endpoint(single_path, single), Endpoint(batch_path, batch)
     env = tabops_environment(home)
-
-    def command(port: int) -> list[str]:
-        return [*serve, "--port", str(port)]
-
+    command = tabops_serve
     servers = [
         Server(
             TABOPS, model.key, command, env, home, *endpoints, read_probability=_flat_probability
@@ -200,6 +199,12 @@ def tabops_servers(
             )
         )
     return servers
+
+
+def tabops_serve(port: int) -> list[str]:
+    """``tabops serve`` (uvicorn) on ``port`` of 127.0.0.1, from this virtualenv."""
+    options = ["--host", HOST, "--port", str(port), "--log-level", "warning"]
+    return [str(BIN / "tabops"), "serve", *options]
 
 
 def _tabops_granian_command(
@@ -283,8 +288,8 @@ def bentoml_server(
     )
 
 
-def _flat_probability(answer: Any) -> float:
-    return float(answer["probability"])
+def _flat_probability(answer: bytes) -> float:
+    return float(json.loads(answer)["probability"])
 
 
 def _pipeline_env(model: BenchModel, pipeline: Path) -> dict[str, str]:

@@ -1,14 +1,16 @@
-"""Run wrk against one URL with one JSON body and read its summary.
+"""Run wrk against one URL with one body and read its summary.
 
-wrk runs with one thread pinned to core 1 (the servers get core 0), POSTs the body through
-``post.lua`` and prints a latency distribution (``--latency``), from which the 50th and 99th
-percentiles are taken. Responses outside 2xx/3xx and socket errors are counted, not hidden.
+wrk runs with one thread pinned to core 1 (the servers get core 0), POSTs the body (JSON
+unless a header says otherwise) through ``post.lua`` and prints a latency distribution
+(``--latency``), from which the 50th and 99th percentiles are taken. Responses outside
+2xx/3xx and socket errors are counted, not hidden.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +79,13 @@ def run_wrk(
     seconds: int,
     script: Path = SCRIPT,
     header: Header | None = None,
+    media: Sequence[Header] = (),
 ) -> LoadResult:
     """POST ``body`` to ``url`` over ``connections`` connections for ``seconds`` seconds.
 
     Another ``script`` may read ``body`` differently (``entities.lua`` reads ids from it).
-    ``header`` is sent with every request (``post.lua`` reads it after the body file).
+    ``header`` (a credential) and each of ``media`` (headers that describe a body other than
+    JSON) are sent with every request; ``post.lua`` reads them after the body file.
 
     Raises:
         LoadError: wrk exited with an error or printed no summary.
@@ -102,8 +106,8 @@ def run_wrk(
         url,
         str(body),
     ]
-    if header is not None:
-        command.append(f"{header[0]}: {header[1]}")
+    headers = [*media, *([header] if header is not None else [])]
+    command.extend(f"{name}: {value}" for name, value in headers)
     # subprocess.run kills wrk on any exception, the global timeout's included.
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 30, check=False

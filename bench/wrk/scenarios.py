@@ -1,14 +1,14 @@
 """The HTTP scenarios, and one server measured under each of them.
 
 A server is started pinned to core 0, must answer both of its requests with a 2xx (and,
-when it reports one, the probability scikit-learn computes), then each scenario gets a 1 s
-warm-up and a measured run of wrk at the same concurrency. A server whose requests carry a
-header (an API key) is flagged when it answers a request without it all the same.
+when it reports one, the probability scikit-learn computes, read from JSON or binary
+data), then each scenario gets a 1 s warm-up and a measured run of wrk at the same
+concurrency. A server whose requests carry a header (an API key) is flagged when it
+answers a request without it all the same.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -123,6 +123,7 @@ def measure_server(
                     log,
                     START_SECONDS,
                     endpoint.header,
+                    endpoint.media,
                 )
                 for endpoint in (server.single, server.batch)
             ]
@@ -139,10 +140,11 @@ def measure_server(
             if flags:
                 result.flag(flags)
             endpoint = server.batch if scenario.is_batch else server.single
-            url, body, header = base + endpoint.path, endpoint.body, endpoint.header
+            url, body, connections = base + endpoint.path, endpoint.body, scenario.connections
+            header, media = endpoint.header, endpoint.media
             try:
-                run_wrk(url, body, scenario.connections, WARM_UP_SECONDS, header=header)
-                result.record(run_wrk(url, body, scenario.connections, seconds, header=header))
+                run_wrk(url, body, connections, WARM_UP_SECONDS, header=header, media=media)
+                result.record(run_wrk(url, body, connections, seconds, header=header, media=media))
             except LoadError as exc:
                 result.flag(str(exc).splitlines()[0])
             _say(f"  {scenario.name}: {_summary(result)}")
@@ -159,7 +161,7 @@ def _probability_mismatch(server: Server, answer: bytes, expected: float | None)
     if server.read_probability is None or expected is None:
         return ""
     try:
-        observed = server.read_probability(json.loads(answer))
+        observed = server.read_probability(answer)
     except (ValueError, KeyError, IndexError, TypeError):
         return f"FLAG unreadable answer: {answer[:80].decode(errors='replace')}"
     if abs(observed - expected) > _SAME_PROBABILITY:
@@ -171,7 +173,7 @@ def _header_unchecked(base: str, endpoint: Endpoint) -> str:
     """A flag when a server sent a header (an API key) answers without it all the same."""
     if endpoint.header is None:
         return ""
-    status = post_status(base + endpoint.path, endpoint.body.read_bytes())
+    status = post_status(base + endpoint.path, endpoint.body.read_bytes(), media=endpoint.media)
     if 200 <= status < 300:
         return f"FLAG answers {status} without its {endpoint.header[0]} header"
     return ""

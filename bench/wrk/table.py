@@ -4,7 +4,8 @@ Rows are grouped by scenario, then by model and system in the order they ran (th
 ran first). A ratio divides the row's throughput by the reference system's for the same
 model and scenario (the floors serve no model, so "x floor" compares across models); the
 floor ratio is left out for batches, where the floor does no work per row. "x tabops" is
-given for tabops' own rows only: what an API key, or granian, does to ``tabops serve``.
+given for tabops' own rows only: what an API key, granian, or the V2 protocol does to
+``tabops serve``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from peers.systems import (
     TABOPS_GRANIAN,
     TABOPS_KEY,
 )
+from peers.tabops_v2 import TABOPS_V2
 
 from wrk.scenarios import SCENARIOS, HttpResult
 
@@ -29,7 +31,7 @@ REFERENCES = {
     "x BentoML": BENTOML,
     "x MLServer": MLSERVER,
 }
-TABOPS_ROWS = frozenset({TABOPS, TABOPS_KEY, TABOPS_GRANIAN})
+TABOPS_ROWS = frozenset({TABOPS, TABOPS_KEY, TABOPS_GRANIAN, *TABOPS_V2})
 HEADER = ["system", "model", "scenario", "req/s or rows/s", "p50 ms", "p99 ms", *REFERENCES]
 
 
