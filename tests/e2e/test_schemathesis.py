@@ -34,7 +34,7 @@ from e2e.test_soak import running_server
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_MODE = 45  # per operation, for each of the positive and negative modes
+EXAMPLES_PER_MODE = 25  # per operation, for each of the positive and negative modes
 EXAMPLES_WITHOUT_MODEL = 5  # the same, on a server with no model
 MIN_REQUESTS = 2_000
 CHECKS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from urllib.parse import urlparse
 
 import numpy as np
@@ -20,9 +21,12 @@ FLAGS = {"anaemia", "diabetes", "high_blood_pressure", "sex", "smoking"}
 NUMBERS = {"age", "platelets", "serum_creatinine"}
 
 
-@pytest.fixture
-def client(home, tmp_path):
-    for base in serve(home, tmp_path):
+@pytest.fixture(scope="module")
+def client(trained_home, tmp_path_factory):
+    """One server for the module: its tests only read and predict."""
+    folder = tmp_path_factory.mktemp("triton")
+    home = shutil.copytree(trained_home, folder / "home")
+    for base in serve(home, folder):
         client = triton.InferenceServerClient(urlparse(base).netloc)
         yield client, base
         client.close()
