@@ -46,7 +46,7 @@ chromium:
 	fi
 
 test: lint chromium
-	$(BIN)/pytest -n auto --dist worksteal --cov --cov-report=term
+	$(BIN)/pytest -n auto --dist worksteal --durations=25 --cov --cov-report=term
 
 clean:
 	rm -rf $(VENV) .tabops .pytest_cache .mypy_cache .ruff_cache
