@@ -10,7 +10,7 @@ and once when it resolves, never while it holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -90,6 +90,14 @@ class AlertState:
     value: float | None
     changed_at: datetime
     checked_at: datetime
+
+
+def alert_document(state: AlertState) -> dict[str, Any]:
+    """An alert state as JSON-ready values (times as ISO text)."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in asdict(state).items()
+    }
 
 
 @dataclass(frozen=True)

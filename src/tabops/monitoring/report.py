@@ -6,12 +6,11 @@ alert states into the page; ``build_report`` gathers both for a model over a spa
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem
-from tabops.monitoring.alert_store import AlertState, AlertStore
+from tabops.monitoring.alert_store import AlertStore, alert_document
 from tabops.monitoring.performance import LOWER_IS_BETTER
 from tabops.monitoring.report_plots import (
     PERFORMANCE_SHOWN,
@@ -34,14 +33,6 @@ _METRICS = {
 }
 _STATUS_ORDER = {"alert": 0, "warn": 1, "ok": 2, "few_rows": 3, "no_data": 4}
 _DASH = "\N{EN DASH}"  # shown for a missing or undefined number
-
-
-def alert_document(state: AlertState) -> dict[str, Any]:
-    """An alert state as JSON-ready values (times as ISO text)."""
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in asdict(state).items()
-    }
 
 
 def build_report(

@@ -6,13 +6,16 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from tabops.config import Settings
 from tabops.errors import InvalidRequestError, NotAuthorizedError, Problem
 from tabops.names import ALIAS_RULE, is_alias
 from tabops.server.forms import FormUpload, SpooledForm
 from tabops.server.uploads import FILE_SUFFIXES, file_format_of
-from tabops.training.importing import ImportOptions
+
+if TYPE_CHECKING:  # importing pulls in training (0.66 s): imported when a form is read
+    from tabops.training.importing import ImportOptions
 
 FILE_FIELDS = ("model", "sample")
 """The files of the form."""
@@ -65,6 +68,8 @@ def read_import_form(form: SpooledForm, settings: Settings) -> ImportRequest:
     if promote is not None and not is_alias(promote):
         raise InvalidRequestError(f"invalid alias {promote!r}", [Problem("promote", ALIAS_RULE)])
     threshold, gates = _threshold(value.get("threshold")), _gates(form.fields.get("gates", []))
+    from tabops.training.importing import ImportOptions  # here, not at the top: see there
+
     options = ImportOptions(
         target=value.get("target") or None,
         trust_pickle=trust,

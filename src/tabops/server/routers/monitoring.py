@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from tabops.errors import InvalidRequestError, ModelNotFoundError, Problem
-from tabops.monitoring.report import alert_document
+from tabops.monitoring.alert_store import alert_document
 from tabops.monitoring.windows import Window, parse_moment
 from tabops.server.auditing import audited
 from tabops.server.deps import (

@@ -39,7 +39,6 @@ from tabops.server.import_form import (
 from tabops.server.limits import timeout_error
 from tabops.server.schemas import ErrorResponse, ModelVersionResponse
 from tabops.server.uploads import FORM_MEDIA, make_work_folder, media_type, upload_folder
-from tabops.training.importing import import_model
 
 router = APIRouter(prefix="/v1/models", tags=["versions"])
 
@@ -209,6 +208,9 @@ def _import(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Import the spooled files; the new version as the versions route answers it."""
+    # Imported here: it pulls in training, which serving never needs.
+    from tabops.training.importing import import_model
+
     upload, sample_upload = form.files["model"], form.files["sample"]
     try:
         # Each file in a folder of its own: the client's names cannot collide.

@@ -18,9 +18,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from tabops.errors import ModelNotFoundError, Problem
-from tabops.monitoring.alert_store import Delivery
+from tabops.monitoring.alert_store import Delivery, alert_document
 from tabops.monitoring.latest import LatestSummaries
-from tabops.monitoring.report import alert_document
 from tabops.monitoring.summary import Monitor
 from tabops.monitoring.windows import Window
 from tabops.security.keys import READ
