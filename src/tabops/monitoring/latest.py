@@ -94,13 +94,14 @@ class LatestSummaries:
         deadline = time.monotonic() + timeout
         found = self.latest(model, window)
         with self._changed:
-            while found.summary is None and found.failure is None:
+            while True:
+                # Read again under the lock: the thread may have finished since ``latest``,
+                # and a notification sent before this wait began would never wake it.
+                found = self._entries.get((model, window), _Entry(0.0, latest=found)).latest
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    break
+                if found.summary is not None or found.failure is not None or left <= 0:
+                    return found
                 self._changed.wait(left)
-                found = self._entries.get((model, window), _Entry(0.0)).latest
-        return found
 
     def start(self) -> None:
         """Let the thread run again after ``stop`` (it starts at the next ask)."""
