@@ -400,3 +400,35 @@ def test_lean_decoder_refuses_an_encoder_of_other_features(spec, frame):
 
     with pytest.raises(ValueError, match="do not match the spec"):
         LeanDecoder(spec, other)
+
+
+def listed(key: str, *records: bytes, params: bytes | None = None) -> bytes:
+    """A body listing ``records`` under ``key``, with ``params`` beside them if given."""
+    body = f'{{"{key}": ['.encode() + b", ".join(records) + b"]"
+    return body + (b', "params": ' + params if params is not None else b"") + b"}"
+
+
+@pytest.mark.parametrize("key", ["dataframe_records", "instances"])
+def test_records_listed_under_another_key_decode_as_a_batch_does(lean, key):
+    records = (body_of(), body_of(amount=2.5))
+    found = lean.decode_listed(listed(key, *records, params=b'{"predict_method": "x"}'), key)
+    assert found is not None
+    rows, params = found
+    assert rows == lean.decode_batch(batch(*records))
+    assert params == {"predict_method": "x"}
+    assert lean.decode_listed(listed(key, *records), key) == (rows, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        listed("dataframe_records", body_of(), body_of(amount="x")),
+        listed("dataframe_records", body_of(extra=1)),
+        listed("instances", body_of()),
+        b'{"dataframe_records": [], "limit": 3}',
+        b"[]",
+    ],
+    ids=["text-for-number", "unknown-field", "other-key", "unknown-top-level-field", "a-list"],
+)
+def test_records_listed_under_another_key_refuse_what_full_validation_must_judge(lean, body):
+    assert lean.decode_listed(body, "dataframe_records") is None

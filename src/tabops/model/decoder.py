@@ -71,6 +71,8 @@ class LeanDecoder:
         )
         self._one = msgspec.json.Decoder(record)
         self._many = msgspec.json.Decoder(batch)
+        self._record = record
+        self._listed: dict[str, msgspec.json.Decoder[Any]] = {}
         self._astuple = msgspec.structs.astuple
         categories = encoder.categories or {}
         self._codes = {
@@ -99,6 +101,30 @@ class LeanDecoder:
             return None
         astuple = self._astuple
         return [astuple(record) for record in records]
+
+    def decode_listed(
+        self, body: bytes, key: str
+    ) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None] | None:
+        """The records a body lists under ``key``, beside optional ``params``.
+
+        For protocols that name the list otherwise (MLflow's ``dataframe_records``). None
+        when full validation must decide: another shape, an unknown field, a wrong type.
+        """
+        decoder = self._listed.get(key)
+        if decoder is None:
+            listed = msgspec.defstruct(
+                "Listed",
+                [(key, list[self._record]), ("params", dict[str, Any] | None, None)],  # type: ignore[name-defined]  # a generated type
+                forbid_unknown_fields=True,
+            )
+            decoder = self._listed[key] = msgspec.json.Decoder(listed)
+        try:
+            document = decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            return None
+        astuple = self._astuple
+        records = getattr(document, key)
+        return [astuple(record) for record in records], document.params
 
     def encode(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """The encoder's matrix for decoded rows: codes, filled gaps, missing indicators."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -31,11 +32,13 @@ from tabops.errors import (
     Problem,
     UnsupportedMediaError,
 )
+from tabops.model.decoder import LeanDecoder
 from tabops.model.predictor import Predictor
 from tabops.server.codecs.mlflow_json import PREDICT_METHODS, decode_json, invalid_rows_error
 from tabops.serving.context import RequestContext
 from tabops.serving.core import THREAD_ROWS, ServingCore
 from tabops.serving.decisions import Decisions
+from tabops.serving.hooks import FeatureRows
 
 JSON_MEDIA = "application/json"
 CSV_MEDIA = "text/csv"
@@ -156,12 +159,47 @@ async def invoke(
             frame = read_csv(body, max_rows)
         decisions = await _decide_frame(core, context, predictor, frame)
     else:
-        records, from_params = decode_json(
-            predictor.validator, predictor.feature_names, body, max_rows
-        )
-        method = choose_method(from_params, from_query)
-        decisions = await core.decide_records(context, predictor, records)
+        lean = predictor.lean
+        typed = _typed_records(lean, body, max_rows) if lean is not None else None
+        if typed is not None and lean is not None:
+            rows, from_params = typed
+            method = choose_method(from_params, from_query)
+            names = predictor.feature_names
+            features = FeatureRows(names, rows=rows) if core.keeps_inputs else None
+            decisions = await core.decide_array(context, predictor, lean.encode(rows), features)
+        else:
+            records, from_params = decode_json(
+                predictor.validator, predictor.feature_names, body, max_rows
+            )
+            method = choose_method(from_params, from_query)
+            decisions = await core.decide_records(context, predictor, records)
     return encode_predictions(decisions, method)
+
+
+_TYPED_KEYS = ("dataframe_records", "instances")
+"""The formats whose rows are records, read by the version's typed decoder when it can."""
+
+
+def _typed_records(
+    lean: LeanDecoder, body: bytes, max_rows: int
+) -> tuple[list[tuple[Any, ...]], str | None] | None:
+    """Records read and type-checked in one pass by the version's typed decoder.
+
+    As ``/v1`` batches are read; with the predict method their params name. None when the
+    body needs the full path (another format, rows as lists, any doubt): it names problems.
+    """
+    for key in _TYPED_KEYS:
+        found = lean.decode_listed(body, key)
+        if found is None:
+            continue
+        rows, params = found
+        method = params.get("predict_method") if params else None
+        if not rows or len(rows) > max_rows or (params and set(params) != {"predict_method"}):
+            return None  # the full path says what is wrong
+        if method is not None and not isinstance(method, str):
+            return None
+        return rows, method
+    return None
 
 
 def encode_predictions(decisions: Decisions, method: str) -> bytes:
