@@ -28,32 +28,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
+from example_home import MODEL, train_example
 from fastapi.testclient import TestClient
 
 from tabops.config import Settings
 from tabops.monitoring import volume
 from tabops.monitoring.layout import SOURCES_KEY, SegmentName, partition_folder
-from tabops.project import PROJECT_FILE, load_project
-from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.server.app import create_app
-from tabops.training.register import train_project
 
-MODEL = "heart-failure"
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / MODEL
-QUICK_TRAIN = {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
 PREFIX = "0123456789ab"
-
-
-def train_into(home: Path, work: Path) -> None:
-    project_dir = work / "project"
-    shutil.copytree(EXAMPLE, project_dir)
-    path = project_dir / PROJECT_FILE
-    document = yaml.safe_load(path.read_text())
-    document["train"].update(QUICK_TRAIN)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    project, folder = load_project(project_dir)
-    train_project(project, folder, ModelRegistry(LocalArtifactStore(home / "registry")))
 
 
 def write_file(path: Path, rows: int, sources: list[tuple[str, int]] | None = None) -> None:
@@ -125,7 +108,7 @@ def main() -> None:
             shutil.copytree(arguments.home, home)
         else:
             started = time.perf_counter()
-            train_into(home, work)
+            train_example(home, work)
             print(f"trained the example in {time.perf_counter() - started:.1f} s")
         root = home / "predictions"
         now = datetime.now(UTC)

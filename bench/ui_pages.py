@@ -35,19 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import yaml
+from example_home import HEART_CSV, MODEL, registry_of, train_example
 from fastapi.testclient import TestClient
 
 from tabops.config import Settings
-from tabops.project import PROJECT_FILE, load_project
-from tabops.registry import LocalArtifactStore, ModelRegistry
 from tabops.registry.tags import VersionTags
 from tabops.server.app import create_app
-from tabops.training.register import train_project
 
-MODEL = "heart-failure"
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / MODEL
-QUICK_TRAIN = {"cv_folds": 3, "candidates": ["logistic_regression"], "search_settings": 1}
 _ASSET = re.compile(r'(?:href|src)="(/ui/static/[^"]+)"')
 
 PAGES: list[tuple[str, Callable[[int], str]]] = [
@@ -60,22 +54,6 @@ PAGES: list[tuple[str, Callable[[int], str]]] = [
     ("monitoring, 30 days", lambda _n: f"/ui/models/{MODEL}/monitoring?window=30d"),
 ]
 """(label, path given the number of versions): the pages timed, in order."""
-
-
-def registry_of(home: Path) -> ModelRegistry:
-    return ModelRegistry(LocalArtifactStore(Settings(home=home).registry_path))
-
-
-def train_first_version(home: Path, work: Path) -> None:
-    """The example trained once, quickly, into ``home``."""
-    project_dir = work / "project"
-    shutil.copytree(EXAMPLE, project_dir)
-    path = project_dir / PROJECT_FILE
-    document = yaml.safe_load(path.read_text())
-    document["train"].update(QUICK_TRAIN)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    project, folder = load_project(project_dir)
-    train_project(project, folder, registry_of(home))
 
 
 def register_copies(home: Path, versions: int) -> None:
@@ -99,7 +77,7 @@ LOG_BATCH_ROWS = 10_000
 
 def log_predictions(home: Path, predictions: int) -> None:
     """Serve ``predictions`` rows through the batch route, logged as any served prediction."""
-    frame = pd.read_csv(EXAMPLE / "heart_failure_clinical_records_dataset.csv")
+    frame = pd.read_csv(HEART_CSV)
     records = frame.drop(columns=["DEATH_EVENT"])
     older = records.assign(age=(records["age"] + 20).clip(upper=95))
     with TestClient(create_app(Settings(home=home, job_workers=0))) as client:
@@ -179,7 +157,7 @@ def main() -> None:
             shutil.copytree(options.home, home)
         else:
             started = time.perf_counter()
-            train_first_version(home, Path(work))
+            train_example(home, Path(work))
             print(f"trained version 1 in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         register_copies(home, options.versions)
