@@ -238,6 +238,34 @@ def test_sink_sees_each_v2_prediction_once_on_the_fast_path_and_the_route(record
     ]
 
 
+def test_sink_sees_each_mlflow_prediction_once_on_the_fast_path_and_the_route(
+    recorded, sink, heart
+):
+    app = recorded.app
+    answered = 0
+    for path, count, fast in (
+        ("/invocations", 1, True),
+        (f"/v1/models/{MODEL}/invocations", 4, True),
+        (f"/v1/models/{MODEL}/invocations?predict_method=predict", 3, False),  # routed
+    ):
+        scope = {"type": "http", "method": "POST", "path": path.partition("?")[0]}
+        scope["query_string"] = path.partition("?")[2].encode()
+        assert (app.fast.match(scope) is not None) is fast
+        body = {"dataframe_records": records(heart, answered, count)}
+        answer = recorded.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["predictions"]) == count
+        answered += count
+    refused = {"dataframe_records": [{**records(heart, 0, 1)[0], "age": "old"}]}
+    assert recorded.post("/invocations", json=refused).status_code == 400
+    assert [group.context.route for group in sink.served] == ["invocations"] * 3
+    assert [group.features.to_records() for group in sink.served] == [
+        records(heart, 0, 1),
+        records(heart, 1, 4),
+        records(heart, 5, 3),
+    ]
+
+
 @pytest.mark.parametrize(
     "path", [f"/v2/models/{MODEL}/infer", f"/v2/models/{MODEL}/versions/1/infer?trace=1"]
 )
@@ -247,4 +275,21 @@ def test_a_refusing_authorize_hook_is_obeyed_by_v2_infer(guarded, sink, heart, p
     assert answer.status_code == 403, answer.text
     assert MODEL in answer.json()["error"]
     assert hook.asked == [("infer", "predict", MODEL)]
+    assert sink.served == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/invocations",
+        f"/v1/models/{MODEL}/invocations",
+        f"/v1/models/{MODEL}/invocations?predict_method=predict_proba",
+    ],
+)
+def test_a_refusing_authorize_hook_is_obeyed_by_mlflow_invocations(guarded, sink, heart, path):
+    client, hook = guarded
+    answer = client.post(path, json={"dataframe_records": records(heart, 0, 2)})
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error_code"] == "PERMISSION_DENIED"
+    assert [(route, action) for route, action, _model in hook.asked] == [("invocations", "predict")]
     assert sink.served == []

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 from tabops.model.predictor import Predictor
-from tabops.server.codecs import v1, v2
+from tabops.server.codecs import mlflow, v1, v2
 from tabops.server.codecs.v2_outputs import InferAnswer
 from tabops.serving.context import RequestContext
 from tabops.serving.core import ServingCore
@@ -27,6 +27,11 @@ _INFER = "/infer"
 _VERSIONS = "/versions/"
 INFER = "infer"
 """The route of the Open Inference Protocol's infer requests."""
+INVOCATIONS = "invocations"
+"""The route of MLflow's scoring requests."""
+_INVOCATIONS = "/invocations"
+_SUFFIXES = ((_BATCH, "predict_batch"), (_ONE, "predict"), (_INVOCATIONS, INVOCATIONS))
+"""The predict routes under ``/v1/models/{name}``, by the end of their path."""
 
 
 class Target(NamedTuple):
@@ -86,6 +91,34 @@ class PredictEndpoints:
             return self._resolve_and_infer(context, target, body, header_length)
         return v2.infer(self.core, context, predictor, body, header_length, self.max_batch_rows)
 
+    def invoke(
+        self, context: RequestContext, target: Target, body: bytes, content_type: str | None
+    ) -> Awaitable[bytes]:
+        """MLflow's answer to an invocation (the default predict method), to await."""
+        predictor = self.core.resolve_cached(context, target.name, target.ref)
+        if predictor is None:
+            return self._resolve_and_invoke(context, target, body, content_type)
+        return self._invoke(predictor, context, body, content_type)
+
+    async def _resolve_and_invoke(
+        self, context: RequestContext, target: Target, body: bytes, content_type: str | None
+    ) -> bytes:
+        predictor = await self.core.resolve(context, target.name, target.ref)
+        return await self._invoke(predictor, context, body, content_type)
+
+    def _invoke(
+        self, predictor: Predictor, context: RequestContext, body: bytes, content_type: str | None
+    ) -> Awaitable[bytes]:
+        return mlflow.invoke(
+            self.core,
+            context,
+            predictor,
+            body,
+            content_type=content_type,
+            predict_method=None,
+            max_rows=self.max_batch_rows,
+        )
+
     async def _resolve_and_infer(
         self, context: RequestContext, target: Target, body: bytes, header_length: str | None
     ) -> InferAnswer:
@@ -96,13 +129,19 @@ class PredictEndpoints:
 
 
 def match_predict_path(path: str) -> Target | None:
-    """The target of a POST predict path, or None."""
+    """The target of a POST predict path (v1, or MLflow's invocations), or None."""
     if path in ("/predict", "/predict/"):
         return Target("predict", None, None)
+    if path == _INVOCATIONS:
+        return Target(INVOCATIONS, None, None)
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
-    for suffix, route in ((_BATCH, "predict_batch"), (_ONE, "predict")):
+    for suffix, route in (
+        (_BATCH, "predict_batch"),
+        (_ONE, "predict"),
+        (_INVOCATIONS, INVOCATIONS),
+    ):
         if rest.endswith(suffix):
             name = rest[: -len(suffix)]
             if name and "/" not in name:

@@ -3,11 +3,12 @@
 Starlette's middleware stack and routing cost about as much as scoring one row, so
 ``POST /predict``, ``/v1/models/{name}/predict``, ``/v1/models/{name}/predict/batch``,
 ``GET /v1/models/{name}/entities/{id}/prediction`` and the Open Inference Protocol's
-``POST /v2/models/{name}[/versions/{version}]/infer`` are matched here by their path and
+``POST /v2/models/{name}[/versions/{version}]/infer`` and MLflow's ``POST /invocations``
+and ``/v1/models/{name}/invocations`` are matched here by their path and
 handed to ``PredictEndpoints`` (``server/endpoints.py``), which the FastAPI routes call
 too. Skipping the framework skips none of the hooks: every answer goes through the serving
 core (``authorize``, the prediction sink) and every error through ``server/errors.py``. A
-query string other than one ``version`` (any query string, under ``/v2``) goes to the
+query string other than one ``version`` (any query string, for V2 and MLflow) goes to the
 FastAPI routes, which answer it the same way.
 """
 
@@ -29,6 +30,7 @@ from tabops.server.codecs.v2_binary import HEADER_LENGTH, json_part
 from tabops.server.codecs.v2_outputs import InferAnswer
 from tabops.server.endpoints import (
     INFER,
+    INVOCATIONS,
     PredictEndpoints,
     Target,
     match_entity_path,
@@ -47,6 +49,7 @@ Send = Callable[[Message], Awaitable[None]]
 _JSON = (b"content-type", b"application/json")
 _OCTETS = (b"content-type", b"application/octet-stream")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()
+_CONTENT_TYPE = b"content-type"
 _SMALL_BODY = 4_096  # bytes: a body this small holds a few rows, answered without a timer
 _REQUEST_ID = b"x-request-id"
 _AUTHORIZATION = b"authorization"
@@ -59,6 +62,7 @@ _TEMPLATES = {
     "predict_batch": "/v1/models/{name}/predict/batch",
     "entity": "/v1/models/{name}/entities/{entity_id}/prediction",
     INFER: "/v2/models/{name}/infer",
+    INVOCATIONS: "/v1/models/{name}/invocations",
 }
 _VERSION_INFER = "/v2/models/{name}/versions/{version}/infer"
 _access_log = logging.getLogger(ACCESS_LOGGER)
@@ -99,7 +103,7 @@ class FastPredict:
         query: bytes = scope.get("query_string", b"")
         if not query:
             return target
-        if target.route == INFER:
+        if target.route in (INFER, INVOCATIONS):  # their query strings are the routes' own
             return None
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         if len(pairs) == 1 and pairs[0][0] == "version" and pairs[0][1]:
@@ -149,6 +153,11 @@ class FastPredict:
                 pending = self.endpoints.infer(context, target, body, length)
                 if len(body) > _SMALL_BODY:
                     pending = answer_within(limits.timeout_seconds, pending)
+            elif target.route == INVOCATIONS:
+                media = header_of(scope, _CONTENT_TYPE)
+                pending = self.endpoints.invoke(context, target, body, media)
+                if len(body) > _SMALL_BODY:
+                    pending = answer_within(limits.timeout_seconds, pending)
             else:
                 pending = self.endpoints.answer(context, target, body, {})
                 if target.route != "predict":
@@ -184,7 +193,10 @@ class FastPredict:
     ) -> None:
         """Count an answered request (and write its access line); the request id is unset."""
         REQUEST_ID.reset(token)
-        route = "/predict" if target.name is None else _TEMPLATES[target.route]
+        if target.name is None:
+            route = "/invocations" if target.route == INVOCATIONS else "/predict"
+        else:
+            route = _TEMPLATES[target.route]
         if target.route == INFER and target.ref is not None:
             route = _VERSION_INFER
         model, version = context.served or (_named(target, status), "")
