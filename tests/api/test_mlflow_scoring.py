@@ -60,6 +60,8 @@ def bodies(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str, Any]]:
     rows = [[record[name] for name in names] for record in records(frame)]
     return {
         "dataframe_split": {"dataframe_split": frame.to_dict("split")},
+        # Columns in another order than the model's: read by full validation, not the decoder.
+        "dataframe_split_reordered": {"dataframe_split": frame[names[::-1]].to_dict("split")},
         "dataframe_records": {"dataframe_records": records(frame)},
         "instances_records": {"instances": records(frame)},
         "instances_rows": {"instances": rows},
@@ -82,6 +84,7 @@ def mlflow_error(answer: Any, status: int, code: str) -> str:
     "form",
     [
         "dataframe_split",
+        "dataframe_split_reordered",
         "dataframe_records",
         "instances_records",
         "instances_rows",

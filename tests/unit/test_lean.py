@@ -432,3 +432,39 @@ def test_records_listed_under_another_key_decode_as_a_batch_does(lean, key):
 )
 def test_records_listed_under_another_key_refuse_what_full_validation_must_judge(lean, body):
     assert lean.decode_listed(body, "dataframe_records") is None
+
+
+def split_body(columns: list[str], rows: list[list[Any]], **extra: Any) -> bytes:
+    """MLflow's ``dataframe_split`` body."""
+    return json.dumps({"dataframe_split": {"columns": columns, "data": rows, **extra}}).encode()
+
+
+def test_a_split_body_in_spec_order_decodes_as_its_records_do(lean, spec):
+    names = [column.name for column in spec.features]
+    second = json.loads(body_of(amount=2.5))
+    rows = [[RECORD.get(name) for name in names], [second.get(name) for name in names]]
+    found = lean.decode_split(split_body(names, rows, index=[7, 8]))
+    assert found is not None
+    assert found[0] == lean.decode_batch(batch(body_of(), body_of(amount=2.5)))
+    assert found[1] is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["reordered", "text-for-number", "short-row", "index-too-short", "unknown-field"],
+)
+def test_a_split_body_leaves_anything_else_to_full_validation(lean, spec, change):
+    names = [column.name for column in spec.features]
+    row = [RECORD.get(name) for name in names]
+    extra: dict[str, Any] = {}
+    if change == "reordered":
+        names, row = names[::-1], row[::-1]
+    elif change == "text-for-number":
+        row[names.index("amount")] = "x"
+    elif change == "short-row":
+        row = row[:-1]
+    elif change == "index-too-short":
+        extra["index"] = []
+    else:
+        extra["orient"] = "split"
+    assert lean.decode_split(split_body(names, [row], **extra)) is None

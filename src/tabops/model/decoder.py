@@ -73,6 +73,9 @@ class LeanDecoder:
         self._many = msgspec.json.Decoder(batch)
         self._record = record
         self._listed: dict[str, msgspec.json.Decoder[Any]] = {}
+        self._names = [column.name for column in features]
+        self._row_types = tuple(value_type(column) for column in features)
+        self._split: msgspec.json.Decoder[Any] | None = None
         self._astuple = msgspec.structs.astuple
         categories = encoder.categories or {}
         self._codes = {
@@ -125,6 +128,38 @@ class LeanDecoder:
         astuple = self._astuple
         records = getattr(document, key)
         return [astuple(record) for record in records], document.params
+
+    def decode_split(
+        self, body: bytes
+    ) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None] | None:
+        """The rows of ``{"dataframe_split": {"columns", "data", "index"?}, "params"?}``.
+
+        Only when the columns are the features in spec order, each row typed by position;
+        None otherwise, for full validation to decide (another order, a wrong type, ...).
+        """
+        if self._split is None:
+            row = tuple.__class_getitem__(self._row_types)  # a fixed-length typed tuple
+            split = msgspec.defstruct(
+                "Split",
+                [("columns", list[str]), ("data", list[row]), ("index", list[Any] | None, None)],  # type: ignore[valid-type]  # a generated type
+                forbid_unknown_fields=True,
+            )
+            body_type = msgspec.defstruct(
+                "SplitBody",
+                [("dataframe_split", split), ("params", dict[str, Any] | None, None)],
+                forbid_unknown_fields=True,
+            )
+            self._split = msgspec.json.Decoder(body_type)
+        try:
+            document = self._split.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            return None
+        found = document.dataframe_split
+        if found.columns != self._names:
+            return None
+        if found.index is not None and len(found.index) != len(found.data):
+            return None
+        return found.data, document.params
 
     def encode(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """The encoder's matrix for decoded rows: codes, filled gaps, missing indicators."""

@@ -178,6 +178,7 @@ async def invoke(
 
 _TYPED_KEYS = ("dataframe_records", "instances")
 """The formats whose rows are records, read by the version's typed decoder when it can."""
+_SPLIT = "dataframe_split"  # read by it too when its columns are the features in order
 
 
 def _typed_records(
@@ -188,8 +189,8 @@ def _typed_records(
     As ``/v1`` batches are read; with the predict method their params name. None when the
     body needs the full path (another format, rows as lists, any doubt): it names problems.
     """
-    for key in _TYPED_KEYS:
-        found = lean.decode_listed(body, key)
+    for key in (*_TYPED_KEYS, _SPLIT):
+        found = lean.decode_split(body) if key == _SPLIT else lean.decode_listed(body, key)
         if found is None:
             continue
         rows, params = found
