@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import shutil
 import time
@@ -51,6 +52,17 @@ HEART_FEATURES = [
     "time",
 ]
 """The example model's features, in the order of its spec."""
+
+
+def parquet_with_two_bad_rows(heart: pd.DataFrame) -> bytes:
+    """The patients as Parquet, with text in row 3's age and no serum sodium in row 7."""
+    broken = heart.copy()
+    broken["age"] = broken["age"].astype(str)
+    broken.loc[3, "age"] = "old"
+    broken.loc[7, "serum_sodium"] = float("nan")
+    buffer = io.BytesIO()
+    broken.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def bearer(token: str) -> dict[str, str]:

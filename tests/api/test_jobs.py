@@ -9,13 +9,12 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from conftest import HEART_CSV, wait_for
+from conftest import HEART_CSV, parquet_with_two_bad_rows, wait_for
 from tabops.config import Settings
 from tabops.model.predictor import Predictor
 from tabops.registry import ModelRegistry
@@ -107,13 +106,8 @@ def test_a_csv_body_is_scored_into_the_same_file_as_tabops_predict(
 
 
 def test_a_parquet_form_upload_gets_a_parquet_result_and_a_list_of_bad_rows(jobs_client, heart):
-    broken = heart.copy()
-    broken["age"] = broken["age"].astype(str)
-    broken.loc[3, "age"] = "old"
-    broken.loc[7, "serum_sodium"] = np.nan
-    buffer = io.BytesIO()
-    broken.to_parquet(buffer, index=False)
-    files = {"file": ("patients.parquet", buffer.getvalue(), "application/octet-stream")}
+    data = parquet_with_two_bad_rows(heart)
+    files = {"file": ("patients.parquet", data, "application/octet-stream")}
     job = wait_for(jobs_client, submit(jobs_client, files=files)["status_url"])
     assert job["status"] == "succeeded", job
     assert job["result"]["invalid_rows"] == 2

@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from api.test_ui_predict import Page, log_in
-from conftest import HEART_CSV
+from conftest import HEART_CSV, parquet_with_two_bad_rows
 from tabops.config import Settings
 from tabops.database import create_database_engine
 from tabops.security.keys import KeyStore
@@ -108,13 +107,8 @@ def test_an_uploaded_csv_is_scored_as_the_api_scores_it(ui, heart):
 
 
 def test_a_parquet_upload_with_bad_rows_offers_the_failed_rows(ui, heart):
-    broken = heart.copy()
-    broken["age"] = broken["age"].astype(str)
-    broken.loc[3, "age"] = "old"
-    broken.loc[7, "serum_sodium"] = np.nan
-    buffer = io.BytesIO()
-    broken.to_parquet(buffer, index=False)
-    job_id = job_id_of(upload(ui, "p.parquet", buffer.getvalue(), "application/octet-stream"))
+    data = parquet_with_two_bad_rows(heart)
+    job_id = job_id_of(upload(ui, "p.parquet", data, "application/octet-stream"))
     state = wait_on_page(ui, job_id)
     assert state["status"] == "succeeded", state
     assert state["invalid_rows"] == 2

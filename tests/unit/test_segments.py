@@ -183,15 +183,22 @@ def test_compaction_merges_a_closed_hour_into_one_file_with_the_same_rows(tmp_pa
     assert found["features"]["amount"] == 302.0
 
 
-def test_a_crash_between_rename_and_delete_shows_each_row_once_and_is_finished_later(tmp_path):
+def compacted_with_leftovers(root: Path) -> Path:
+    """Three segments of 5 rows compacted, their sources back beside the compacted file, as
+    a crash between the rename and the deletes leaves them; the partition folder."""
     for seq in range(3):
-        write_segment(tmp_path, seq + 1, 5, DAY + timedelta(minutes=seq), seq=seq)
-    folder = partition_folder(tmp_path, "m", 1, DAY.date())
-    saved = tmp_path / "saved"
+        write_segment(root, seq + 1, 5, DAY + timedelta(minutes=seq), seq=seq)
+    folder = partition_folder(root, "m", 1, DAY.date())
+    saved = root / "saved"
     shutil.copytree(folder, saved)
     assert compact_folder(folder, DAY + timedelta(hours=2)) == 1
-    for source in saved.glob("*.parquet"):  # the sources as the crash left them
+    for source in saved.glob("*.parquet"):
         shutil.copy(source, folder / source.name)
+    return folder
+
+
+def test_a_crash_between_rename_and_delete_shows_each_row_once_and_is_finished_later(tmp_path):
+    folder = compacted_with_leftovers(tmp_path)
     reader = LogReader(tmp_path)
 
     ids = all_ids(reader)

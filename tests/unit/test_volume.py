@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 from tabops.monitoring.compaction import compact_folder
 from tabops.monitoring.layout import partition_folder
 from tabops.monitoring.segments import LogReader
 from tabops.monitoring.volume import count_logged_since
-from unit.test_segments import DAY, write_segment
+from unit.test_segments import DAY, compacted_with_leftovers, write_segment
 
 
 def rows_since(reader: LogReader, since) -> int:
@@ -52,14 +51,7 @@ def test_agrees_with_reading_the_rows_after_compaction(tmp_path):
 
 
 def test_segments_left_beside_their_compacted_file_count_once(tmp_path):
-    for seq in range(3):
-        write_segment(tmp_path, seq + 1, 5, DAY + timedelta(minutes=seq), seq=seq)
-    folder = partition_folder(tmp_path, "m", 1, DAY.date())
-    saved = tmp_path / "saved"
-    shutil.copytree(folder, saved)
-    assert compact_folder(folder, DAY + timedelta(hours=2)) == 1
-    for source in saved.glob("*.parquet"):  # as a crash between rename and deletes leaves them
-        shutil.copy(source, folder / source.name)
+    compacted_with_leftovers(tmp_path)
 
     assert count_logged_since(tmp_path, "m", DAY) == 15
 
