@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,12 @@ REFERENCE_STATS_FILE = "reference_stats.json"
 CARD_FILE = "card.html"
 GOLDEN_PROBABILITY = "__probability__"
 GOLDEN_TOLERANCE = 1e-6
+
+# Loading a model file parses every array's header with ``ast.literal_eval`` (numpy). On
+# CPython 3.11 the AST constructor's recursion counter is shared by all threads, so two
+# threads building syntax trees at once can fail with "SystemError: AST constructor
+# recursion depth mismatch" when one yields mid-tree. Loads are taken one at a time.
+_LOADING = threading.Lock()
 
 # Types skops does not trust by default but which our own candidates contain. Anything
 # else found in a model file is refused: loading it could run code. The LightGBM and XGBoost
@@ -90,7 +97,8 @@ def load_model(data: bytes, trusted: Iterable[str] = ()) -> Pipeline | Calibrate
     refused = refused_types(untrusted, trusted)
     if refused:
         raise ArtifactIntegrityError(f"model file holds untrusted types: {', '.join(refused)}")
-    model = skops_io.loads(data, trusted=sorted(untrusted))
+    with _LOADING:
+        model = skops_io.loads(data, trusted=sorted(untrusted))
     if not isinstance(model, Pipeline | CalibratedPipeline):
         raise ArtifactIntegrityError("model file does not hold a scikit-learn Pipeline")
     return model
