@@ -245,6 +245,68 @@ def test_binary_matrix_in_and_binary_outputs_out_equal_v1(client, heart):
     assert document["outputs"][2]["shape"] == [25, 1]
 
 
+def one_row_binary(row: dict[str, Any], **request: Any) -> tuple[bytes, dict[str, str]]:
+    tail = matrix_of([row]).astype("<f8").tobytes()
+    item = {"name": "x", "datatype": "FP64", "shape": [1, 12]}
+    return binary_request(
+        {"inputs": [item | {"parameters": {"binary_data_size": 96}}], **request}, tail
+    )
+
+
+def test_one_row_as_one_tensor_equals_v1_predict_in_json_and_in_binary(client, heart):
+    [row] = records(heart, 33, 1)
+    expected = client.post(f"/v1/models/{MODEL}/predict", json=row).json()
+    values = matrix_of([row]).ravel().tolist()
+    for datatype in ("FP64", "FP32"):
+        item = {"name": "x", "datatype": datatype, "shape": [1, 12], "data": values}
+        answer = client.post(INFER, json={"inputs": [item]})
+        assert answer.status_code == 200, answer.text
+        assert_same_as_v1(outputs_of(answer.json()), [expected])
+    content, headers = one_row_binary(row, id="same", parameters={"binary_data_output": True})
+    answer = client.post(INFER, content=content, headers=headers)
+    assert answer.status_code == 200, answer.text
+    _document, data = split_binary(answer)
+    [probability] = np.frombuffer(data["probability"], dtype="<f8").tolist()
+    [label] = np.frombuffer(data["label"], dtype="<i8").tolist()
+    assert_same_as_v1({"probability": [probability], "label": [label]}, [expected])
+    # The same bytes as when the outputs are named one by one.
+    named = [
+        {"name": name, "parameters": {"binary_data": True}} for name in ("probability", "label")
+    ]
+    content, headers = one_row_binary(row, id="same", outputs=named)
+    asked = client.post(INFER, content=content, headers=headers)
+    assert (
+        asked.headers["inference-header-content-length"]
+        == answer.headers["inference-header-content-length"]
+    )
+    assert asked.content == answer.content
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "problem"),
+    [
+        (11, 4.5, "inputs.x[0, 11] (time): "),
+        (1, 2.0, "inputs.x[0, 1] (anaemia): "),
+        (0, float("nan"), "inputs.x[0, 0] (age): is empty"),
+    ],
+)
+def test_one_row_tensor_with_a_value_its_feature_refuses_is_400_naming_the_cell(
+    client, heart, position, value, problem
+):
+    [row] = records(heart, 0, 1)
+    matrix = matrix_of([row])
+    matrix[0, position] = value
+    item = {"name": "x", "datatype": "FP64", "shape": [1, 12]}
+    tail = matrix.astype("<f8").tobytes()
+    content, headers = binary_request(
+        {"inputs": [item | {"parameters": {"binary_data_size": 96}}]}, tail
+    )
+    assert problem in v2_error(client.post(INFER, content=content, headers=headers), 400)
+    if not np.isnan(value):
+        json_body = {"inputs": [item | {"data": matrix.ravel().tolist()}]}
+        assert problem in v2_error(client.post(INFER, json=json_body), 400)
+
+
 def test_binary_tensors_per_feature_mix_with_json_ones(client, heart):
     rows = records(heart, 50, 4)
     body = per_feature(rows)
@@ -303,15 +365,17 @@ def test_infer_is_answered_by_the_fast_path_and_by_the_routes_alike(client, hear
 
 
 def test_v2_predictions_are_written_to_the_prediction_log(home, heart):
-    rows = records(heart, 80, 6)
+    rows = records(heart, 80, 7)
     with TestClient(create_app(Settings(home=home))) as client:
         matrix = {"name": "x", "datatype": "FP64", "shape": [3, 12]}
-        matrix["data"] = matrix_of(rows[3:]).ravel().tolist()
+        matrix["data"] = matrix_of(rows[3:6]).ravel().tolist()
         assert client.post(INFER, json=per_feature(rows[:3])).status_code == 200
         assert client.post(INFER, json={"inputs": [matrix]}).status_code == 200
+        content, headers = one_row_binary(rows[6])
+        assert client.post(INFER, content=content, headers=headers).status_code == 200
     batches = LogReader(home / "predictions").batches(MODEL)
     logged = pd.concat([batch.to_pandas() for batch in batches], ignore_index=True)
-    assert len(logged) == 6
+    assert len(logged) == 7
     assert set(logged["route"]) == {"infer"}
     # Every feature of every row, whether the route kept them as rows or as the matrix sent.
     seen = sorted(sorted((k, float(v)) for k, v in f.items()) for f in logged["features"])

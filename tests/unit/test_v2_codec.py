@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 
 from tabops.errors import BatchTooLargeError, InvalidInputError, InvalidRequestError, Problem
-from tabops.schema import ColumnSpec, Kind
+from tabops.schema import ColumnSpec, FeatureSpec, Kind
 from tabops.server.codecs.v2 import feature_datatype, server_metadata
 from tabops.server.codecs.v2_binary import BinaryReader, pack_bytes, split_body
+from tabops.server.codecs.v2_record import OneMatrixRowDecoder
 from tabops.server.codecs.v2_tensors import MatrixRules, checked_matrix, read_tensor
 
 AMOUNT = ColumnSpec(name="amount", kind=Kind.NUMERIC)
@@ -213,3 +215,70 @@ def test_features_have_the_datatypes_of_their_kinds():
     kinds = [AMOUNT, COUNT, FLAG, COLOUR]
     assert [feature_datatype(c) for c in kinds] == ["FP64", "INT64", "BOOL", "BYTES"]
     assert server_metadata()["extensions"] == ["binary_tensor_data"]
+
+
+ROW_SPEC = FeatureSpec(columns=[AMOUNT, COUNT, FLAG])
+
+
+def one_row(item: dict[str, Any], data: bytes = b"", **request: Any) -> Any:
+    header = json.dumps({"inputs": [item], **request}).encode()
+    return OneMatrixRowDecoder(ROW_SPEC).decode(header, memoryview(data))
+
+
+def test_one_row_tensor_is_read_as_json_or_binary_in_either_width():
+    item = {"name": "x", "datatype": "FP64", "shape": [1, 3], "data": [2.5, 7, 1]}
+    values, request = one_row(item, id="r-1", parameters={"binary_data_output": True})
+    assert values == [2.5, 7.0, 1.0]
+    assert (request.id, request.parameters, request.outputs) == (
+        "r-1",
+        {"binary_data_output": True},
+        None,
+    )
+    for datatype, dtype in (("FP64", "<f8"), ("FP32", "<f4")):
+        raw = np.array([2.5, 7.0, 0.0], dtype).tobytes()
+        binary = {"name": "x", "datatype": datatype, "shape": [1, 3]}
+        binary["parameters"] = {"binary_data_size": len(raw)}
+        values, _request = one_row(binary, raw)
+        assert values == [2.5, 7.0, 0.0]
+
+
+ROW = {"name": "x", "datatype": "FP64", "shape": [1, 3], "data": [2.5, 7, 1]}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        ROW | {"data": [[2.5, 7, 1]]},  # nested rows
+        ROW | {"data": [2.5, 7]},  # a value short
+        ROW | {"data": [2.5, 7, 1, 4]},
+        ROW | {"data": [2.5, "7", 1]},
+        ROW | {"data": [2.5, 7.5, 1]},  # a fraction for a whole number
+        ROW | {"data": [2.5, 2.0**63, 1]},  # beyond 64 bits
+        ROW | {"data": [2.5, 7, 2]},  # a flag is 0 or 1
+        ROW | {"data": [1e309, 7, 1]},  # infinite
+        ROW | {"data": [None, 7, 1]},
+        ROW | {"name": "amount"},  # a feature's name: the per-feature form
+        ROW | {"datatype": "INT64"},
+        ROW | {"shape": [2, 3]},
+        ROW | {"shape": [1, 4]},
+        ROW | {"parameters": {"content_type": "np"}},
+        {k: v for k, v in ROW.items() if k != "data"},  # no data at all
+    ],
+)
+def test_a_one_row_tensor_off_the_usual_way_is_left_to_the_general_way(item):
+    assert one_row(item) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "size", "extra"),
+    [
+        ([2.5, np.nan, 1.0], 24, b""),  # a gap in a required feature
+        ([2.5, 7.0, 1.0], 16, b""),  # the size says two values
+        ([2.5, 7.0, 1.0], 24, b"\0" * 8),  # data left over
+    ],
+)
+def test_a_binary_row_off_the_usual_way_is_left_to_the_general_way(values, size, extra):
+    raw = np.array(values, "<f8").tobytes() + extra
+    item = {"name": "x", "datatype": "FP64", "shape": [1, 3]}
+    assert one_row(item | {"parameters": {"binary_data_size": size}}, raw) is None
+    assert one_row(ROW, raw) is None  # JSON data with binary data after it

@@ -6,6 +6,7 @@ as JSON data or, when asked for, as binary data after the answer's JSON.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ OUTPUTS = ("probability", "label", "class_name")
 OUTPUT_TYPES = {"probability": "FP64", "label": "INT64", "class_name": BYTES}
 _DEFAULT_OUTPUTS = ("probability", "label")
 _DEFAULT_WANTED = [(name, False) for name in _DEFAULT_OUTPUTS]
+_DEFAULT_BINARY = [(name, True) for name in _DEFAULT_OUTPUTS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ def requested_outputs(parameters: Any, requested: Any) -> list[tuple[str, bool]]
         raise InvalidRequestError("invalid parameters", [Problem("parameters", "not an object")])
     binary = bool(parameters and parameters.get("binary_data_output") is True)
     if requested is None:
-        return [(name, binary) for name in _DEFAULT_OUTPUTS]
+        return _DEFAULT_BINARY if binary else _DEFAULT_WANTED
     if not isinstance(requested, list):
         raise InvalidRequestError("invalid outputs", [Problem("outputs", "not a list")])
     wanted, problems = [], []
@@ -75,8 +77,8 @@ def encode_answer(
     decisions: Decisions, wanted: list[tuple[str, bool]], request_id: str
 ) -> InferAnswer:
     """The answer: model, version, request id and the outputs wanted (binary ones last)."""
-    if wanted is _DEFAULT_WANTED and len(decisions) == 1:
-        return InferAnswer(_one_default(decisions, request_id))
+    if len(decisions) == 1 and (wanted is _DEFAULT_WANTED or wanted is _DEFAULT_BINARY):
+        return _one_default(decisions, request_id, wanted is _DEFAULT_BINARY)
     shape = [len(decisions), 1]
     outputs: list[dict[str, Any]] = []
     tail: list[bytes] = []
@@ -111,38 +113,72 @@ def _packed(name: str, values: list[Any]) -> bytes:
     return np.asarray(values, dtype=dtype).tobytes()
 
 
-_ONE_PARTS: dict[tuple[str, int], tuple[bytes, bytes, bytes]] = {}
+@dataclass(frozen=True, slots=True)
+class _OneRowParts:
+    """What the answers of a version to one row with the default outputs share, as bytes."""
+
+    head: bytes  # up to the request id
+    json_middle: bytes  # between the id and the probability
+    json_ends: tuple[bytes, bytes]  # after the probability: the label, negative or positive
+    binary_end: bytes  # after the id, when both outputs are binary
+    labels: tuple[int, int]  # the label's value, negative or positive
+
+
+_ONE_PARTS: dict[tuple[str, int], _OneRowParts] = {}
 _ONE_PARTS_KEPT = 256  # versions whose answer parts are kept; more only costs time
+_PROBABILITY_AND_LABEL = struct.Struct("<dq")  # FP64 then INT64, as binary outputs are packed
 
 
-def _one_default(decisions: Decisions, request_id: str) -> bytes:
+def _one_row_parts(decisions: Decisions) -> _OneRowParts:
+    """The shared parts of one version's one-row answers, written on its first answer."""
+    key = (decisions.model, decisions.version)
+    parts = _ONE_PARTS.get(key)
+    if parts is not None:
+        return parts
+    if len(_ONE_PARTS) >= _ONE_PARTS_KEPT:
+        _ONE_PARTS.clear()
+    model = orjson.dumps(decisions.model)
+    version = orjson.dumps(str(decisions.version))
+    negative, positive = decisions.negative[0], decisions.positive[0]
+    if type(positive) is not int or type(negative) is not int:
+        positive, negative = 1, 0
+    label = b']},{"name":"label","datatype":"INT64","shape":[1,1],"data":['
+    sizes = [{"name": name, "datatype": OUTPUT_TYPES[name], "shape": [1, 1]} for name in OUTPUTS]
+    binary = [output | {"parameters": {"binary_data_size": 8}} for output in sizes[:2]]
+    parts = _ONE_PARTS[key] = _OneRowParts(
+        head=b'{"model_name":' + model + b',"model_version":' + version + b',"id":',
+        json_middle=b',"outputs":[{"name":"probability","datatype":"FP64","shape":[1,1],"data":[',
+        json_ends=(
+            label + orjson.dumps(negative) + b"]}]}",
+            label + orjson.dumps(positive) + b"]}]}",
+        ),
+        binary_end=b',"outputs":' + orjson.dumps(binary) + b"}",
+        labels=(negative, positive),
+    )
+    return parts
+
+
+def _one_default(decisions: Decisions, request_id: str, binary: bool) -> InferAnswer:
     """The answer to one row with the default outputs, from parts written once per version.
 
     The commonest answer, written without building its nested document: the same bytes
     ``orjson`` writes for it.
     """
-    key = (decisions.model, decisions.version)
-    parts = _ONE_PARTS.get(key)
-    if parts is None:
-        if len(_ONE_PARTS) >= _ONE_PARTS_KEPT:
-            _ONE_PARTS.clear()
-        model = orjson.dumps(decisions.model)
-        version = orjson.dumps(str(decisions.version))
-        parts = _ONE_PARTS[key] = (
-            b'{"model_name":' + model + b',"model_version":' + version + b',"id":',
-            b',"outputs":[{"name":"probability","datatype":"FP64","shape":[1,1],"data":[',
-            b']},{"name":"label","datatype":"INT64","shape":[1,1],"data":[',
-        )
-    head, probability, label = parts
-    [value] = _values("label", decisions)
-    return b"".join(
-        (
-            head,
-            orjson.dumps(request_id),
-            probability,
-            orjson.dumps(decisions.probabilities[0]),
-            label,
-            orjson.dumps(value),
-            b"]}]}",
+    parts = _one_row_parts(decisions)
+    is_positive = int(decisions.is_positive[0])
+    probability = decisions.probabilities[0]
+    if binary:
+        header = b"".join((parts.head, orjson.dumps(request_id), parts.binary_end))
+        values = _PROBABILITY_AND_LABEL.pack(probability, parts.labels[is_positive])
+        return InferAnswer(header + values, len(header))
+    return InferAnswer(
+        b"".join(
+            (
+                parts.head,
+                orjson.dumps(request_id),
+                parts.json_middle,
+                orjson.dumps(probability),
+                parts.json_ends[is_positive],
+            )
         )
     )
