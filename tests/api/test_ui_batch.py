@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.test_ui_predict import Page, log_in
+from api.test_ui_predict import log_in
+from api.ui_page import Page
 from conftest import HEART_CSV, parquet_with_two_bad_rows
 from tabops.config import Settings
 from tabops.database import create_database_engine

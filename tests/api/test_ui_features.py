@@ -8,11 +8,11 @@ compared with the API's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui_page import Page
 from loans_data import MODEL, VIEW, LoansHome
 from tabops.config import Settings
 from tabops.database import create_database_engine
@@ -20,53 +20,6 @@ from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
 
 PAGE = "/ui/features"
-
-
-class Page(HTMLParser):
-    """Texts and attributes by element id, labels, links, cells and forms of a page."""
-
-    def __init__(self, markup: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.texts: dict[str, str] = {}
-        self.attrs: dict[str, dict[str, str]] = {}
-        self.labels: dict[str, str] = {}
-        self.links: list[tuple[str, str]] = []
-        self.cells: dict[str, str] = {}  # data-feature -> text
-        self.forms: list[dict[str, str]] = []  # action and hidden fields of each POST form
-        self._open: list[tuple[str, dict[str, str], list[str]]] = []
-        self.feed(markup)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {key: value or "" for key, value in attrs}
-        if "id" in found:
-            self.attrs[found["id"]] = found
-        if tag == "form" and found.get("method") == "post":
-            self.forms.append({"action": found["action"]})
-        if tag == "input":
-            if self.forms and found.get("type") == "hidden":
-                self.forms[-1][found["name"]] = found.get("value", "")
-            return
-        self._open.append((tag, found, []))
-
-    def handle_data(self, data: str) -> None:
-        for _tag, _attrs, text in self._open:
-            text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            name, attrs, text = self._open.pop()
-            joined = " ".join("".join(text).split())
-            if "id" in attrs:
-                self.texts[attrs["id"]] = joined
-            if name == "label":
-                self.labels[attrs["for"]] = joined
-            if name == "a":
-                self.links.append((joined, attrs.get("href", "")))
-            if "data-feature" in attrs:
-                self.cells[attrs["data-feature"]] = joined
-            if name == tag:
-                break
 
 
 @pytest.fixture

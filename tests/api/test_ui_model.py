@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui_page import Page
 from conftest import SEED_REQUEST, make_registry
 from tabops.config import Settings
 from tabops.database import create_database_engine
@@ -21,19 +22,12 @@ from tabops.server.app import create_app
 
 MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _TAGS = re.compile(r"<[^>]+>")
 
 
 def text_of(page: str) -> str:
     """The page's text as a reader sees it: tags dropped, entities decoded, spaces joined."""
     return " ".join(html.unescape(_TAGS.sub(" ", page)).split())
-
-
-def csrf_of(page: str) -> str:
-    found = _CSRF.search(page)
-    assert found is not None, "the page holds no CSRF field"
-    return found.group(1)
 
 
 def row_of(page: str, element_id: str) -> str:
@@ -69,7 +63,8 @@ def confirm(client: TestClient, path: str, **params: Any) -> tuple[str, dict[str
     """The confirmation page's text and the fields its form posts."""
     page = client.get(path, params=params)
     assert page.status_code == 200, page.text
-    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text))
+    [fields] = [form for form in Page(page.text).forms if form["action"] == path]
+    del fields["action"]
     return text_of(page.text), fields
 
 
@@ -271,7 +266,7 @@ def log_in(client: TestClient, token: str) -> None:
     form = client.get("/ui/login")
     answer = client.post(
         "/ui/login",
-        data={"key": token, "csrf": csrf_of(form.text), "next": PAGE},
+        data={"key": token, "csrf": Page(form.text).forms[0]["csrf"], "next": PAGE},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
@@ -299,7 +294,7 @@ def test_a_read_key_sees_no_promote_button_and_may_not_move_aliases(keyed):
     assert "/promote" not in page.text
     assert "/rollback" not in page.text
     assert client.get(f"{PAGE}/promote", params={"version": 2}).status_code == 403
-    csrf = csrf_of(page.text)  # the logout form's: the session's own token
+    csrf = Page(page.text).forms[0]["csrf"]  # the logout form's: the session's own token
     for path in ("promote", "rollback"):
         data = {"csrf": csrf, "alias": "production", "version": "2", "current": "1"}
         refused = client.post(f"{PAGE}/{path}", data=data)

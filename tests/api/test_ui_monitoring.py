@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui_page import Page
 from conftest import HEART_CSV
 from tabops.config import Settings
 from tabops.database import create_database_engine
@@ -26,7 +27,6 @@ from tabops.server.ui.monitoring import page_summary
 
 MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}/monitoring"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HANG_SECONDS = 30.0
 """Far beyond a summary of a few hundred predictions: a deadline that only stops a hang."""
 
@@ -218,11 +218,9 @@ def keyed(home: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
 
 def log_in(client: TestClient, token: str) -> None:
     form = client.get("/ui/login")
-    found = _CSRF.search(form.text)
-    assert found is not None
     answer = client.post(
         "/ui/login",
-        data={"key": token, "csrf": found.group(1), "next": PAGE},
+        data={"key": token, "csrf": Page(form.text).forms[0]["csrf"], "next": PAGE},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text

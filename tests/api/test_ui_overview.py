@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui_page import Page
 from conftest import SEED_REQUEST
 from tabops.config import Settings
 from tabops.database import create_database_engine
@@ -20,7 +21,6 @@ from tabops.security.keys import KeyStore
 from tabops.server.app import create_app
 
 MODEL = "heart-failure"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def ui_app(home: Path, base_url: str = "http://testserver", **settings: Any) -> TestClient:
@@ -40,18 +40,12 @@ def ui(home: Path) -> Iterator[TestClient]:
         yield client
 
 
-def csrf_of(page: str) -> str:
-    found = _CSRF.search(page)
-    assert found is not None, "the page holds no CSRF field"
-    return found.group(1)
-
-
 def log_in(client: TestClient, token: str, next_path: str = "/ui") -> Any:
     form = client.get("/ui/login", params={"next": next_path})
     assert form.status_code == 200
     return client.post(
         "/ui/login",
-        data={"key": token, "csrf": csrf_of(form.text), "next": next_path},
+        data={"key": token, "csrf": Page(form.text).forms[0]["csrf"], "next": next_path},
         follow_redirects=False,
     )
 
@@ -177,7 +171,9 @@ def test_logout_ends_the_session(ui, keys):
     log_in(ui, token)
     page = ui.get("/ui")
     stolen = ui.cookies.get("tabops_session")
-    answer = ui.post("/ui/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    answer = ui.post(
+        "/ui/logout", data={"csrf": Page(page.text).forms[0]["csrf"]}, follow_redirects=False
+    )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/login"
     assert "logged out" in ui.get("/ui/login").text

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui_page import Page
 from loans_data import MODEL as LOANS
 from loans_data import VIEW, LoansHome
 from tabops.config import Settings
@@ -24,82 +24,6 @@ from tabops.server.app import create_app
 
 MODEL = "heart-failure"
 PAGE = f"/ui/models/{MODEL}/predict"
-_VOID = frozenset({"input", "br", "meta", "link", "img", "hr", "area", "source", "wbr"})
-
-
-class Page(HTMLParser):
-    """What a test reads of a page: labels, form controls, and the text of elements by id."""
-
-    def __init__(self, markup: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.labels: dict[str, str] = {}  # control id -> label text
-        self.controls: dict[str, dict[str, Any]] = {}  # by name, the version selector's aside
-        self.by_id: dict[str, dict[str, Any]] = {}  # every control with an id
-        self.texts: dict[str, str] = {}  # element id -> its text
-        self.attrs: dict[str, dict[str, str]] = {}  # element id -> its attributes
-        self._stack: list[tuple[str, dict[str, str], list[str]]] = []
-        self._select: dict[str, Any] | None = None
-        self._form = ""
-        self.feed(markup)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {key: value or "" for key, value in attrs}
-        if "id" in found:
-            self.attrs[found["id"]] = found
-        if tag == "form":
-            self._form = found.get("class", "")
-        control: dict[str, Any] | None = None
-        if tag == "input" and "name" in found:
-            control = {"tag": tag, **found}
-        if tag == "select":
-            control = self._select = {"tag": tag, **found, "options": []}
-        if control is not None:
-            self.by_id[found.get("id", "")] = control
-            # The version selector is a form of its own, beside the predict form.
-            if self._form != "predict-version":
-                self.controls[found.get("name", "")] = control
-        if tag not in _VOID:
-            self._stack.append((tag, found, []))
-
-    def handle_data(self, data: str) -> None:
-        for _tag, _attrs, parts in self._stack:
-            parts.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._stack:
-            name, attrs, parts = self._stack.pop()
-            text = " ".join("".join(parts).split())
-            if "id" in attrs:
-                self.texts[attrs["id"]] = text
-            if name == "label" and "for" in attrs:
-                self.labels[attrs["for"]] = text
-            if name == "option" and self._select is not None:
-                value = attrs.get("value", text)
-                self._select["options"].append((value, text, "selected" in attrs))
-            if name == "select":
-                self._select = None
-            if name == tag:
-                break
-
-    def value(self, name: str) -> str:
-        """The value a control would post."""
-        control = self.controls[name]
-        if control["tag"] == "select":
-            chosen = [value for value, _text, selected in control["options"] if selected]
-            return chosen[0] if chosen else control["options"][0][0]
-        return str(control.get("value", ""))
-
-    def form(self) -> dict[str, str]:
-        """Every control's value, as the predict form posts them."""
-        return {name: self.value(name) for name in self.controls if name}
-
-    def features(self) -> dict[str, str]:
-        return {
-            name.removeprefix("feature:"): self.value(name)
-            for name in self.controls
-            if name.startswith("feature:")
-        }
 
 
 def shown(value: Any) -> str:
