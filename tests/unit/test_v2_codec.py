@@ -13,7 +13,7 @@ from tabops.errors import BatchTooLargeError, InvalidInputError, InvalidRequestE
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
 from tabops.server.codecs.v2 import feature_datatype, server_metadata
 from tabops.server.codecs.v2_binary import BinaryReader, pack_bytes, split_body
-from tabops.server.codecs.v2_record import OneMatrixRowDecoder
+from tabops.server.codecs.v2_record import OneMatrixRowDecoder, OneRowReaders
 from tabops.server.codecs.v2_tensors import MatrixRules, checked_matrix, read_tensor
 
 AMOUNT = ColumnSpec(name="amount", kind=Kind.NUMERIC)
@@ -282,3 +282,24 @@ def test_a_binary_row_off_the_usual_way_is_left_to_the_general_way(values, size,
     item = {"name": "x", "datatype": "FP64", "shape": [1, 3]}
     assert one_row(item | {"parameters": {"binary_data_size": size}}, raw) is None
     assert one_row(ROW, raw) is None  # JSON data with binary data after it
+
+
+def test_one_row_readers_read_either_form_whichever_came_last():
+    readers = OneRowReaders(ROW_SPEC, columns=True, matrix=True)
+    columns = [
+        {"name": "amount", "datatype": "FP64", "shape": [1], "data": [2.5]},
+        {"name": "count", "datatype": "INT64", "shape": [1], "data": [7]},
+        {"name": "flag", "datatype": "BOOL", "shape": [1], "data": [True]},
+    ]
+    by_column = json.dumps({"inputs": columns}).encode()
+    as_matrix = json.dumps({"inputs": [ROW]}).encode()
+    none = memoryview(b"")
+    for body, is_matrix in [(by_column, False), (as_matrix, True)] * 2 + [(by_column, False)]:
+        found = readers.read(body, none)
+        assert found is not None
+        values, _request, matrix = found
+        assert matrix is is_matrix
+        assert list(values) == ([2.5, 7.0, 1.0] if is_matrix else [2.5, 7, True])
+    only_columns = OneRowReaders(ROW_SPEC, columns=True, matrix=False)
+    assert only_columns.read(as_matrix, none) is None
+    assert OneRowReaders(ROW_SPEC, columns=False, matrix=True).read(by_column, none) is None

@@ -39,7 +39,7 @@ from tabops.server.codecs.v2_outputs import (
     encode_answer,
     requested_outputs,
 )
-from tabops.server.codecs.v2_record import OneMatrixRowDecoder, OneRowDecoder
+from tabops.server.codecs.v2_record import OneRowReaders
 from tabops.server.codecs.v2_tensors import (
     ACCEPTED,
     Column,
@@ -98,23 +98,17 @@ async def infer(
         BatchTooLargeError.
     """
     header, data = split_body(body, header_length)
-    lean = predictor.lean
-    one = _one_row_decoder(predictor).decode(header) if lean and not data else None
-    matrix_row = _one_matrix_decoder(predictor) if one is None else None
-    numbers = matrix_row.decode(header, data) if matrix_row is not None else None
-    if one is not None and lean is not None:
-        values, request = one
+    one = _one_row_readers(predictor).read(header, data)
+    if one is not None:
+        values, request, is_matrix = one
         wanted = requested_outputs(request.parameters, request.outputs)
-        features = FeatureRows(predictor.feature_names, rows=[values])
-        encoded = lean.encode([values])[0]
-        keeps = core.keeps_inputs
-        decisions = await core.decide_row(context, predictor, encoded, features if keeps else None)
-        request_id = request.id
-    elif numbers is not None:
-        row, request = numbers
-        wanted = requested_outputs(request.parameters, request.outputs)
-        features = FeatureRows(predictor.feature_names, rows=[tuple(row)])
-        encoded = np.array(row, dtype=np.float64)  # the plain encoder is the identity
+        lean = predictor.lean
+        if not is_matrix and lean is not None:
+            features = FeatureRows(predictor.feature_names, rows=[values])
+            encoded = lean.encode([values])[0]
+        else:  # floats in spec order: the plain encoder is the identity
+            features = FeatureRows(predictor.feature_names, rows=[tuple(values)])
+            encoded = np.array(values, dtype=np.float64)
         keeps = core.keeps_inputs
         decisions = await core.decide_row(context, predictor, encoded, features if keeps else None)
         request_id = request.id
@@ -208,20 +202,16 @@ def _columns(predictor: Predictor, tensors: list[Tensor]) -> list[Column]:
 
 
 @lru_cache(maxsize=64)
-def _one_row_decoder(predictor: Predictor) -> OneRowDecoder:
-    """The one-row decoder of a version, made on its first request."""
-    return OneRowDecoder(predictor.spec)
+def _one_row_readers(predictor: Predictor) -> OneRowReaders:
+    """The one-row decoders of a version, made on its first request.
 
-
-@lru_cache(maxsize=64)
-def _one_matrix_decoder(predictor: Predictor) -> OneMatrixRowDecoder | None:
-    """The one-row ``[1, k]`` tensor decoder of a version whose encoder is plain, else None."""
+    One tensor per feature needs the version's typed decoder; one ``[1, k]`` tensor a plain
+    encoder (numbers only, no gaps to fill), whose input is the row as it came.
+    """
     parts = predictor.parts
-    if parts is None or parts.encoder.categories or parts.encoder.nullable:
-        return None
-    if _matrix_rules(predictor).refusal is not None:
-        return None
-    return OneMatrixRowDecoder(predictor.spec)
+    is_plain = parts is not None and not parts.encoder.categories and not parts.encoder.nullable
+    matrix = is_plain and _matrix_rules(predictor).refusal is None
+    return OneRowReaders(predictor.spec, columns=predictor.lean is not None, matrix=matrix)
 
 
 @lru_cache(maxsize=64)
