@@ -50,6 +50,11 @@ PAGES: list[tuple[str, Callable[[int], str]]] = [
     ("model page, earliest version chosen", lambda _n: f"/ui/models/{MODEL}?version=1"),
     ("promotion review", lambda n: f"/ui/models/{MODEL}/promote?version={n // 2}"),
     ("rollback review", lambda _n: f"/ui/models/{MODEL}/rollback?alias=production"),
+    ("model card, latest version", lambda n: f"/ui/models/{MODEL}/versions/{n}/card"),
+    ("predict form", lambda _n: f"/ui/models/{MODEL}/predict"),
+    ("predict form, earliest version", lambda _n: f"/ui/models/{MODEL}/predict?version=1"),
+    ("batch upload", lambda _n: f"/ui/models/{MODEL}/batch"),
+    ("features", lambda _n: "/ui/features"),
     ("monitoring, 1 day", lambda _n: f"/ui/models/{MODEL}/monitoring?window=1d"),
     ("monitoring, 30 days", lambda _n: f"/ui/models/{MODEL}/monitoring?window=30d"),
 ]
