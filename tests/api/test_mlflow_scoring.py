@@ -17,6 +17,7 @@ from tabops import __version__
 from tabops.config import Settings
 from tabops.monitoring.segments import LogReader
 from tabops.server.app import create_app
+from tabops.server.codecs import mlflow_csv
 
 MODEL = "heart-failure"
 INVOCATIONS = f"/v1/models/{MODEL}/invocations"
@@ -353,3 +354,103 @@ def test_the_openapi_document_declares_every_answer_in_mlflows_shape(api):
         assert "401" not in operation["responses"]
         assert "503" in operation["responses"]
     assert "text/plain" in paths["/version"]["get"]["responses"]["200"]["content"]
+
+
+def heart_spellings(heart: pd.DataFrame) -> dict[str, str]:
+    """The same rows of the example as CSV, written the ways clients write them, or broken."""
+    rows = heart.iloc[:4]
+    flags = ["anaemia", "diabetes", "high_blood_pressure", "sex", "smoking"]
+    words = rows.assign(**{name: rows[name].map({0: "false", 1: "True"}) for name in flags})
+    spaced = rows.astype(str).map(lambda cell: f" {cell}")
+    plain = rows.to_csv(index=False)
+    header, first, *rest = plain.splitlines()
+    cells = first.split(",")
+    at = {name: position for position, name in enumerate(header.split(","))}
+
+    def first_row_with(name: str, cell: str) -> str:
+        changed = [cell if position == at[name] else value for position, value in enumerate(cells)]
+        return "\n".join([header, ",".join(changed), *rest]) + "\n"
+
+    return {
+        "plain": plain,
+        "other column order": rows[rows.columns[::-1]].to_csv(index=False),
+        "CRLF and every cell quoted": rows.to_csv(index=False, lineterminator="\r\n", quoting=1),
+        "every number a float": rows.astype(float).to_csv(index=False),
+        "flags as words": words.to_csv(index=False),
+        "spaces before numbers": spaced.to_csv(index=False),
+        "an exponent": first_row_with("platelets", "2.65e5"),
+        "a gap": first_row_with("age", ""),
+        "NaN": first_row_with("age", "NaN"),
+        "a flag of 2": first_row_with("sex", "2"),
+        "a flag as yes": first_row_with("sex", "yes"),
+        "a fraction for a whole number": first_row_with("time", "4.5"),
+        "underscores": first_row_with("platelets", "265_000"),
+        "infinity": first_row_with("age", "inf"),
+        "text for a number": first_row_with("age", "old"),
+        "an extra column": plain.replace(header, header + ",height", 1),
+        "a blank line": plain + "\n",
+    }
+
+
+@pytest.fixture
+def pandas_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every CSV body read by pandas and the file rules, however small."""
+    monkeypatch.setattr(mlflow_csv, "SMALL_CSV_BYTES", -1)
+
+
+def answers(client: TestClient, path: str, bodies: dict[str, str]) -> dict[str, tuple[int, Any]]:
+    headers = {"content-type": "text/csv"}
+    found = {}
+    for name, body in bodies.items():
+        answer = client.post(f"{path}?predict_method=predict_proba", content=body, headers=headers)
+        found[name] = (answer.status_code, answer.json())
+    return found
+
+
+def assert_same_answers(fast: dict[str, Any], slow: dict[str, Any]) -> None:
+    for name, (status, document) in fast.items():
+        assert slow[name][0] == status, name
+        if status == 200:
+            expected = pytest.approx(slow[name][1]["predictions"], abs=1e-12)
+            assert document["predictions"] == expected, name
+        else:
+            assert slow[name][1] == document, name
+
+
+def test_a_small_csv_answers_as_pandas_reads_it_however_it_is_written(api, heart, request):
+    spellings = heart_spellings(heart)
+    fast = answers(api, INVOCATIONS, spellings)
+    request.getfixturevalue("pandas_only")
+    slow = answers(api, INVOCATIONS, spellings)
+    assert_same_answers(fast, slow)
+    assert {name for name, (status, _) in fast.items() if status == 200} == {
+        "plain",
+        "other column order",
+        "CRLF and every cell quoted",
+        "every number a float",
+        "flags as words",
+        "spaces before numbers",
+        "an exponent",
+        "a blank line",
+    }
+
+
+def test_a_small_csv_with_categories_and_gaps_answers_as_pandas_reads_it(colours, request):
+    rows = [
+        "amount,colour,gap",
+        "41.5,red,",  # a gap where the feature may have one
+        "60,mauve,0.25",  # a category never seen in training
+        '52.25,"blue",-1.5',
+        "10,007,1",  # a category pandas reads as the number 7
+        "10,true,1",
+        "10,,1",
+        "12.5,a b,NA",
+    ]
+    bodies = {row: f"{rows[0]}\n{row}\n" for row in rows[1:]}
+    bodies["all"] = "\n".join(rows[:4]) + "\n"
+    path = "/v1/models/colours/invocations"
+    fast = answers(colours, path, bodies)
+    request.getfixturevalue("pandas_only")
+    slow = answers(colours, path, bodies)
+    assert_same_answers(fast, slow)
+    assert fast["60,mauve,0.25"][0] == fast["all"][0] == 200

@@ -12,16 +12,12 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from conftest import FAST_TRAIN, HEART_CSV, HEART_FEATURES, bearer, make_registry
+from conftest import HEART_CSV, HEART_FEATURES, bearer
 from tabops.config import Settings
 from tabops.monitoring.segments import LogReader
-from tabops.project import load_project
-from tabops.schema import infer_schema
 from tabops.server.app import create_app
-from tabops.training.register import train_project
 
 MODEL = "heart-failure"
 INFER = f"/v2/models/{MODEL}/infer"
@@ -511,34 +507,6 @@ def test_infer_shares_the_rate_limit_of_v1_predict(keyed, heart):
     limited = client.post(INFER, json=per_feature([record]), headers=bearer(token))
     assert "slow" in v2_error(limited, 429)
     assert int(limited.headers["retry-after"]) >= 90
-
-
-COLOURS = ["blue", "green", "red"]
-
-
-@pytest.fixture(scope="module")
-def colours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """An app serving a model with a category and a nullable number beside plain numbers."""
-    rng = np.random.default_rng(5)
-    rows = 300
-    colour = rng.choice(COLOURS, size=rows)
-    gap = rng.normal(size=rows)
-    gap[rng.random(rows) < 0.2] = np.nan
-    amount = rng.normal(50.0, 20.0, size=rows)
-    logit = 0.05 * (amount - 50) + 1.5 * (colour == "red") - np.nan_to_num(gap)
-    frame = pd.DataFrame({"amount": amount, "colour": colour, "gap": gap})
-    frame["y"] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    folder = tmp_path_factory.mktemp("colours") / "project"
-    folder.mkdir()
-    frame.to_csv(folder / "colours.csv", index=False)
-    project = {"name": "colours", "data": "colours.csv", "target": "y", "positive_class": 1}
-    project["class_names"] = {"0": "calm", "1": "loud"}
-    project["schema"] = infer_schema(frame, "y").spec.model_dump(mode="json", exclude_none=True)
-    (folder / "tabops.yaml").write_text(yaml.safe_dump({**project, "train": FAST_TRAIN}))
-    home = tmp_path_factory.mktemp("colours-home")
-    train_project(*load_project(folder), make_registry(home))
-    with TestClient(create_app(Settings(home=home))) as served:
-        yield served
 
 
 COLOUR_ROWS = [

@@ -14,7 +14,8 @@ from tabops.errors import (
     UnsupportedMediaError,
 )
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
-from tabops.server.codecs.mlflow import choose_method, media_of, read_csv
+from tabops.server.codecs.mlflow import choose_method, media_of
+from tabops.server.codecs.mlflow_csv import read_csv, typed_rows
 from tabops.server.codecs.mlflow_json import decode_json
 from tabops.server.errors import mlflow_dialect
 from tabops.validation import FeatureValidator
@@ -197,3 +198,73 @@ def test_mlflow_dialect_answers_mlflow_codes_and_bad_input_as_400(status, code, 
     answered, document = mlflow_dialect(status, code, "it failed", [])
     assert (answered, document["error_code"]) == expected
     assert document["message"] == "it failed"
+
+
+CSV_FEATURES = [
+    ColumnSpec(name="amount", kind=Kind.NUMERIC),
+    ColumnSpec(name="count", kind=Kind.INTEGER),
+    ColumnSpec(name="flag", kind=Kind.BOOLEAN),
+    ColumnSpec(name="colour", kind=Kind.CATEGORICAL, categories=["blue", "red"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (b"amount,count,flag,colour\n2.5,7,1,red\n", [(2.5, 7, 1, "red")]),
+        # Any column order, CRLF, quotes, signs, exponents, whole floats, spaces around numbers.
+        (
+            b'colour,flag,count,amount\r\n"blue",0,+3, 1e2\r\nred,1.0,4.0,-.5\r\n',
+            [(100.0, 3, 0, "blue"), (-0.5, 4, 1, "red")],
+        ),
+        (b"amount,count,flag,colour\n1,2,true,mauve\n3,4,False,a b\n", None),  # below
+    ],
+)
+def test_typed_rows_read_plain_cells_as_the_typed_decoder_types_them(body, rows):
+    if rows is None:  # flags as words, and categories never seen: still plain text
+        rows = [(1.0, 2, 1, "mauve"), (3.0, 4, 0, "a b")]
+    assert typed_rows(CSV_FEATURES, body) == rows
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "1,2,1,",  # a gap
+        "nan,2,1,red",
+        "1,NA,1,red",
+        "inf,2,1,red",
+        "1e400,2,1,red",  # past the float range
+        "1_000,2,1,red",  # a Python number, text to pandas
+        "0x10,2,1,red",
+        "1,2.5,1,red",  # a fraction for a whole number
+        "1,99999999999999999999,1,red",  # past 64 bits
+        "1,2,2,red",  # a flag is 0 or 1
+        "1,2,yes,red",
+        "1,2,1,007",  # pandas reads this category as the number 7
+        "1,2,1,True",
+        "1,2,1,null",
+        "1,2,1,  ",
+        "1,2,1",  # a cell short
+        "1,2,1,red,extra",
+    ],
+)
+def test_typed_rows_leave_any_cell_in_doubt_to_pandas(row):
+    assert typed_rows(CSV_FEATURES, f"amount,count,flag,colour\n{row}\n".encode()) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"amount,count,flag\n1,2,1\n",  # a feature missing
+        b"amount,count,flag,colour,height\n1,2,1,red,3\n",  # an unknown column
+        b"amount,amount,flag,colour\n1,2,1,red\n",
+        b"\xef\xbb\xbfamount,count,flag,colour\n1,2,1,red\n",  # a byte order mark
+        b"amount,count,flag,colour\n",  # no rows
+        b"amount,count,flag,colour\n1,2,1,red\n\n",  # a blank line
+        b"amount,count,flag,colour\n1,2,1,red\n3,4,true,blue\n",  # flags as numbers and words
+        b"amount,count,flag,colour\n\xff,2,1,red\n",
+        b"amount,count,flag,colour\n" + b"1,2,1,red\n" * 65,  # more rows than a few
+    ],
+)
+def test_typed_rows_leave_other_tables_to_pandas(body):
+    assert typed_rows(CSV_FEATURES, body) is None

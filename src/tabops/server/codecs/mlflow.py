@@ -4,8 +4,9 @@ A JSON body holds its rows under exactly one of ``dataframe_split``, ``dataframe
 ``instances`` or ``inputs``, with optional ``params`` beside it; a ``text/csv`` body is a
 table whose header names the features. JSON rows become records checked one by one, as the
 v1 batch route checks them, so both answer the same (``mlflow_json``); a CSV body is read by
-pandas and checked as a file is, cell by cell. Nothing is scored until every row is valid: a bad row
-would otherwise leave logged predictions that no client ever received.
+pandas and checked as a file is, cell by cell, unless it is a few plain rows (``mlflow_csv``).
+Nothing is scored until every row is valid: a bad row would otherwise leave logged
+predictions that no client ever received.
 
 What a prediction is depends on the predict method (``params.predict_method`` or the
 ``predict_method`` query parameter): ``predict`` (the default, as MLflow's scikit-learn flavor
@@ -17,23 +18,19 @@ version, threshold and time beside the predictions.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from typing import Any
 
 import orjson
 import pandas as pd
 
 from tabops.errors import (
-    BatchTooLargeError,
-    EmptyBodyError,
     InvalidInputError,
-    MalformedBodyError,
     Problem,
     UnsupportedMediaError,
 )
 from tabops.model.decoder import LeanDecoder
 from tabops.model.predictor import Predictor
+from tabops.server.codecs.mlflow_csv import read_csv, typed_rows
 from tabops.server.codecs.mlflow_json import PREDICT_METHODS, decode_json, invalid_rows_error
 from tabops.serving.context import RequestContext
 from tabops.serving.core import THREAD_ROWS, ServingCore
@@ -101,39 +98,6 @@ def choose_method(from_params: str | None, from_query: str | None) -> str:
     return from_params or from_query or DEFAULT_METHOD
 
 
-def read_csv(body: bytes, max_rows: int) -> pd.DataFrame:
-    """A CSV body (header row first) as a frame of pandas' inferred types.
-
-    Raises:
-        EmptyBodyError: no body.
-        MalformedBodyError: not UTF-8, or not a table (a row with more cells than the header).
-        InvalidInputError: a header without rows.
-        BatchTooLargeError: more than ``max_rows`` rows.
-    """
-    if not body.strip():
-        raise EmptyBodyError("the request body is empty; send CSV", [Problem("body", "empty")])
-    try:
-        frame = pd.read_csv(io.BytesIO(body), encoding="utf-8")
-    except (ValueError, csv.Error) as exc:  # pandas' parser errors and bad UTF-8 among them
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MalformedBodyError(
-            f"the request body is not a CSV table: {reason}", [Problem("body", reason)]
-        ) from exc
-    if not isinstance(frame.index, pd.RangeIndex):  # pandas made the surplus cells an index
-        reason = "a row has more cells than the header has names"
-        raise MalformedBodyError(
-            f"the request body is not a CSV table: {reason}", [Problem("body", reason)]
-        )
-    if frame.empty:
-        raise InvalidInputError("there are no rows to score", [Problem("body", "no rows")])
-    if len(frame) > max_rows:
-        raise BatchTooLargeError(
-            f"{len(frame)} rows exceed the limit of {max_rows}; split them or submit a job",
-            [Problem("body", f"at most {max_rows} rows")],
-        )
-    return frame
-
-
 async def invoke(
     core: ServingCore,
     context: RequestContext,
@@ -153,11 +117,18 @@ async def invoke(
     from_query = predict_method
     if media_of(content_type) == CSV_MEDIA:
         method = choose_method(None, from_query)
-        if len(body) > _THREAD_BYTES:
-            frame = await asyncio.to_thread(read_csv, body, max_rows)
+        lean = predictor.lean
+        rows = typed_rows(predictor.spec.features, body) if lean is not None else None
+        if rows is not None and lean is not None and len(rows) <= max_rows:
+            names = predictor.feature_names
+            features = FeatureRows(names, rows=rows) if core.keeps_inputs else None
+            decisions = await core.decide_array(context, predictor, lean.encode(rows), features)
         else:
-            frame = read_csv(body, max_rows)
-        decisions = await _decide_frame(core, context, predictor, frame)
+            if len(body) > _THREAD_BYTES:
+                frame = await asyncio.to_thread(read_csv, body, max_rows)
+            else:
+                frame = read_csv(body, max_rows)
+            decisions = await _decide_frame(core, context, predictor, frame)
     else:
         lean = predictor.lean
         typed = _typed_records(lean, body, max_rows) if lean is not None else None
