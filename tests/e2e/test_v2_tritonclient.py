@@ -106,6 +106,23 @@ def test_inference_with_one_binary_matrix_equals_v1(client, rows):
     assert result.get_response()["model_version"] == "1"
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_one_row_per_feature_or_as_one_tensor_equals_v1(client, rows, binary):
+    triton_client, base = client
+    one = rows.iloc[[3]]
+    [expected] = v1_predictions(base, one)
+    matrix = triton.InferInput("x", [1, one.shape[1]], "FP64")
+    matrix.set_data_from_numpy(one.to_numpy(dtype=np.float64), binary_data=binary)
+    outputs = [
+        triton.InferRequestedOutput(name, binary_data=binary) for name in ("probability", "label")
+    ]
+    for inputs in (feature_inputs(one, binary=binary), [matrix]):
+        result = triton_client.infer(MODEL, inputs, outputs=outputs)
+        [probability] = result.as_numpy("probability").ravel().tolist()
+        assert probability == pytest.approx(expected["probability"], abs=1e-12)
+        assert result.as_numpy("label").ravel().tolist() == [expected["label"]]
+
+
 def test_a_bad_request_raises_the_servers_message(client, rows):
     triton_client, _base = client
     matrix = triton.InferInput("x", [len(rows), 3], "FP64")
