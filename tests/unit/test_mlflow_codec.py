@@ -236,6 +236,9 @@ def test_typed_rows_read_plain_cells_as_the_typed_decoder_types_them(body, rows)
         "1e400,2,1,red",  # past the float range
         "1_000,2,1,red",  # a Python number, text to pandas
         "0x10,2,1,red",
+        "\u0661\u0662,2,1,red",  # digits of another script: a number to Python, text to pandas
+        "1,2\u00a0,1,red",  # a no-break space
+        "1,\t2,1,red",
         "1,2.5,1,red",  # a fraction for a whole number
         "1,99999999999999999999,1,red",  # past 64 bits
         "1,2,2,red",  # a flag is 0 or 1

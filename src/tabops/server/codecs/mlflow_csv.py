@@ -32,8 +32,10 @@ from tabops.validation.values import CHECKERS
 SMALL_CSV_BYTES = 16 * 1024
 """Bodies up to this size are tried by ``typed_rows``; pandas reads larger ones faster."""
 _SMALL_CSV_ROWS = 64
-_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
-_WHOLE = re.compile(r"\s*[+-]?\d+\s*")
+# ASCII digits and spaces only: Python's float() and int() also take other scripts' digits,
+# underscores and other white space, which pandas reads as text.
+_NUMBER = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
+_WHOLE = re.compile(r" *[+-]?[0-9]+ *")
 # Text pandas reads as something else: numbers of any spelling, infinities, booleans, and
 # its default missing-value markers (read_csv's na_values).
 _NOT_TEXT = re.compile(
