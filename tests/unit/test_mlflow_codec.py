@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tabops.errors import (
     BatchTooLargeError,
@@ -271,3 +276,53 @@ def test_typed_rows_leave_any_cell_in_doubt_to_pandas(row):
 )
 def test_typed_rows_leave_other_tables_to_pandas(body):
     assert typed_rows(CSV_FEATURES, body) is None
+
+
+_PIECES = ["0", "1", "7", "42", ".", "5", "e", "E", "+", "-", " ", "\t", "_", "x", "a", "N", "A"]
+_PIECES += ["nan", "inf", "True", "false", "TRUE", "null", "#N/A", "\u0661", "\u00a0", '"', ","]
+_CELL = st.lists(st.sampled_from(_PIECES), max_size=4).map("".join)
+
+
+def mostly(plain: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Plain cells seven times in eight, so that many tables are read both ways; else anything."""
+    return st.integers(0, 7).flatmap(lambda pick: _CELL if pick == 0 else plain)
+
+
+_NUMBERS = mostly(
+    st.one_of(
+        st.integers(-(10**6), 10**6).map(str),
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    )
+)
+_WHOLES = mostly(
+    st.integers(-(10**6), 10**6).flatmap(
+        lambda number: st.sampled_from([str(number), f"{number}.0", f" +{abs(number)}"])
+    )
+)
+_FLAGS = mostly(st.sampled_from(["0", "1", "1.0", " 0"]))  # words in tables of their own below
+_TEXTS = mostly(st.sampled_from(["red", "blue", "a b", "mauve", "x1", " red"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(_NUMBERS, _WHOLES, _FLAGS, _TEXTS), min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_typed_rows_read_the_values_pandas_reads(cells, flags_as_words):
+    if flags_as_words:
+        words = {"0": "false", "1": "True", "1.0": "TRUE", " 0": "False"}
+        cells = [(a, b, words.get(flag, flag), d) for a, b, flag, d in cells]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow([column.name for column in CSV_FEATURES])
+    writer.writerows(cells)
+    body = text.getvalue().encode()
+    found = typed_rows(CSV_FEATURES, body)
+    if found is None:
+        return  # pandas and the file rules decide
+    frame = pd.read_csv(io.BytesIO(body))
+    for row, values in zip(frame.itertuples(index=False), found, strict=True):
+        amount, count, flag, colour = row
+        assert values[:3] == (float(amount), float(count), float(flag))
+        assert isinstance(colour, str)
+        assert values[3] == colour
