@@ -61,7 +61,7 @@ def bodies(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str, Any]]:
     rows = [[record[name] for name in names] for record in records(frame)]
     return {
         "dataframe_split": {"dataframe_split": frame.to_dict("split")},
-        # Columns in another order than the model's: read by full validation, not the decoder.
+        # Columns in another order than the model's: typed in that order, then put in the model's.
         "dataframe_split_reordered": {"dataframe_split": frame[names[::-1]].to_dict("split")},
         "dataframe_records": {"dataframe_records": records(frame)},
         "instances_records": {"instances": records(frame)},

@@ -449,16 +449,42 @@ def test_a_split_body_in_spec_order_decodes_as_its_records_do(lean, spec):
     assert found[1] is None
 
 
+def test_a_split_body_in_any_column_order_decodes_as_in_spec_order(lean, spec):
+    names = [column.name for column in spec.features]
+    second = json.loads(body_of(amount=2.5))
+    rows = [[RECORD.get(name) for name in names], [second.get(name) for name in names]]
+    expected = lean.decode_split(split_body(names, rows))
+    assert expected is not None
+    for order in (names[::-1], names[1:] + names[:1], names[::-1]):  # a known order again too
+        moved = [[row[names.index(name)] for name in order] for row in rows]
+        assert lean.decode_split(split_body(order, moved)) == expected
+
+
 @pytest.mark.parametrize(
     "change",
-    ["reordered", "text-for-number", "short-row", "index-too-short", "unknown-field"],
+    [
+        "reordered-values-only",
+        "text-for-number",
+        "short-row",
+        "index-too-short",
+        "unknown-field",
+        "column-missing",
+        "column-twice",
+        "unknown-column",
+    ],
 )
 def test_a_split_body_leaves_anything_else_to_full_validation(lean, spec, change):
     names = [column.name for column in spec.features]
     row = [RECORD.get(name) for name in names]
     extra: dict[str, Any] = {}
-    if change == "reordered":
-        names, row = names[::-1], row[::-1]
+    if change == "reordered-values-only":  # the columns in spec order, the values not
+        row = row[::-1]
+    elif change == "column-missing":
+        names, row = names[1:], row[1:]
+    elif change == "column-twice":
+        names = [names[1], *names[1:]]
+    elif change == "unknown-column":
+        names = ["height", *names[1:]]
     elif change == "text-for-number":
         row[names.index("amount")] = "x"
     elif change == "short-row":

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -27,6 +28,9 @@ from tabops.schema import ColumnSpec, FeatureSpec, Kind
 # (the common one, and the faster to decode). Beyond 2**53 a float no longer tells whether
 # the integer fitted in 64 bits: such (rare) floats go to full validation, which reads them.
 _EXACT = 2.0**53
+_SPLIT_ORDERS_KEPT = 16  # column orders of dataframe_split bodies with a decoder made
+_SplitRows = tuple["msgspec.json.Decoder[Any]", Callable[[Any], tuple[Any, ...]] | None]
+"""The decoder of a column order's rows, and what puts a row in spec order (None: it is)."""
 _TYPES: dict[Kind, Any] = {
     Kind.NUMERIC: float,
     Kind.INTEGER: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -76,6 +80,7 @@ class LeanDecoder:
         self._names = [column.name for column in features]
         self._row_types = tuple(value_type(column) for column in features)
         self._split: msgspec.json.Decoder[Any] | None = None
+        self._split_orders: dict[tuple[str, ...], _SplitRows] = {}
         self._astuple = msgspec.structs.astuple
         categories = encoder.categories or {}
         self._codes = {
@@ -134,14 +139,14 @@ class LeanDecoder:
     ) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None] | None:
         """The rows of ``{"dataframe_split": {"columns", "data", "index"?}, "params"?}``.
 
-        Only when the columns are the features in spec order, each row typed by position;
-        None otherwise, for full validation to decide (another order, a wrong type, ...).
+        Only when the columns are the features, in spec order or any other (each row typed
+        by position, then put in spec order); None otherwise, for full validation to decide
+        (a missing or unknown column, a wrong type, ...).
         """
         if self._split is None:
-            row = tuple.__class_getitem__(self._row_types)  # a fixed-length typed tuple
             split = msgspec.defstruct(
                 "Split",
-                [("columns", list[str]), ("data", list[row]), ("index", list[Any] | None, None)],  # type: ignore[valid-type]  # a generated type
+                [("columns", list[str]), ("data", msgspec.Raw), ("index", list[Any] | None, None)],
                 forbid_unknown_fields=True,
             )
             body_type = msgspec.defstruct(
@@ -152,14 +157,44 @@ class LeanDecoder:
             self._split = msgspec.json.Decoder(body_type)
         try:
             document = self._split.decode(body)
+            found = document.dataframe_split
+            rows = self._split_rows(tuple(found.columns))
+            if rows is None:
+                return None
+            decoder, in_spec_order = rows
+            data = decoder.decode(found.data)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
             return None
-        found = document.dataframe_split
-        if found.columns != self._names:
+        if found.index is not None and len(found.index) != len(data):
             return None
-        if found.index is not None and len(found.index) != len(found.data):
+        if in_spec_order is not None:
+            data = list(map(in_spec_order, data))
+        return data, document.params
+
+    def _split_rows(
+        self, columns: tuple[str, ...]
+    ) -> (
+        tuple[msgspec.json.Decoder[Any], Callable[[tuple[Any, ...]], tuple[Any, ...]] | None] | None
+    ):
+        """The decoder of rows whose values follow ``columns``, and what puts them in spec order.
+
+        None when the columns are not the features. Decoders are kept for a few orders.
+        """
+        known = self._split_orders.get(columns)
+        if known is not None:
+            return known
+        if len(columns) != len(self._names) or set(columns) != set(self._names):
             return None
-        return found.data, document.params
+        position = {name: index for index, name in enumerate(self._names)}
+        types = tuple(self._row_types[position[name]] for name in columns)
+        decoder = msgspec.json.Decoder(list[tuple.__class_getitem__(types)])  # type: ignore[misc]  # typed rows
+        order = [columns.index(name) for name in self._names]
+        # itemgetter of two or more positions gives a tuple; one column is in order already.
+        reorder = operator.itemgetter(*order) if order != list(range(len(order))) else None
+        if len(self._split_orders) >= _SPLIT_ORDERS_KEPT:
+            self._split_orders.clear()
+        self._split_orders[columns] = (decoder, reorder)
+        return decoder, reorder
 
     def encode(self, rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """The encoder's matrix for decoded rows: codes, filled gaps, missing indicators."""

@@ -149,7 +149,7 @@ async def invoke(
 
 _TYPED_KEYS = ("dataframe_records", "instances")
 """The formats whose rows are records, read by the version's typed decoder when it can."""
-_SPLIT = "dataframe_split"  # read by it too when its columns are the features in order
+_SPLIT = "dataframe_split"  # read by it too when its columns are the features, in any order
 
 
 def _typed_records(
