@@ -128,6 +128,10 @@ class PathNotAllowedError(NotAuthorizedError):
     """A path sent over the network lies outside the folders the server may read."""
 
 
+class ForbiddenBySettingsError(NotAuthorizedError):
+    """The server's settings forbid what was asked, whichever key asks (no scope allows it)."""
+
+
 class OriginNotAllowedError(AccessError):
     """A web page of another site (its ``Origin``) sent a request that changes state."""
 

@@ -213,8 +213,9 @@ def test_a_hostile_pickle_is_refused_naming_what_it_would_run(api, files, home):
 def test_trusting_a_pickle_is_refused_unless_the_server_allows_it(api, files, home):
     answer = api.post(VERSIONS, **form(files, "hostile.pkl", trust_pickle="true"))
 
-    assert_error(answer, 403, "not_authorized", "trust_pickle")
+    assert_error(answer, 403, "forbidden_by_settings", "trust_pickle")
     assert "allow_trust_pickle" in answer.json()["error"]["message"]
+    assert "www-authenticate" not in answer.headers  # no key would be let through
     assert not files["marker"].exists()
     assert_nothing_left(home)
 

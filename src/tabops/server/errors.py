@@ -31,6 +31,7 @@ from tabops.errors import (
     EntityNotFoundError,
     FeaturesUnavailableError,
     FeatureViewNotFoundError,
+    ForbiddenBySettingsError,
     GateFailedError,
     InvalidInputError,
     InvalidRequestError,
@@ -77,6 +78,7 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (ResourceNotFoundError, 404, "not_found"),
     (NotAuthenticatedError, 401, "not_authenticated"),
     (PathNotAllowedError, 403, "path_not_allowed"),
+    (ForbiddenBySettingsError, 403, "forbidden_by_settings"),
     (NotAuthorizedError, 403, "not_authorized"),
     (OriginNotAllowedError, 403, "origin_not_allowed"),
     (RateLimitedError, 429, "rate_limited"),
@@ -123,11 +125,14 @@ def headers_of(exc: TabopsError, status: int) -> dict[str, str]:
     """The headers an error's answer carries besides its body.
 
     ``WWW-Authenticate`` on 401 and 403 (RFC 6750: a missing or unknown key, a key
-    outside its scope), ``Retry-After`` on 429 and on a busy or timed-out 503.
+    outside its scope; not when no key could do it: a path, an origin, a setting),
+    ``Retry-After`` on 429 and on a busy or timed-out 503.
     """
     if status == 401:
         return {"WWW-Authenticate": _REALM}
-    if status == 403 and not isinstance(exc, PathNotAllowedError | OriginNotAllowedError):
+    if status == 403 and not isinstance(
+        exc, PathNotAllowedError | OriginNotAllowedError | ForbiddenBySettingsError
+    ):
         return {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
     if isinstance(exc, RateLimitedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}

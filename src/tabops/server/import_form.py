@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from tabops.config import Settings
-from tabops.errors import InvalidRequestError, NotAuthorizedError, Problem
+from tabops.errors import ForbiddenBySettingsError, InvalidRequestError, Problem
 from tabops.names import ALIAS_RULE, is_alias
 from tabops.server.forms import FormUpload, SpooledForm
 from tabops.server.uploads import FILE_SUFFIXES, file_format_of
@@ -40,7 +40,7 @@ def read_import_form(form: SpooledForm, settings: Settings) -> ImportRequest:
 
     Raises:
         InvalidRequestError: a file missing, an unknown, repeated or invalid field.
-        NotAuthorizedError: ``trust_pickle`` while the server does not allow it.
+        ForbiddenBySettingsError: ``trust_pickle`` while the server does not allow it.
     """
     problems = [Problem(file, "required") for file in FILE_FIELDS if file not in form.files]
     problems += [
@@ -58,7 +58,7 @@ def read_import_form(form: SpooledForm, settings: Settings) -> ImportRequest:
     value = {field: values[0] for field, values in form.fields.items() if field != "gates"}
     trust = _boolean(value.get("trust_pickle", ""), "trust_pickle")
     if trust and not settings.security.allow_trust_pickle:
-        raise NotAuthorizedError(
+        raise ForbiddenBySettingsError(
             "this server does not load untrusted pickles: trust_pickle=true needs the "
             "security.allow_trust_pickle setting (import the file with 'tabops models import "
             "--trust-pickle' on the server instead)",

@@ -49,8 +49,9 @@ _IMPORT_SHARE = 0.9
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {
         "model": ErrorResponse,
-        "description": "The key is not an admin key, or trust_pickle was asked while the "
-        "server does not allow it (security.allow_trust_pickle)",
+        "description": "The key is not an admin key (not_authorized), or trust_pickle was "
+        "asked while the server does not allow it (forbidden_by_settings: "
+        "security.allow_trust_pickle)",
     },
     409: {"model": ErrorResponse, "description": "The registry could not publish the version"},
     413: {"model": ErrorResponse, "description": "The form is larger than an upload may be"},
