@@ -184,6 +184,12 @@ class SecuritySettings(_Section):
         "server then unpickles a file from the network, running any code it holds. Off: "
         "only files whose pickle imports nothing outside the allow-list are imported.",
     )
+    max_concurrent_imports: int = Field(
+        default=2,
+        ge=1,
+        description="Model imports over the API run at once at most (each loads the file in "
+        "a child process); more are answered 503 imports_busy with Retry-After.",
+    )
 
     @field_validator("project_roots", mode="before")
     @classmethod

@@ -238,6 +238,10 @@ class RequestTimeoutError(TabopsError):
     """A request took longer than the server allows one to take."""
 
 
+class ImportsBusyError(TabopsError):
+    """The server is importing as many models as it takes at once; retry after a while."""
+
+
 class FeatureStoreError(TabopsError):
     """The online store cannot give what was asked."""
 

@@ -12,6 +12,7 @@ import pickle
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +323,32 @@ def test_a_trusted_pickle_loads_where_allowed_and_a_slow_load_is_audited(home, f
         (ROUTE, "request_timeout", 503)
     ]
     assert_nothing_left(home)
+
+
+HOLD_DEADLINE_SECONDS = 60.0  # for the first import to reach its work folder, busy or not
+
+
+@pytest.mark.slow
+def test_imports_beyond_the_limit_are_refused_busy_until_one_finishes(home, files):
+    (files["folder"] / "sleeper.pkl").write_bytes(pickle.dumps(Sleeper()))
+    security = {"allow_trust_pickle": True, "max_concurrent_imports": 1}
+    with open_app(home, security=security) as api, ThreadPoolExecutor(1) as pool:
+        # The first import holds the one slot while its file loads (sleeping, in a child).
+        holding = pool.submit(api.post, VERSIONS, **form(files, "sleeper.pkl", trust_pickle="true"))
+        deadline = time.monotonic() + HOLD_DEADLINE_SECONDS
+        while not (home / "uploads").is_dir() or not list((home / "uploads").iterdir()):
+            assert time.monotonic() < deadline, "the first import never started"
+            time.sleep(0.01)
+        refused = api.post(VERSIONS, **form(files))
+        held = holding.result()
+        after = api.post(VERSIONS, **form(files))
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "imports_busy"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert held.status_code == 422, held.text  # a sleep is no classifier
+    assert after.status_code == 201, after.text  # the slot is free again
+    assert_no_upload_left(home)
 
 
 @pytest.mark.parametrize(

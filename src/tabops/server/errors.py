@@ -33,6 +33,7 @@ from tabops.errors import (
     FeatureViewNotFoundError,
     ForbiddenBySettingsError,
     GateFailedError,
+    ImportsBusyError,
     InvalidInputError,
     InvalidRequestError,
     JobError,
@@ -102,6 +103,7 @@ _STATUS: list[tuple[type[TabopsError], int, str]] = [
     (JobNotFinishedError, 409, "job_not_finished"),
     (JobError, 409, "job_has_no_file"),
     (DatabaseBusyError, 503, "database_busy"),
+    (ImportsBusyError, 503, "imports_busy"),
     (DatabaseError, 503, "database_unavailable"),
     (StorageFullError, 507, "insufficient_storage"),
     (RequestTimeoutError, 503, "request_timeout"),
@@ -136,7 +138,7 @@ def headers_of(exc: TabopsError, status: int) -> dict[str, str]:
         return {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
     if isinstance(exc, RateLimitedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    if isinstance(exc, DatabaseBusyError | RequestTimeoutError):
+    if isinstance(exc, DatabaseBusyError | ImportsBusyError | RequestTimeoutError):
         return {"Retry-After": str(_RETRY_SECONDS)}
     return {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from tabops.config import Settings
 from tabops.errors import (
     DataError,
+    ImportsBusyError,
     InvalidRequestError,
     Problem,
     TabopsError,
@@ -56,6 +58,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The registry could not publish the version"},
     413: {"model": ErrorResponse, "description": "The form is larger than an upload may be"},
     415: {"model": ErrorResponse, "description": "The body is not multipart/form-data"},
+    503: {
+        "model": ErrorResponse,
+        "description": "The import did not finish within the request timeout "
+        "(request_timeout), or as many imports as the server runs at once are running "
+        "(imports_busy, with Retry-After); the database is busy or a store is unavailable",
+    },
     422: {
         "model": ErrorResponse,
         "description": "A field is missing or invalid, the model file is unsafe "
@@ -147,6 +155,8 @@ async def create_model_version(
     the server run code of its choosing, even with an admin key.
 
     The import must finish within the server's request timeout (503 ``request_timeout``).
+    At most ``security.max_concurrent_imports`` run at once; another is answered 503
+    ``imports_busy`` with ``Retry-After`` before its upload is read.
     """
     try:
         async with audited(audit, context, name, 201):
@@ -160,7 +170,16 @@ async def create_model_version(
                     f"cannot take {media or 'a body without a type'!r}: send a multipart form "
                     "with a 'model' and a 'sample' file"
                 )
-            document = await _import_upload(request, name, settings, deployment.registry)
+            running = _running_imports(settings.security.max_concurrent_imports)
+            if not running.acquire(blocking=False):
+                raise ImportsBusyError(
+                    f"{settings.security.max_concurrent_imports} model imports are running, "
+                    "as many as this server takes at once; retry shortly"
+                )
+            try:
+                document = await _import_upload(request, name, settings, deployment.registry)
+            finally:
+                running.release()
             # This process serves the new alias at once; others re-read theirs within seconds.
             deployment.forget_aliases(name)
     except anyio.get_cancelled_exc_class():
@@ -171,6 +190,23 @@ async def create_model_version(
         raise
     location = f"/v1/models/{name}/versions/{document['version']}"
     return JSONResponse(document, status_code=201, headers={"Location": location})
+
+
+_IMPORT_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+_IMPORT_SLOTS_LOCK = threading.Lock()
+
+
+def _running_imports(limit: int) -> threading.BoundedSemaphore:
+    """The slots of this process's running imports, one set per limit (tests use several).
+
+    Taken without waiting: an import beyond the limit is refused, not queued, so a flood of
+    imports neither waits on the server's threads nor fills its disk with uploads.
+    """
+    with _IMPORT_SLOTS_LOCK:
+        slots = _IMPORT_SLOTS.get(limit)
+        if slots is None:
+            slots = _IMPORT_SLOTS[limit] = threading.BoundedSemaphore(limit)
+        return slots
 
 
 async def _import_upload(
