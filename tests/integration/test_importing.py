@@ -331,6 +331,7 @@ def test_import_without_target_has_no_metrics_but_a_card_saying_so(mlflow_import
     registry, _folder, outcome = mlflow_import
 
     assert outcome.version.manifest.metrics == {}
+    assert outcome.version.manifest.target is None
     card = registry.read_file(NAME, 1, CARD_FILE).decode()
     assert "without a target column" in card
 

@@ -115,7 +115,10 @@ class Manifest(_Section):
     created: str | None = None
     project: str | None = None
     task: str = "binary_classification"
-    target: str
+    target: str | None = Field(
+        default=None,
+        description="The target column; none for a model imported without one.",
+    )
     entity: str | None = None
     timestamp: str | None = None
     classes: Classes

@@ -227,7 +227,7 @@ def _load_version(
     """A registered version, checked to predict the project's target from this table."""
     predictor = Predictor.load(registry, *parse_model_ref(ref))
     manifest = predictor.version.manifest
-    if manifest.target != project.target:
+    if manifest.target is not None and manifest.target != project.target:
         raise DataError(
             f"{predictor.version.ref} predicts {manifest.target!r}, not the project's target "
             f"{project.target!r}",

@@ -108,7 +108,7 @@ def package_import(
     document: dict[str, Any] = {
         "format": FORMAT,
         "task": "binary_classification",
-        "target": run.target or "target",
+        "target": run.target,
         "classes": {
             "negative": {"value": run.classes[0], "name": run.class_names[0]},
             "positive": {"value": run.classes[1], "name": run.class_names[1]},
