@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import SEED_REQUEST, stub_manifest
-from s3_server import copy_version, free_port, point_aws_at, start_moto_server
+from s3_server import copy_version, free_port, new_bucket, point_aws_at, start_moto_server
 from tabops.config import Settings
 from tabops.errors import (
     ModelNotFoundError,
@@ -27,6 +27,7 @@ from tabops.errors import (
 from tabops.model.predictor import Predictor
 from tabops.registry import LocalArtifactStore, ModelRegistry, open_artifact_store, open_registry
 from tabops.registry.s3 import CLAIM, S3ArtifactStore, create_bucket, parse_s3_url
+from tabops.registry.s3_access import endpoint_folder
 from tabops.registry.versions import MANIFEST
 from tabops.server.app import create_app
 
@@ -240,11 +241,17 @@ def test_the_app_answers_predict_from_an_s3_registry(s3_home, monkeypatch):
     assert answer.json()["version"] == 1
 
 
-def test_a_new_store_on_the_same_cache_answers_while_s3_is_unreachable(s3_home, monkeypatch):
-    home, url = s3_home
-    cache = home / "cache" / "registry"
-    Predictor.load(open_registry(Settings(home=home, registry={"url": url})), MODEL)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
+def test_a_new_store_on_the_same_cache_answers_while_s3_is_unreachable(home, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    with start_moto_server() as moto:
+        point_aws_at(monkeypatch, moto.endpoint, tmp_path)
+        url = f"s3://{new_bucket()}/models"
+        online = open_s3(url, cache)
+        copy_version(open_registry(Settings(home=home)), online)
+        online.set_alias(MODEL, "production", 1)
+        online.set_default_model(MODEL)
+        Predictor.load(online, MODEL)
+    assert moto.process.poll() is not None  # the store is gone, its endpoint unchanged
 
     offline = open_s3(url, cache)
 
@@ -253,8 +260,30 @@ def test_a_new_store_on_the_same_cache_answers_while_s3_is_unreachable(s3_home, 
     assert Predictor.load(offline, MODEL).version.version == 1
     with pytest.raises(StoreUnavailableError, match=r"cannot be reached.*no copy") as caught:
         offline.list_versions("never-read")
-    assert "127.0.0.1" in caught.value.message
+    assert moto.endpoint in caught.value.message
     assert parse_s3_url(url)[0] in caught.value.message
+
+
+def test_a_bucket_of_the_same_name_elsewhere_never_reads_this_ones_cache(
+    s3_server, tmp_path, monkeypatch
+):
+    cache, bucket = tmp_path / "cache", f"test-{uuid.uuid4().hex[:16]}"
+    with start_moto_server() as other:
+        point_aws_at(monkeypatch, other.endpoint, tmp_path)
+        create_bucket(bucket)
+        first = open_s3(f"s3://{bucket}", cache)
+        first.register("demo", {"small.bin": b"from the other server"}, stub_manifest())
+        assert first.read_file("demo", 1, "small.bin") == b"from the other server"  # cached
+    point_aws_at(monkeypatch, s3_server.endpoint, tmp_path)
+    create_bucket(bucket)
+    # Registered from elsewhere: nothing of it passes through this cache on the way in.
+    open_s3(f"s3://{bucket}").register("demo", {"small.bin": b"from this server"}, stub_manifest())
+    second = open_s3(f"s3://{bucket}", cache)
+
+    assert second.read_file("demo", 1, "small.bin") == b"from this server"
+    assert sorted(folder.name for folder in cache.iterdir()) == sorted(
+        endpoint_folder(server.endpoint) for server in (other, s3_server)
+    )
 
 
 # Errors and configuration ------------------------------------------------------------------

@@ -41,6 +41,7 @@ from tabops.registry.s3_access import (
     LostRaceError,
     check_bucket_name,
     create_bucket,
+    endpoint_folder,
     new_client,
     parse_s3_url,
     transfer_config,
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+
 CLAIM = ".claim"
 """The object that claims a prefix for one publisher; dot-named, so never a listed child."""
 OUTAGE_RETRY_SECONDS = 5.0
@@ -67,7 +69,8 @@ class S3ArtifactStore:
     Args:
         bucket: the bucket (it must exist: ``create_bucket``).
         prefix: the key prefix of every object, without slashes at either end.
-        cache: the folder of this store's cache; None for none (every read asks S3).
+        cache_root: the folder of every store's cache; this store's is the folder of its
+            endpoint, bucket and prefix under it. None for none (every read asks S3).
         is_immutable: which keys never change once written: the registry's version files
             (manifests excepted), read from the cache before S3 is asked.
     """
@@ -77,12 +80,13 @@ class S3ArtifactStore:
         bucket: str,
         prefix: str = "",
         *,
-        cache: Path | None = None,
+        cache_root: Path | None = None,
         is_immutable: Callable[[str], bool] = is_immutable_key,
     ) -> None:
         self.bucket = check_bucket_name(bucket)
         self.prefix = prefix.strip("/")
-        self.cache = StoreCache(cache) if cache is not None else None
+        self._cache_root = cache_root
+        self._cache: StoreCache | None = None
         self.is_immutable = is_immutable
         self._client_lock = threading.Lock()
         self._client_instance: Any = None
@@ -92,12 +96,24 @@ class S3ArtifactStore:
 
     @classmethod
     def from_url(cls, url: str, cache_root: Path | None = None) -> S3ArtifactStore:
-        """The store of ``s3://bucket[/prefix]``, cached under ``cache_root/bucket/prefix``."""
+        """The store of ``s3://bucket[/prefix]``, cached under ``cache_root``."""
         bucket, prefix = parse_s3_url(url)
-        cache = None
-        if cache_root is not None:
-            cache = cache_root.joinpath(bucket, *(key_parts(prefix) if prefix else []))
-        return cls(bucket, prefix, cache=cache)
+        return cls(bucket, prefix, cache_root=cache_root)
+
+    @property
+    def cache(self) -> StoreCache | None:
+        """This store's cache: ``cache_root/<endpoint>/<bucket>/<prefix>``, or None.
+
+        Keyed by endpoint too: two servers may each hold a bucket of the same name, and
+        version numbers of one say nothing of the other's files.
+        """
+        if self._cache_root is None:
+            return None
+        if self._cache is None:  # two threads may both make it: the same folder either way
+            parts = key_parts(self.prefix) if self.prefix else []
+            folder = self._cache_root.joinpath(endpoint_folder(self.endpoint), self.bucket, *parts)
+            self._cache = StoreCache(folder)
+        return self._cache
 
     @property
     def url(self) -> str:

@@ -79,6 +79,14 @@ def check_bucket_name(name: str) -> str:
     return name
 
 
+def endpoint_folder(endpoint: str) -> str:
+    """A folder name for an endpoint URL: its scheme, host, port and path, nothing secret."""
+    parsed = urlparse(endpoint)
+    port = f"-{parsed.port}" if parsed.port else ""
+    name = f"{parsed.scheme}-{parsed.hostname or 'default'}{port}{parsed.path}"
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or "default"
+
+
 def new_client(bucket: str) -> Any:
     """A boto3 S3 client configured the standard AWS way, with short timeouts."""
     try:
