@@ -398,6 +398,8 @@ HOSTILE = {
         "inputs.age: datatype BYTES does not fit a numeric feature; send FP64",
     ),
     "unknown datatype": (lambda b: _with(b, "age", datatype="FLOAT"), "inputs.age.datatype"),
+    "datatype an object": (lambda b: _with(b, "age", datatype={"a": 1}), "inputs.age.datatype"),
+    "datatype a list": (lambda b: _with(b, "age", datatype=["FP64"]), "inputs.age.datatype"),
     "shape mismatch": (lambda b: _with(b, "time", shape=[2, 1]), "inputs.time"),
     "data length": (lambda b: _with(b, "time", data=[1, 2]), "inputs.time.data"),
     "text in numbers": (lambda b: _with(b, "age", data=[60, "old", 50]), "inputs.age[1]"),

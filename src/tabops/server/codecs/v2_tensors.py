@@ -111,8 +111,9 @@ def read_tensor(index: int, item: Any, reader: BinaryReader, max_rows: int) -> T
         raise _invalid(f"inputs[{index}].name", "field required: the tensor's name")
     field = f"inputs.{name}"
     datatype = item.get("datatype")
-    if datatype != BYTES and datatype not in FIXED_TYPES:
-        raise _invalid(f"{field}.datatype", f"{datatype!r} is not a datatype of the protocol")
+    if not isinstance(datatype, str) or (datatype != BYTES and datatype not in FIXED_TYPES):
+        shown = repr(datatype) if isinstance(datatype, str) else type(datatype).__name__
+        raise _invalid(f"{field}.datatype", f"{shown[:40]} is not a datatype of the protocol")
     shape = item.get("shape")
     if (
         not isinstance(shape, list)
