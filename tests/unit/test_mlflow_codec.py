@@ -326,3 +326,12 @@ def test_typed_rows_read_the_values_pandas_reads(cells, flags_as_words):
         assert values[:3] == (float(amount), float(count), float(flag))
         assert isinstance(colour, str)
         assert values[3] == colour
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | _CELL.map(str.encode))
+def test_typed_rows_never_raise_on_any_body(body):
+    header = b"amount,count,flag,colour\n"
+    for candidate in (body, header + body):
+        found = typed_rows(CSV_FEATURES, candidate)
+        assert found is None or all(len(row) == len(CSV_FEATURES) for row in found)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tabops.errors import BatchTooLargeError, InvalidInputError, InvalidRequestError, Problem
 from tabops.schema import ColumnSpec, FeatureSpec, Kind
@@ -303,3 +305,25 @@ def test_one_row_readers_read_either_form_whichever_came_last():
     only_columns = OneRowReaders(ROW_SPEC, columns=True, matrix=False)
     assert only_columns.read(as_matrix, none) is None
     assert OneRowReaders(ROW_SPEC, columns=False, matrix=True).read(by_column, none) is None
+
+
+_JSON_PIECES = ['{"inputs": [', "]}", '{"name": "x", ', '"datatype": "FP64", ', '"shape": [1, 3], ']
+_JSON_PIECES += [
+    '"data": [2.5, 7, 1]}',
+    '"parameters": {"binary_data_size": 24}}',
+    ",",
+    "null",
+    "1e999",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_JSON_PIECES), max_size=8).map("".join).map(str.encode)
+    | st.binary(max_size=100),
+    st.binary(max_size=32),
+)
+def test_one_row_readers_never_raise_on_any_request(header, data):
+    readers = OneRowReaders(ROW_SPEC, columns=True, matrix=True)
+    found = readers.read(header, memoryview(data))
+    assert found is None or len(found[0]) == 3
