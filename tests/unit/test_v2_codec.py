@@ -148,6 +148,27 @@ def test_a_boolean_tensor_and_json_booleans_become_flags():
     assert tensor(item, raw).column(FLAG, []).tolist() == [1.0, 0.0, 1.0]
 
 
+def test_many_json_flags_are_checked_at_once_as_a_few_are_one_by_one():
+    values = [True, False, 1, 0, 1.0] * 20  # 100 values: checked with numpy
+    long = tensor({"name": "flag", "datatype": "BOOL", "shape": [100], "data": values})
+    assert long.column(FLAG, []).tolist() == [1.0, 0.0, 1.0, 0.0, 1.0] * 20
+    problems: list[Problem] = []
+    tensor({"name": "flag", "datatype": "BOOL", "shape": [100], "data": [*values[:99], 2]}).column(
+        FLAG, problems
+    )
+    few: list[Problem] = []
+    tensor({"name": "flag", "datatype": "BOOL", "shape": [2], "data": [True, 2]}).column(FLAG, few)
+    assert [(p.field, p.problem) for p in problems] == [
+        ("inputs.flag[99]", "2 is not 0, 1, true or false")
+    ]
+    assert [p.problem for p in few] == [problems[0].problem]
+    amounts: list[Problem] = []
+    tensor({"name": "amount", "datatype": "FP64", "shape": [100], "data": values}).column(
+        AMOUNT, amounts
+    )
+    assert len(amounts) == 40  # true and false are no numbers, whatever the count
+
+
 def test_bytes_become_categories_and_gaps_follow_nullability():
     packed = pack_bytes(["blue", "mauve"])
     item = {"name": "colour", "datatype": "BYTES", "shape": [2]}

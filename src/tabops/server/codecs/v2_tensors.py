@@ -32,6 +32,8 @@ ACCEPTED = {
 }
 """The datatypes a number feature's tensor may have (a category's is BYTES)."""
 _FLOAT_MAX = 1.7976931348623157e308
+_NUMBER_TYPES = frozenset((float, int))
+_FLAG_TYPES = frozenset((float, int, bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class Tensor:
             return check_numbers(feature, values.astype(np.float64), _rows(field), problems)
         if feature.kind is Kind.CATEGORICAL and self.datatype == BYTES:
             values = [_text(value) for value in values]
-        elif len(values) >= _VECTOR_ROWS and _are_numbers(values):
+        elif len(values) >= _VECTOR_ROWS and _are_numbers(values, feature.kind is Kind.BOOLEAN):
             try:
                 array = np.array(values, dtype=np.float64)
             except OverflowError:  # an integer beyond any float: checked one by one below
@@ -266,8 +268,9 @@ def _is_number(value: Any) -> bool:
     return type(value) is float or type(value) is int
 
 
-def _are_numbers(values: list[Any]) -> bool:
-    return {type(value) for value in values} <= {float, int}
+def _are_numbers(values: list[Any], flags: bool = False) -> bool:
+    """Whether every value is a JSON number (or, for a flag, a number or true or false)."""
+    return {type(value) for value in values} <= (_FLAG_TYPES if flags else _NUMBER_TYPES)
 
 
 def _nested(field: str, data: list[Any]) -> list[list[Any]]:
