@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -190,6 +191,9 @@ def create_app(
     app.state.watch = watch
     app.state.prediction_reader = watch.monitor.log
     app.state.endpoints = PredictEndpoints(core, settings.serving.max_batch_rows)
+    app.state.import_slots = threading.BoundedSemaphore(
+        settings.security.max_concurrent_imports
+    )  # model imports running over the API
     install_error_handlers(app)
     install_browser_defaults(app, settings.security.cors_origins)
     app.limits = RequestLimits.from_settings(settings)

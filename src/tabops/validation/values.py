@@ -9,7 +9,7 @@ from typing import Any
 from tabops.schema import ColumnSpec, Kind
 
 INT64 = 2.0**63
-_FLOAT_MAX = 1.7976931348623157e308
+FLOAT_MAX = 1.7976931348623157e308
 
 
 def _is_number(value: Any) -> bool:
@@ -20,7 +20,7 @@ def _is_number(value: Any) -> bool:
 def _is_finite(value: float) -> bool:
     """A finite float, or an int a float can hold (a larger one is not a usable number)."""
     if isinstance(value, int):
-        return abs(value) <= _FLOAT_MAX
+        return abs(value) <= FLOAT_MAX
     return math.isfinite(value)
 
 

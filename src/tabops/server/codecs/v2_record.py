@@ -29,6 +29,7 @@ from tabops.model.decoder import value_type
 from tabops.schema import FeatureSpec, Kind
 from tabops.server.codecs.v2_binary import BYTES
 from tabops.server.codecs.v2_tensors import ACCEPTED
+from tabops.validation.values import INT64
 
 _SHAPE = Annotated[tuple[Literal[1], ...], msgspec.Meta(min_length=1, max_length=2)]
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
@@ -95,7 +96,6 @@ class OneRowDecoder:
         return tuple(values), request
 
 
-_INT64 = 2.0**63
 _FLAGS = frozenset((0.0, 1.0))
 _WIDTHS: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 
@@ -174,7 +174,7 @@ class OneMatrixRowDecoder:
             return False
         for position in self._whole:
             value = values[position]
-            if not value.is_integer() or not abs(value) < _INT64:
+            if not value.is_integer() or not abs(value) < INT64:
                 return False
         flags = _FLAGS
         return all(values[position] in flags for position in self._flags)

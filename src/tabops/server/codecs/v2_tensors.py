@@ -19,11 +19,11 @@ from tabops.errors import BatchTooLargeError, InvalidInputError, InvalidRequestE
 from tabops.schema import ColumnSpec, Kind
 from tabops.server.codecs.v2_binary import BYTES, FIXED_TYPES, BinaryReader
 from tabops.validation import check_value
+from tabops.validation.values import FLOAT_MAX, INT64
 
 Column = list[Any] | np.ndarray
 """A feature's checked values: Python values (None for a gap), or float64 (NaN for a gap)."""
 _VECTOR_ROWS = 64  # from this many JSON values, checking them with numpy is cheaper
-_INT64 = 2.0**63
 _NUMBERS = frozenset(FIXED_TYPES) - {"BOOL"}
 ACCEPTED = {
     Kind.NUMERIC: _NUMBERS,
@@ -31,7 +31,6 @@ ACCEPTED = {
     Kind.BOOLEAN: _NUMBERS | {"BOOL"},
 }
 """The datatypes a number feature's tensor may have (a category's is BYTES)."""
-_FLOAT_MAX = 1.7976931348623157e308
 _NUMBER_TYPES = frozenset((float, int))
 _FLAG_TYPES = frozenset((float, int, bool))
 
@@ -66,7 +65,7 @@ class Tensor:
         problems = [
             Problem(f"{self.field}[{index}]", f"{value!r} is not a number")
             for index, value in enumerate(self.values)
-            if not _is_number(value) or not abs(value) <= _FLOAT_MAX
+            if not _is_number(value) or not abs(value) <= FLOAT_MAX
         ]
         raise InvalidInputError("some input values are invalid", problems)
 
@@ -176,7 +175,7 @@ class MatrixRules:
             return False
         if len(self.whole):
             numbers = matrix[:, self.whole]
-            if not ((numbers == np.floor(numbers)).all() and (np.abs(numbers) < _INT64).all()):
+            if not ((numbers == np.floor(numbers)).all() and (np.abs(numbers) < INT64).all()):
                 return False
         if len(self.flags):
             numbers = matrix[:, self.flags]
@@ -226,7 +225,7 @@ def check_numbers(
     rule = None
     finite = ~bad & ~gaps
     if feature.kind is Kind.INTEGER:
-        rule = finite & ((values != np.floor(values)) | (np.abs(values) >= _INT64))
+        rule = finite & ((values != np.floor(values)) | (np.abs(values) >= INT64))
     elif feature.kind is Kind.BOOLEAN:
         rule = finite & (values != 0) & (values != 1)
     if rule is not None:

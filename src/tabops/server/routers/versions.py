@@ -170,7 +170,9 @@ async def create_model_version(
                     f"cannot take {media or 'a body without a type'!r}: send a multipart form "
                     "with a 'model' and a 'sample' file"
                 )
-            running = _running_imports(settings.security.max_concurrent_imports)
+            # Taken without waiting: an import past the limit is refused, not queued, so a
+            # flood of imports neither waits on the server's threads nor fills its disk.
+            running: threading.BoundedSemaphore = request.app.state.import_slots
             if not running.acquire(blocking=False):
                 raise ImportsBusyError(
                     f"{settings.security.max_concurrent_imports} model imports are running, "
@@ -190,23 +192,6 @@ async def create_model_version(
         raise
     location = f"/v1/models/{name}/versions/{document['version']}"
     return JSONResponse(document, status_code=201, headers={"Location": location})
-
-
-_IMPORT_SLOTS: dict[int, threading.BoundedSemaphore] = {}
-_IMPORT_SLOTS_LOCK = threading.Lock()
-
-
-def _running_imports(limit: int) -> threading.BoundedSemaphore:
-    """The slots of this process's running imports, one set per limit (tests use several).
-
-    Taken without waiting: an import beyond the limit is refused, not queued, so a flood of
-    imports neither waits on the server's threads nor fills its disk with uploads.
-    """
-    with _IMPORT_SLOTS_LOCK:
-        slots = _IMPORT_SLOTS.get(limit)
-        if slots is None:
-            slots = _IMPORT_SLOTS[limit] = threading.BoundedSemaphore(limit)
-        return slots
 
 
 async def _import_upload(
